@@ -1,0 +1,598 @@
+"""The ``enadu.yaml`` model: strict loading, kind defaults, and one-line errors.
+
+Every value that can end up inside Groovy, shell, YAML or XML is a *pattern type* below: it is
+checked against a strict regular expression when the file is loaded, so `be-dev'; sh 'x` or `$(id)`
+never reaches a template. Free text (a service's description) is the one exception: it is allowed
+any printable characters and the renderer escapes it for the context it lands in.
+
+Loading turns pydantic's ``ValidationError`` into ``ConfigError`` lines of the form
+``enadu.yaml:14: services.backend.branch: <what is wrong>``, with a "did you mean" hint for
+unknown keys, the way copier reports its own configuration problems.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+
+from . import yamlsource
+from .errors import ConfigError
+
+DEFAULT_CONFIG = "enadu.yaml"
+
+
+# --------------------------------------------------------------------------------------------
+# Pattern types. Each names what it accepts so a rejection says why.
+
+
+def _pattern(regex: str, what: str, *, max_len: int = 200, extra: typing.Callable[[str], str | None] | None = None):
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if len(value) > max_len:
+            raise ValueError(f"is {len(value)} characters long; at most {max_len} allowed")
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{_show(value)} is not {what}")
+        if extra is not None:
+            problem = extra(value)
+            if problem:
+                raise ValueError(f"{_show(value)} is not {what}: {problem}")
+        return value
+
+    return Annotated[
+        str,
+        AfterValidator(check),
+        WithJsonSchema({"type": "string", "pattern": regex, "maxLength": max_len, "description": what}),
+    ]
+
+
+def _show(value: str) -> str:
+    shown = value if len(value) <= 60 else value[:57] + "..."
+    return repr(shown)
+
+
+def _branch_problem(value: str) -> str | None:
+    # git check-ref-format rules that a character class cannot express.
+    if ".." in value or "//" in value or value.endswith((".", "/", ".lock")) or "/." in value:
+        return "git does not allow '..', '//', '/.' or a trailing '.', '/' or '.lock'"
+    return None
+
+
+def _glob_problem(value: str) -> str | None:
+    parts = value.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return "path segments may not be empty, '.' or '..'"
+    if any("**" in p and p != "**" for p in parts):
+        return "'**' must be a whole path segment, as in 'common/**'"
+    return None
+
+
+def _relpath_problem(value: str) -> str | None:
+    if value == ".":
+        return None
+    parts = value.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return "use a relative path without '..' or empty segments"
+    return None
+
+
+Name = _pattern(
+    r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?",
+    "a service name (lower-case letters, digits and '-', starting with a letter, at most 40 characters)",
+    max_len=40,
+)
+DnsLabel = _pattern(
+    r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?",
+    "a Kubernetes name (lower-case letters, digits and '-', at most 63 characters)",
+    max_len=63,
+)
+Branch = _pattern(
+    r"[A-Za-z0-9][A-Za-z0-9._/-]*",
+    "a git branch name (letters, digits and . _ / -)",
+    max_len=100,
+    extra=_branch_problem,
+)
+GitRef = _pattern(
+    r"[A-Za-z0-9][A-Za-z0-9._/-]*",
+    "a git tag or branch (letters, digits and . _ / -)",
+    max_len=100,
+    extra=_branch_problem,
+)
+Glob = _pattern(
+    r"[A-Za-z0-9_.*?/-]+",
+    "a path glob relative to the repository root (letters, digits, . _ - / and the wildcards * ** ?)",
+    extra=_glob_problem,
+)
+RelPath = _pattern(
+    r"[A-Za-z0-9_./-]+",
+    "a relative path (letters, digits and . _ - /)",
+    extra=_relpath_problem,
+)
+Command = _pattern(
+    r"[A-Za-z0-9_./:=@%+,-][A-Za-z0-9_./:=@%+, -]*",
+    "a simple command (words of letters, digits and . _ / : = @ % + , - separated by spaces;"
+    " no quotes, $, ;, |, &, redirections or backticks)",
+    max_len=300,
+)
+CredentialId = _pattern(
+    r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    "a Jenkins credentials id (letters, digits and . _ -)",
+    max_len=128,
+)
+ImageName = _pattern(
+    r"[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*",
+    "a Docker image repository name (lower-case path components such as 'enadu/backend', no tag)",
+    max_len=200,
+)
+RegistryHost = _pattern(
+    r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?",
+    "a registry host name with an optional port (such as 'registry.example.com:5000')",
+    max_len=253,
+)
+RepoUrl = _pattern(
+    r"(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/|ssh://git@[A-Za-z0-9.-]+(:[0-9]{1,5})?/|git@[A-Za-z0-9.-]+:)"
+    r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*",
+    "a git repository URL (https://host/org/repo.git, ssh://git@host/org/repo.git or git@host:org/repo.git)",
+    max_len=300,
+)
+FolderPath = _pattern(
+    r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*",
+    "a Jenkins folder path such as 'enadu' or 'teams/enadu' (letters, digits and . _ -)",
+    max_len=200,
+)
+AgentLabel = _pattern(
+    r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    "a Jenkins agent label (letters, digits and . _ -)",
+    max_len=100,
+)
+LibraryName = _pattern(
+    r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    "a Jenkins library name (letters, digits and . _ -)",
+    max_len=100,
+)
+HttpPath = _pattern(
+    r"/[A-Za-z0-9._~/-]*",
+    "an HTTP path starting with '/' (letters, digits and . _ ~ / -)",
+    max_len=200,
+)
+Quantity = _pattern(
+    r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?",
+    "a Kubernetes quantity such as '250m', '1', '512Mi' or '1Gi'",
+    max_len=20,
+)
+Duration = _pattern(
+    r"[0-9]{1,6}(s|m|h)",
+    "a duration such as '30s', '10m' or '1h'",
+    max_len=7,
+)
+RoleId = _pattern(r"[0-9]{17,20}", "a Discord role id (17 to 20 digits)", max_len=20)
+
+
+def _free_text_problem(value: str) -> str | None:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "control characters (including newlines) are not allowed"
+    return None
+
+
+FreeText = _pattern(r"[^\x00-\x1f\x7f]*", "text on one line", max_len=200, extra=_free_text_problem)
+
+
+# --------------------------------------------------------------------------------------------
+# The file's model. ``extra="forbid"`` makes unknown keys errors; ``strict`` stops "2" from
+# quietly becoming 2.
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class LibrarySection(_Model):
+    """How Jenkins finds this shared library."""
+
+    name: LibraryName = Field("enadu", description="Library name used in @Library('<name>@<version>').")
+    version: GitRef = Field(description="Tag or branch of this repository that the Jenkinsfiles load.")
+    repository: RepoUrl = Field(description="Git URL of this repository (the library and the Jenkinsfiles).")
+    credentials_id: CredentialId | None = Field(
+        None, description="Jenkins credentials id used to clone the library repository, if it is private."
+    )
+
+
+class JenkinsSection(_Model):
+    """Job-level settings shared by every service's pipeline."""
+
+    folder: FolderPath = Field("enadu", description="Jenkins folder that holds the jobs.")
+    agent: AgentLabel | None = Field(None, description="Agent label to run on; none means 'agent any'.")
+    timeout_minutes: int = Field(60, ge=1, le=1440, description="Whole-build timeout.")
+    builds_to_keep: int = Field(30, ge=1, le=1000, description="Builds kept by the build discarder.")
+    git_credentials_id: CredentialId | None = Field(
+        None, description="Jenkins credentials id used to clone the services' repositories."
+    )
+
+
+class RegistrySection(_Model):
+    """The Docker registry images are pushed to."""
+
+    host: RegistryHost = Field(description="Registry host, with port if not 443.")
+    credentials_id: CredentialId = Field(description="Jenkins username/password credentials id for docker login.")
+
+
+class Resources(_Model):
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+
+
+class ResourcesSection(_Model):
+    requests: Resources = Resources()
+    limits: Resources = Resources()
+
+
+class KubernetesSettings(_Model):
+    """Kubernetes settings; every key is optional here and falls back to the global section."""
+
+    namespace: DnsLabel | None = Field(None, description="Namespace the service runs in.")
+    replicas: int | None = Field(None, ge=1, le=100, description="Replicas of a colour (at least what is live).")
+    container_port: int | None = Field(None, ge=1, le=65535, description="Port the container listens on.")
+    health_path: HttpPath | None = Field(None, description="Readiness/liveness and smoke-test path.")
+    resources: ResourcesSection | None = Field(None, description="Container resource requests and limits.")
+    scale_down_delay: Duration | None = Field(None, description="How long the old colour is kept after a switch.")
+    deploy_timeout: Duration | None = Field(None, description="Bound on the whole deploy command.")
+    old_colour: Literal["scale-to-zero", "delete"] | None = Field(
+        None, description="What happens to the old colour after the delay."
+    )
+    smoke_test: bool | None = Field(None, description="Smoke-test the idle colour before switching.")
+
+
+class KubernetesSection(KubernetesSettings):
+    """Cluster access and the defaults of every service."""
+
+    credentials_id: CredentialId = Field(description="Jenkins secret-file credentials id holding the kubeconfig.")
+
+
+class DiscordSection(_Model):
+    """Where and how build results are announced."""
+
+    credentials_id: CredentialId = Field(description="Jenkins secret-text credentials id holding the webhook URL.")
+    mention_role_on_failure: RoleId | None = Field(None, description="Discord role id pinged when a build fails.")
+    strict: bool = Field(False, description="Fail the build when the notification cannot be delivered.")
+    timeout_seconds: int = Field(30, ge=1, le=300, description="Bound on the whole notification, retries included.")
+
+
+class TestSettings(_Model):
+    enabled: bool = Field(False, description="Run unit tests as a gate before the build.")
+    commands: list[Command] | None = Field(None, min_length=1, description="Test commands (default: from kind).")
+    junit: Glob | None = Field(None, description="JUnit XML results to publish (default: from kind).")
+
+
+class BuildSettings(_Model):
+    commands: list[Command] | None = Field(None, min_length=1, description="Build commands (default: from kind).")
+
+
+class ImageSettings(_Model):
+    name: ImageName = Field(description="Image repository under the registry host, without a tag.")
+    context: RelPath | None = Field(None, description="Docker build context (default: from kind).")
+    dockerfile: RelPath | None = Field(None, description="Dockerfile path (default: from kind).")
+
+
+class ServiceSection(_Model):
+    """One deployable service."""
+
+    kind: Literal["gradle", "node"] = Field(description="Build kind: picks the default build and test commands.")
+    description: FreeText | None = Field(None, description="Human-readable name shown in Jenkins and Discord.")
+    repository: RepoUrl = Field(description="Git URL of the service's source.")
+    branch: Branch = Field(description="Branch whose pushes build and deploy the service.")
+    paths: list[Glob] = Field(min_length=1, description="Path globs whose changes rebuild the service.")
+    module: DnsLabel | None = Field(None, description="Gradle module (default: the service name).")
+    test: TestSettings = TestSettings()
+    build: BuildSettings = BuildSettings()
+    image: ImageSettings
+    kubernetes: KubernetesSettings = KubernetesSettings()
+
+
+class EnaduConfig(_Model):
+    """The whole ``enadu.yaml``."""
+
+    version: Literal[1] = Field(description="Format version of this file.")
+    library: LibrarySection
+    jenkins: JenkinsSection = JenkinsSection()
+    registry: RegistrySection
+    kubernetes: KubernetesSection
+    discord: DiscordSection
+    services: dict[Name, ServiceSection] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_images(self) -> EnaduConfig:
+        seen: dict[str, str] = {}
+        for name, service in self.services.items():
+            other = seen.setdefault(service.image.name, name)
+            if other != name:
+                raise ValueError(f"services {other!r} and {name!r} use the same image {service.image.name!r}")
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# Kinds and resolution: what the templates see. Every value is filled in; templates never decide
+# defaults.
+
+BUILTIN_KUBERNETES = {
+    "namespace": "default",
+    "replicas": 2,
+    "scale_down_delay": "30s",
+    "deploy_timeout": "10m",
+    "old_colour": "scale-to-zero",
+    "smoke_test": True,
+}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a build kind contributes; ``{module}`` is replaced with the service's module."""
+
+    build_commands: tuple[str, ...]
+    test_commands: tuple[str, ...]
+    junit: str | None
+    context: str
+    dockerfile: str
+    container_port: int
+    health_path: str
+
+
+KINDS: dict[str, Kind] = {
+    "gradle": Kind(
+        build_commands=("./gradlew --no-daemon :{module}:bootJar -x test",),
+        test_commands=("./gradlew --no-daemon :{module}:test",),
+        junit="{module}/build/test-results/test/*.xml",
+        context="{module}",
+        dockerfile="{module}/Dockerfile",
+        container_port=8080,
+        health_path="/actuator/health",
+    ),
+    "node": Kind(
+        build_commands=("npm ci", "npm run build"),
+        test_commands=("npm test",),
+        junit=None,
+        context=".",
+        dockerfile="Dockerfile",
+        container_port=80,
+        health_path="/",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service with every default applied."""
+
+    name: str
+    kind: str
+    description: str
+    repository: str
+    branch: str
+    paths: tuple[str, ...]
+    test_enabled: bool
+    test_commands: tuple[str, ...]
+    junit: str | None
+    build_commands: tuple[str, ...]
+    image: str  # registry/name, no tag
+    image_context: str
+    dockerfile: str
+    namespace: str
+    replicas: int
+    container_port: int
+    health_path: str
+    resources: dict[str, dict[str, str]]
+    scale_down_delay: str
+    deploy_timeout: str
+    old_colour: str
+    smoke_test: bool
+
+
+@dataclass(frozen=True)
+class Project:
+    """The resolved configuration the renderer and bootstrap work from."""
+
+    source: str  # the file it came from, for messages and headers
+    library: LibrarySection
+    jenkins: JenkinsSection
+    registry: RegistrySection
+    kubernetes_credentials_id: str
+    discord: DiscordSection
+    services: tuple[Service, ...]
+
+
+def resolve(config: EnaduConfig, source: str) -> Project:
+    """Apply kind defaults and the global sections to every service."""
+    services = []
+    for name, s in config.services.items():
+        kind = KINDS[s.kind]
+        module = s.module or name
+
+        def fill(value: str) -> str:
+            return value.replace("{module}", module)
+
+        kube: dict[str, Any] = dict(BUILTIN_KUBERNETES)
+        kube["container_port"] = kind.container_port
+        kube["health_path"] = kind.health_path
+        kube["resources"] = None
+        for layer in (config.kubernetes, s.kubernetes):
+            for key in KubernetesSettings.model_fields:
+                value = getattr(layer, key)
+                if value is not None:
+                    kube[key] = value
+        resources = {}
+        if kube["resources"] is not None:
+            for section in ("requests", "limits"):
+                values = getattr(kube["resources"], section).model_dump(exclude_none=True)
+                if values:
+                    resources[section] = values
+        services.append(
+            Service(
+                name=name,
+                kind=s.kind,
+                description=s.description or name,
+                repository=s.repository,
+                branch=s.branch,
+                paths=tuple(s.paths),
+                test_enabled=s.test.enabled,
+                test_commands=tuple(s.test.commands or [fill(c) for c in kind.test_commands]),
+                junit=s.test.junit or (fill(kind.junit) if kind.junit else None),
+                build_commands=tuple(s.build.commands or [fill(c) for c in kind.build_commands]),
+                image=f"{config.registry.host}/{s.image.name}",
+                image_context=s.image.context or fill(kind.context),
+                dockerfile=s.image.dockerfile or fill(kind.dockerfile),
+                namespace=kube["namespace"],
+                replicas=kube["replicas"],
+                container_port=kube["container_port"],
+                health_path=kube["health_path"],
+                resources=resources,
+                scale_down_delay=kube["scale_down_delay"],
+                deploy_timeout=kube["deploy_timeout"],
+                old_colour=kube["old_colour"],
+                smoke_test=kube["smoke_test"],
+            )
+        )
+    return Project(
+        source=source,
+        library=config.library,
+        jenkins=config.jenkins,
+        registry=config.registry,
+        kubernetes_credentials_id=config.kubernetes.credentials_id,
+        discord=config.discord,
+        services=tuple(services),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Loading.
+
+
+def load(path: str | Path) -> Project:
+    """Load, validate and resolve a configuration file; raise ``ConfigError`` on any problem."""
+    path = Path(path)
+    shown = str(path)
+    try:
+        located = yamlsource.load_file(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{shown}: no such file (pass --config FILE)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{shown}: is a directory, not a configuration file") from None
+    except OSError as e:
+        raise ConfigError(f"{shown}: cannot read: {e.strerror}") from None
+    except yamlsource.YamlSourceError as e:
+        raise ConfigError(f"{shown}:{e.line}: {e.message}") from None
+    return load_located(located, shown)
+
+
+def load_located(located: yamlsource.Located, shown: str) -> Project:
+    """Validate already-parsed YAML (``shown`` names its source in messages)."""
+    if not isinstance(located.data, dict):
+        raise ConfigError(f"{shown}:1: the file must be a mapping of keys such as 'version' and 'services'")
+    try:
+        config = EnaduConfig.model_validate(located.data)
+    except ValidationError as e:
+        lines = sorted({_format_error(err, located, shown) for err in e.errors()}, key=_line_sort_key)
+        raise ConfigError("\n".join(lines)) from None
+    return resolve(config, shown)
+
+
+def _line_sort_key(message: str) -> tuple[int, str]:
+    parts = message.split(":", 2)
+    try:
+        return int(parts[1]), message
+    except (IndexError, ValueError):
+        return 0, message
+
+
+def _format_error(err: Any, located: yamlsource.Located, shown: str) -> str:
+    loc = tuple(p for p in err["loc"] if p != "[key]")
+    kind = err["type"]
+    # A dict key that fails its pattern: pydantic reports loc (..., key, "[key]").
+    if "[key]" in err["loc"]:
+        key_path = loc
+        return f"{shown}:{located.line_of(key_path)}: {yamlsource.dotted(key_path)}: {_clean(err['msg'])}"
+    if kind == "extra_forbidden":
+        parent, key = loc[:-1], loc[-1]
+        hint = ""
+        allowed = _allowed_keys(parent)
+        if allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(sorted(allowed))})"
+        return f"{shown}:{located.line_of(loc)}: {yamlsource.dotted(loc)}: unknown key{hint}"
+    if kind == "missing":
+        return f"{shown}:{located.line_of(loc)}: {yamlsource.dotted(loc)}: required key is missing"
+    # Union members (str | None) add their type name to loc; drop those pydantic-internal parts.
+    loc = tuple(p for p in loc if not (isinstance(p, str) and (p in _TYPE_LOC_PARTS or p.startswith("function-"))))
+    return f"{shown}:{located.line_of(loc)}: {yamlsource.dotted(loc)}: {_clean(err['msg'], err)}"
+
+
+_TYPE_LOC_PARTS = {"str", "int", "bool", "list[str]", "none", "literal[1]"}
+
+
+def _clean(msg: str, err: Any = None) -> str:
+    msg = msg.removeprefix("Value error, ")
+    if err is not None and err["type"] in ("string_type", "int_type", "bool_type", "list_type", "dict_type", "model_type"):
+        got = type(err.get("input")).__name__
+        got = {"NoneType": "nothing", "dict": "a mapping", "list": "a list", "str": "text", "int": "a number",
+               "bool": "true/false", "float": "a decimal number"}.get(got, got)
+        want = {"string_type": "text", "int_type": "a whole number", "bool_type": "true or false",
+                "list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping"}[err["type"]]
+        return f"expected {want}, got {got}"
+    return msg
+
+
+def _allowed_keys(parent: tuple) -> list[str]:
+    """The field names of the model found at ``parent`` (a pydantic loc), or [] if none."""
+    target: Any = EnaduConfig
+    for part in parent:
+        target = _unwrap(target)
+        if isinstance(target, type) and issubclass(target, BaseModel):
+            if part not in target.model_fields:
+                return []
+            target = target.model_fields[part].annotation
+        elif typing.get_origin(target) is dict:
+            target = typing.get_args(target)[1]
+        elif typing.get_origin(target) is list:
+            target = typing.get_args(target)[0]
+        else:
+            return []
+    target = _unwrap(target)
+    if isinstance(target, type) and issubclass(target, BaseModel):
+        return list(target.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = args[0] if len(args) == 1 else annotation
+            if len(args) != 1:
+                return annotation
+        else:
+            return annotation
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``enadu.yaml`` (draft 2020-12), for editors."""
+    schema = EnaduConfig.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://github.com/enadu/enadu-pipelines/enadu.schema.json"
+    schema["title"] = "enadu.yaml"
+    return schema

@@ -1,0 +1,82 @@
+"""Jinja2 filters that turn data into literals of the language it lands in.
+
+Templates never paste a value raw: Groovy gets single-quoted string literals (no ``${}``
+interpolation), YAML gets JSON-style double-quoted scalars, XML gets entity-escaped text. Shell never
+gets data at all: the ``vars/`` steps pass values to ``sh`` through ``withEnv`` and quote ``"$VAR"``.
+
+Groovy 2.4 runs a ``UnicodeEscapingReader`` over the source *before* lexing (as javac does), so a
+``\\u0027`` in the source is a quote. Escaping every backslash keeps such a sequence inert (an even
+number of backslashes is not an escape), and we emit ``\\uXXXX`` only for non-ASCII characters,
+which cannot close a string.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+_GROOVY_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def groovy_string(value: object) -> str:
+    """A single-quoted Groovy string literal holding ``value`` exactly."""
+    if not isinstance(value, str):
+        raise TypeError(f"groovy_string needs text, got {type(value).__name__}")
+    out = ["'"]
+    for ch in value:
+        code = ord(ch)
+        if ch in _GROOVY_ESCAPES:
+            out.append(_GROOVY_ESCAPES[ch])
+        elif code < 0x20 or code == 0x7F:
+            raise ValueError(f"control character U+{code:04X} cannot be written into Groovy")
+        elif code > 0x7E:
+            encoded = ch.encode("utf-16-be")
+            for i in range(0, len(encoded), 2):
+                out.append(f"\\u{encoded[i]:02x}{encoded[i + 1]:02x}")
+        else:
+            out.append(ch)
+    out.append("'")
+    return "".join(out)
+
+
+def groovy_value(value: object) -> str:
+    """A Groovy literal for text, booleans, whole numbers, lists and maps of them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return groovy_string(value)
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        if not value:
+            return "[:]"
+        return "[" + ", ".join(f"{groovy_string(str(k))}: {groovy_value(v)}" for k, v in value.items()) + "]"
+    if isinstance(value, Iterable):
+        return "[" + ", ".join(groovy_value(v) for v in value) + "]"
+    raise TypeError(f"no Groovy literal for {type(value).__name__}")
+
+
+def groovy_comment(value: object) -> str:
+    """Text safe inside a ``//`` line comment: one line, no unicode escapes that javac-style
+    preprocessing could turn into a newline."""
+    text = str(value)
+    return "".join(ch if 0x20 <= ord(ch) < 0x7F and ch != "\\" else "?" for ch in text)
+
+
+def yaml_string(value: object) -> str:
+    """A double-quoted YAML scalar (JSON string syntax is valid YAML)."""
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def xml_text(value: object) -> str:
+    """Text escaped for XML element content and attribute values."""
+    text = str(value)
+    for ch in text:
+        code = ord(ch)
+        if code < 0x20 and ch not in "\t\n\r":
+            raise ValueError(f"control character U+{code:04X} cannot be written into XML")
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace("'", "&apos;")
+    )

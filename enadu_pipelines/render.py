@@ -1,0 +1,100 @@
+"""Render the configuration into the files Jenkins reads.
+
+Everything generated comes from ``templates/`` through one Jinja2 environment with
+``StrictUndefined`` (a missing value is a bug, never an empty string) and no autoescaping: each
+value goes through the filter of the language it lands in (:mod:`enadu_pipelines.escaping`).
+:func:`render_files` returns path → bytes and touches no disk; :mod:`writer` does the writing.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from . import __version__, escaping, steps
+from .config import Project
+from .errors import TemplateError
+from .helper import exitcodes
+
+HELPER_RESOURCE = "resources/enadu/enadu-helper.pyz"
+
+
+def templates_dir() -> Path:
+    """The templates: inside the installed wheel, or at the top of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if (candidate / "pipelines" / "Jenkinsfile.j2").is_file():
+            return candidate
+    raise TemplateError(f"templates not found next to {here} (broken installation)")
+
+
+@functools.lru_cache(maxsize=None)
+def environment(directory: Path | None = None) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(directory or templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=False,
+        lstrip_blocks=False,
+    )
+    env.filters.update(
+        groovy=escaping.groovy_value,
+        groovy_comment=escaping.groovy_comment,
+        yaml=escaping.yaml_string,
+        xml=escaping.xml_text,
+    )
+    env.globals.update(version=__version__)
+    return env
+
+
+def render_files(project: Project, helper_bundle: bytes) -> dict[str, bytes]:
+    """Every generated file of ``project``, keyed by path relative to the output directory.
+
+    ``helper_bundle`` is the helper zipapp; its sha256 is rendered into ``enaduHelper``.
+    """
+    env = environment()
+    files: dict[str, bytes] = {HELPER_RESOURCE: helper_bundle}
+    common: dict[str, Any] = {
+        "library": project.library,
+        "jenkins": project.jenkins,
+        "registry": project.registry,
+        "discord": project.discord,
+        "kubernetes_credentials_id": project.kubernetes_credentials_id,
+        "source_name": Path(project.source).name,
+    }
+    step_context = {
+        "helper_sha256": hashlib.sha256(helper_bundle).hexdigest(),
+        "exit": exitcodes,
+        "deploy_exit_reasons": {str(code): text for code, text in exitcodes.DEPLOY_REASONS.items()},
+    }
+    for step in steps.STEPS:
+        files[f"vars/{step.name}.groovy"] = _render(env, f"vars/{step.name}.groovy.j2", step=step, **step_context)
+        files[f"vars/{step.name}.txt"] = _render(env, "vars/step.txt.j2", step=step)
+    for service in project.services:
+        files[f"pipelines/{service.name}/Jenkinsfile"] = _render(
+            env, "pipelines/Jenkinsfile.j2", service=service, **common
+        )
+        files[f"resources/enadu/k8s/{service.name}.yaml"] = _render(
+            env, "k8s/service.yaml.j2", service=service, progress_deadline_seconds=_seconds(service.deploy_timeout)
+        )
+    return files
+
+
+def _render(env: jinja2.Environment, name: str, **context: Any) -> bytes:
+    try:
+        text = env.get_template(name).render(**context)
+    except jinja2.TemplateError as e:
+        raise TemplateError(f"template {name}: {e}") from e
+    except (TypeError, ValueError) as e:  # raised by an escaping filter on an unexpected value
+        raise TemplateError(f"template {name}: {e}") from e
+    return text.encode("utf-8")
+
+
+def _seconds(duration: str) -> int:
+    unit = {"s": 1, "m": 60, "h": 3600}[duration[-1]]
+    return int(duration[:-1]) * unit

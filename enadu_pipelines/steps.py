@@ -1,0 +1,219 @@
+"""Metadata of the shared library's ``vars/`` steps.
+
+One description per step feeds both ``vars/<step>.groovy`` (its argument checks) and
+``vars/<step>.txt`` (its help page in Jenkins' Pipeline Syntax), so the two cannot drift apart.
+The step bodies live in ``templates/vars/<step>.groovy.j2``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Groovy classes an argument may have. ``String`` accepts any CharSequence (GStrings included).
+TYPES = {"String": "CharSequence", "List": "List", "Boolean": "Boolean", "Integer": "Integer"}
+
+SERVICE_PATTERN = r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?"
+DURATION_PATTERN = r"[0-9]{1,6}(s|m|h)"
+CREDENTIALS_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str
+    description: str
+    required: bool = False
+    default: object = None  # a Python value rendered as a Groovy literal
+    pattern: str | None = None  # for String arguments: a full-match regular expression
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.type not in TYPES:
+            raise ValueError(f"unknown parameter type {self.type}")
+
+    @property
+    def groovy_class(self) -> str:
+        return TYPES[self.type]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    summary: str
+    description: str
+    params: tuple[Param, ...]
+    returns: str
+    example: str
+    env_out: tuple[tuple[str, str], ...] = field(default=())  # environment variables it sets
+
+    @property
+    def defaults(self) -> dict[str, object]:
+        return {p.name: p.default for p in self.params if p.default is not None}
+
+
+STEPS: tuple[Step, ...] = (
+    Step(
+        name="enaduCheckout",
+        summary="Check out a service's repository and export the Git variables of the build.",
+        description=(
+            "Clones the repository at the branch's head with the Git plugin's checkout step and"
+            " sets env.GIT_COMMIT, env.GIT_PREVIOUS_SUCCESSFUL_COMMIT, env.GIT_BRANCH and env.GIT_URL"
+            " from its answer, which the later steps and the notification use."
+        ),
+        params=(
+            Param("repository", "String", "Git URL of the repository.", required=True),
+            Param("branch", "String", "Branch to build.", required=True, pattern=r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}"),
+            Param("credentialsId", "String", "Jenkins credentials id for the clone.", pattern=CREDENTIALS_PATTERN),
+        ),
+        returns="The map the checkout step returns (GIT_COMMIT, GIT_PREVIOUS_SUCCESSFUL_COMMIT, ...).",
+        example="enaduCheckout(repository: 'https://github.com/enadu/enadu.git', branch: 'be-dev')",
+        env_out=(
+            ("GIT_COMMIT", "the commit being built"),
+            ("GIT_PREVIOUS_SUCCESSFUL_COMMIT", "the commit of the last successful build, or empty"),
+            ("GIT_BRANCH", "the branch being built"),
+            ("GIT_URL", "the repository URL"),
+        ),
+    ),
+    Step(
+        name="enaduChanges",
+        summary="Decide whether the service's paths changed since the last successful build.",
+        description=(
+            "Runs the helper's 'changes' command on the checked-out repository: it compares"
+            " GIT_PREVIOUS_SUCCESSFUL_COMMIT with GIT_COMMIT and matches the changed files against the"
+            " path globs. A first build, or a previous commit that is unknown or unreachable (force-push,"
+            " shallow clone), counts as changed. Sets env.ENADU_CHANGED to 'true' or 'false' so later"
+            " stages can use when { environment name: 'ENADU_CHANGED', value: 'true' }."
+        ),
+        params=(
+            Param("service", "String", "Service name.", required=True, pattern=SERVICE_PATTERN),
+            Param("paths", "List", "Path globs relative to the repository root ('**' matches any depth).", required=True),
+        ),
+        returns="true when the service must be rebuilt.",
+        example="enaduChanges(service: 'backend', paths: ['backend/**', 'common/**'])",
+        env_out=(
+            ("ENADU_CHANGED", "'true' or 'false'"),
+            ("ENADU_CHANGES_FILE", "path of the JSON result (read by enaduNotify)"),
+        ),
+    ),
+    Step(
+        name="enaduTest",
+        summary="Run the unit tests as a gate and publish their JUnit results.",
+        description=(
+            "Runs each command with sh; the first failing command fails the build, so nothing is"
+            " built, pushed or deployed. JUnit XML results matching the glob are published even when"
+            " a command fails."
+        ),
+        params=(
+            Param("commands", "List", "Shell commands, run in order.", required=True),
+            Param("junit", "String", "Glob of JUnit XML result files to publish."),
+        ),
+        returns="Nothing.",
+        example="enaduTest(commands: ['./gradlew --no-daemon :backend:test'], junit: 'backend/build/test-results/test/*.xml')",
+    ),
+    Step(
+        name="enaduBuild",
+        summary="Build the service.",
+        description="Runs each command with sh, in order; the first failing command fails the build.",
+        params=(Param("commands", "List", "Shell commands, run in order.", required=True),),
+        returns="Nothing.",
+        example="enaduBuild(commands: ['npm ci', 'npm run build'])",
+    ),
+    Step(
+        name="enaduImage",
+        summary="Build the Docker image and push it as <image>:<short sha>-<build number>.",
+        description=(
+            "Logs in to the registry with a username/password credential through --password-stdin"
+            " (the password never appears on a command line), in a throw-away DOCKER_CONFIG so no"
+            " login is left on the agent, then runs docker build and docker push in one sh call."
+            " Sets env.ENADU_IMAGE to the pushed reference."
+        ),
+        params=(
+            Param("image", "String", "Image repository including the registry host, without a tag.", required=True,
+                  pattern=r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+"),
+            Param("credentialsId", "String", "Username/password credentials id for the registry.", required=True,
+                  pattern=CREDENTIALS_PATTERN),
+            Param("context", "String", "Docker build context.", default="."),
+            Param("dockerfile", "String", "Path of the Dockerfile.", default="Dockerfile"),
+            Param("tag", "String", "Tag to push (default: first 7 characters of GIT_COMMIT, '-', BUILD_NUMBER).",
+                  pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"),
+        ),
+        returns="The pushed image reference.",
+        example="enaduImage(image: 'registry.enadu.dev/enadu/backend', credentialsId: 'enadu-registry', context: 'backend', dockerfile: 'backend/Dockerfile')",
+        env_out=(("ENADU_IMAGE", "the pushed image reference"),),
+    ),
+    Step(
+        name="enaduDeploy",
+        summary="Deploy an image blue/green on Kubernetes with the helper's 'deploy' command.",
+        description=(
+            "Writes the service's rendered manifest from the library resources, then runs the"
+            " helper's 'deploy' with the kubeconfig from a secret-file credential (as KUBECONFIG): it"
+            " starts the idle colour with the image, waits until it is fully available, switches the"
+            " Service and retires the old colour after the scale-down delay. Any failure leaves the"
+            " live colour serving (or switches back to it) and fails the step."
+        ),
+        params=(
+            Param("service", "String", "Service name.", required=True, pattern=SERVICE_PATTERN),
+            Param("image", "String", "Image reference to deploy.", required=True,
+                  pattern=r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"),
+            Param("namespace", "String", "Kubernetes namespace.", required=True, pattern=r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"),
+            Param("credentialsId", "String", "Secret-file credentials id holding the kubeconfig.", required=True,
+                  pattern=CREDENTIALS_PATTERN),
+            Param("timeout", "String", "Bound on the whole deploy.", default="10m", pattern=DURATION_PATTERN),
+            Param("scaleDownDelay", "String", "How long the old colour is kept after the switch.", default="30s",
+                  pattern=DURATION_PATTERN),
+            Param("oldColour", "String", "What happens to the old colour after the delay.", default="scale-to-zero",
+                  choices=("scale-to-zero", "delete")),
+            Param("smokePath", "String", "HTTP path requested on the idle colour before the switch; empty for none.",
+                  default="", pattern=r"(/[A-Za-z0-9._~/-]*)?"),
+        ),
+        returns="Nothing; the JSON result is at env.ENADU_DEPLOY_FILE.",
+        example="enaduDeploy(service: 'backend', image: env.ENADU_IMAGE, namespace: 'enadu', credentialsId: 'enadu-kubeconfig')",
+        env_out=(("ENADU_DEPLOY_FILE", "path of the JSON deploy result (read by enaduNotify)"),),
+    ),
+    Step(
+        name="enaduNotify",
+        summary="Post the build's result to Discord.",
+        description=(
+            "Runs the helper's 'notify' command with the webhook URL from a secret-text credential"
+            " (as DISCORD_WEBHOOK_URL). The message has the job and build number linking to the build,"
+            " the result, the duration, the branch and commit, the changed paths and the deploy"
+            " outcome. A notification that cannot be delivered does not change the build result"
+            " unless strict is true."
+        ),
+        params=(
+            Param("service", "String", "Service name.", required=True, pattern=SERVICE_PATTERN),
+            Param("credentialsId", "String", "Secret-text credentials id holding the webhook URL.", required=True,
+                  pattern=CREDENTIALS_PATTERN),
+            Param("title", "String", "Human-readable service name for the message.", default=""),
+            Param("mentionRole", "String", "Discord role id to ping when the build failed.", default="",
+                  pattern=r"([0-9]{17,20})?"),
+            Param("strict", "Boolean", "Fail the build when the message cannot be delivered.", default=False),
+            Param("timeoutSeconds", "Integer", "Bound on the whole notification, retries included.", default=30),
+        ),
+        returns="Nothing.",
+        example="enaduNotify(service: 'backend', credentialsId: 'enadu-discord-webhook')",
+    ),
+    Step(
+        name="enaduHelper",
+        summary="Run one command of the bundled Python helper (used by the other steps).",
+        description=(
+            "Writes resources/enadu/enadu-helper.pyz from the library into the build's temporary"
+            " directory (unless an identical copy is there), checks its sha256 against the value"
+            " rendered into this step, and runs 'python3 enadu-helper.pyz <command>' in one sh call."
+            " Arguments reach the helper only as environment variables, so no value is ever parsed by"
+            " the shell."
+        ),
+        params=(
+            Param("command", "String", "Helper command.", required=True,
+                  choices=("changes", "deploy", "status", "rollback", "abort", "notify")),
+            Param("env", "List", "Environment entries 'NAME=value' for the helper.", default=()),
+            Param("label", "String", "Label of the sh step in the build log.", default=""),
+        ),
+        returns="The helper's exit status.",
+        example="int status = enaduHelper(command: 'changes', env: ['ENADU_SERVICE=backend'])",
+    ),
+)
+
+
+def by_name() -> dict[str, Step]:
+    return {step.name: step for step in STEPS}
