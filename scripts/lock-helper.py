@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-TOP_LEVEL = ["kubernetes==35.0.0", "requests==2.32.5", "PyYAML==6.0.3"]
+TOP_LEVEL = ["kubernetes==35.0.0", "requests==2.32.5", "PyYAML==6.0.3", "tenacity==9.2.1"]
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from enadu_pipelines.bundle import PIP_PLATFORM_ARGS, lock_path  # noqa: E402
