@@ -27,7 +27,7 @@ from pydantic import (
     Field,
     ValidationError,
     WithJsonSchema,
-    model_validator,
+    field_validator,
 )
 
 from . import yamlsource
@@ -40,14 +40,15 @@ DEFAULT_CONFIG = "enadu.yaml"
 # Pattern types. Each names what it accepts so a rejection says why.
 
 
-def _pattern(regex: str, what: str, *, max_len: int = 200, extra: typing.Callable[[str], str | None] | None = None):
+def _pattern(regex: str, what: str, *, max_len: int = 200, extra: typing.Callable[[str], str | None] | None = None,
+             schema_regex: str | None = None):
     compiled = re.compile(regex)
 
     def check(value: str) -> str:
-        if len(value) > max_len:
-            raise ValueError(f"is {len(value)} characters long; at most {max_len} allowed")
         if not compiled.fullmatch(value):
             raise ValueError(f"{_show(value)} is not {what}")
+        if len(value) > max_len:
+            raise ValueError(f"{_show(value)} is not {what}: longer than {max_len} characters")
         if extra is not None:
             problem = extra(value)
             if problem:
@@ -57,7 +58,7 @@ def _pattern(regex: str, what: str, *, max_len: int = 200, extra: typing.Callabl
     return Annotated[
         str,
         AfterValidator(check),
-        WithJsonSchema({"type": "string", "pattern": regex, "maxLength": max_len, "description": what}),
+        WithJsonSchema({"type": "string", "pattern": f"^(?:{schema_regex or regex})$", "maxLength": max_len, "description": what}),
     ]
 
 
@@ -189,7 +190,8 @@ def _free_text_problem(value: str) -> str | None:
     return None
 
 
-FreeText = _pattern(r"[^\x00-\x1f\x7f]*", "text on one line", max_len=200, extra=_free_text_problem)
+FreeText = _pattern(r"(?s).*", "text on one line", max_len=200, extra=_free_text_problem,
+                    schema_regex=r"[^\x00-\x1f\x7f]*")
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,14 +316,15 @@ class EnaduConfig(_Model):
     discord: DiscordSection
     services: dict[Name, ServiceSection] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _unique_images(self) -> EnaduConfig:
+    @field_validator("services")
+    @classmethod
+    def _unique_images(cls, services: dict[str, ServiceSection]) -> dict[str, ServiceSection]:
         seen: dict[str, str] = {}
-        for name, service in self.services.items():
+        for name, service in services.items():
             other = seen.setdefault(service.image.name, name)
             if other != name:
                 raise ValueError(f"services {other!r} and {name!r} use the same image {service.image.name!r}")
-        return self
+        return services
 
 
 # --------------------------------------------------------------------------------------------

@@ -77,6 +77,9 @@ def xml_text(value: object) -> str:
         code = ord(ch)
         if code < 0x20 and ch not in "\t\n\r":
             raise ValueError(f"control character U+{code:04X} cannot be written into XML")
-    return (
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace("'", "&apos;")
-    )
+    # Character references for \t \n \r: XML parsers normalise the raw characters (line ends in
+    # content, all three in attribute values), references survive exactly.
+    for raw, ref in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&apos;"),
+                     ("\t", "&#9;"), ("\n", "&#10;"), ("\r", "&#13;")):
+        text = text.replace(raw, ref)
+    return text

