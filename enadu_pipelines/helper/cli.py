@@ -21,9 +21,14 @@ from typing import Optional, Sequence
 
 from .. import __version__
 from . import exitcodes
+from .errors import HelperError
 
 # command name -> module (relative to this package) providing add_arguments() and run()
 COMMANDS = {
+    "deploy": ".deploy",
+    "status": ".status",
+    "rollback": ".rollback",
+    "abort": ".abort",
 }
 
 
@@ -97,6 +102,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as e:
         print(f"enadu-helper {args.command}: {e}", file=sys.stderr)
         return exitcodes.USAGE
+    except HelperError as e:
+        print(f"enadu-helper {args.command}: {e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print(f"enadu-helper {args.command}: interrupted", file=sys.stderr)
         return 130

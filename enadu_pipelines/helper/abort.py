@@ -1,0 +1,57 @@
+"""abort: remove a colour that is not live (a deploy that failed or was interrupted).
+
+Refuses to touch the live colour. Without a Service, every colour is idle and is removed. Takes the
+deploy lock like deploy does, so it never races a running deploy (it waits up to --lock-timeout).
+The default is to delete the idle Deployment; --keep-old scales it to zero instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Dict
+
+from .deploy import add_cluster_arguments, add_switch_arguments, open_cluster, options, run_command
+from .errors import HelperError
+from .report import Reporter
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_cluster_arguments(parser)
+    add_switch_arguments(parser, default_old="delete")
+
+
+def run(args: argparse.Namespace) -> int:
+    def body(report: Reporter, result: Dict[str, Any]) -> Dict[str, Any]:
+        from .kube import bluegreen as bg
+        from .kube.lock import LeaseLock, default_identity
+        from .kube.manifest import COLOURS
+
+        opts = options(args, needs_image=False)
+        kube = open_cluster(args, opts, report)
+        state = bg.read_state(kube, opts.service)
+        idle = [c for c in COLOURS if c != state.live and state.deployments[c] is not None
+                and (opts.old_colour == "delete" or state.replicas(c) > 0)]
+        result["colour"] = state.live
+        if not idle:
+            return {"outcome": "unchanged", "message": "no idle colour to remove"}
+        how = "delete" if opts.old_colour == "delete" else "scale to 0"
+        if opts.dry_run:
+            plan = [f"{how} {opts.service}-{c}" for c in idle]
+            for line in plan:
+                report.log(f"plan: {line}")
+            return {"outcome": "planned", "dry_run": True, "plan": plan, "message": "dry run: nothing was changed"}
+        lock = LeaseLock(kube, opts.service, identity=default_identity(), ttl=opts.lock_ttl, log=report.log)
+        lock.acquire(opts.lock_timeout)
+        try:
+            state = bg.read_state(kube, opts.service)
+            for colour in idle:
+                if colour != state.live:
+                    bg.retire(kube, opts.service, state, colour, opts.old_colour, report.log)
+        finally:
+            try:
+                lock.release()
+            except HelperError as e:
+                report.log(f"could not release the deploy lock ({e}); it expires by itself")
+        return {"outcome": "aborted", "removed": idle, "message": f"removed idle colour(s): {', '.join(idle)}"}
+
+    return run_command("abort", args, body)

@@ -1,0 +1,353 @@
+"""deploy: start the idle colour with an image, wait until it is fully available, switch the Service.
+
+The blue/green contract (README, "Blue/green deploys"): take the service's deploy lock (a Lease);
+read the Service and both colours; start the idle colour from the rendered manifest with the image,
+at no fewer replicas than the live colour runs; wait with watches until it is fully available
+(failing fast on hopeless pods); optionally smoke-test it through the preview Service via the API
+server's proxy; switch the Service's selector with a resourceVersion precondition; wait until its
+endpoints are exactly the new colour's ready pods; keep the old colour for the scale-down delay, then
+scale it to zero or delete it. A failure before the switch leaves the live colour untouched and scales
+the idle one to zero (exit 1); a failure after it switches back (exit 5). Every step reads first and
+writes only what differs, so re-running after a crash at any point converges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional
+
+from . import exitcodes
+from .cli import env_default
+from .errors import DeployFailed, HelperError, RolledBack, UsageProblem
+from .report import Reporter, parse_duration
+
+IMAGE_PATTERN = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+"
+                           r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})")
+NAME_PATTERN = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
+NAMESPACE_PATTERN = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+OUTCOMES = {exitcodes.FAILED: "failed", exitcodes.USAGE: "error", exitcodes.LOCK_HELD: "lock-held",
+            exitcodes.CLUSTER: "error", exitcodes.ROLLED_BACK: "rolled-back"}
+
+
+class Interrupted(DeployFailed):
+    """SIGTERM or SIGINT (an aborted Jenkins build) arrived."""
+
+
+# -- arguments shared by deploy, status, rollback and abort --------------------------------------
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--service", default=env_default("ENADU_SERVICE"), help="service name [ENADU_SERVICE]")
+    parser.add_argument("--namespace", default=env_default("ENADU_NAMESPACE", "default"),
+                        help="namespace (default: default) [ENADU_NAMESPACE]")
+    parser.add_argument("--kubeconfig", default=None,
+                        help="kubeconfig file [KUBECONFIG]; without one, the in-cluster service account is used")
+    parser.add_argument("--context", default=env_default("ENADU_KUBE_CONTEXT"),
+                        help="kubeconfig context (default: its current context) [ENADU_KUBE_CONTEXT]")
+    parser.add_argument("--result-file", default=env_default("ENADU_RESULT_FILE"),
+                        help="also write the JSON result to this file [ENADU_RESULT_FILE]")
+
+
+def add_switch_arguments(parser: argparse.ArgumentParser, *, default_old: str) -> None:
+    parser.add_argument("--timeout", default=env_default("ENADU_TIMEOUT", "10m"),
+                        help="bound on waiting for the new colour, the smoke test and the switch (default 10m) [ENADU_TIMEOUT]")
+    parser.add_argument("--scale-down-delay", default=env_default("ENADU_SCALE_DOWN_DELAY", "30s"),
+                        help="how long the old colour keeps running after the switch (default 30s) [ENADU_SCALE_DOWN_DELAY]")
+    old = parser.add_mutually_exclusive_group()
+    default = env_default("ENADU_OLD_COLOUR", default_old)
+    old.add_argument("--keep-old", dest="old_colour", action="store_const", const="scale-to-zero", default=default,
+                     help="scale the old colour to zero after the delay, keeping its Deployment [ENADU_OLD_COLOUR=scale-to-zero]")
+    old.add_argument("--delete-old", dest="old_colour", action="store_const", const="delete",
+                     help="delete the old colour's Deployment after the delay [ENADU_OLD_COLOUR=delete]")
+    parser.add_argument("--lock-timeout", default=env_default("ENADU_LOCK_TIMEOUT", "5m"),
+                        help="how long to wait for another deploy of the service to finish (default 5m) [ENADU_LOCK_TIMEOUT]")
+    parser.add_argument("--lock-ttl", default=env_default("ENADU_LOCK_TTL", "60s"),
+                        help="the lock expires this long after its holder stops renewing it (default 60s) [ENADU_LOCK_TTL]")
+    parser.add_argument("--dry-run", action="store_true", default=bool(env_default("ENADU_DRY_RUN")),
+                        help="read the cluster and print the plan; write nothing [ENADU_DRY_RUN]")
+    parser.add_argument("--build-url", default=env_default("BUILD_URL", ""),
+                        help="recorded in the Service's deploy history [BUILD_URL]")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_cluster_arguments(parser)
+    parser.add_argument("--image", default=env_default("ENADU_IMAGE"), help="image reference to deploy [ENADU_IMAGE]")
+    parser.add_argument("--manifest", default=env_default("ENADU_MANIFEST"),
+                        help="the service's rendered manifest (resources/enadu/k8s/<service>.yaml) [ENADU_MANIFEST]")
+    parser.add_argument("--smoke-path", default=env_default("ENADU_SMOKE_PATH", ""),
+                        help="GET this path on the new colour through its preview Service before switching [ENADU_SMOKE_PATH]")
+    add_switch_arguments(parser, default_old="scale-to-zero")
+
+
+@dataclass(frozen=True)
+class Options:
+    service: str
+    namespace: str
+    timeout: float
+    scale_down_delay: float
+    old_colour: str
+    lock_timeout: float
+    lock_ttl: int
+    dry_run: bool
+    build_url: str
+    image: str = ""
+    manifest_path: str = ""
+    smoke_path: str = ""
+
+
+def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
+    if not args.service or not NAME_PATTERN.fullmatch(args.service):
+        raise UsageProblem(f"--service: {args.service!r} is not a service name" if args.service
+                           else "--service (or ENADU_SERVICE) is required")
+    if not NAMESPACE_PATTERN.fullmatch(args.namespace or ""):
+        raise UsageProblem(f"--namespace: {args.namespace!r} is not a namespace name")
+    image = getattr(args, "image", None) or ""
+    if needs_image and not image:
+        raise UsageProblem("--image (or ENADU_IMAGE) is required")
+    if image and not IMAGE_PATTERN.fullmatch(image):
+        raise UsageProblem(f"--image: {image!r} is not an image reference with a tag or digest")
+    manifest = getattr(args, "manifest", None) or ""
+    if needs_image and not manifest:
+        raise UsageProblem("--manifest (or ENADU_MANIFEST) is required")
+    smoke = getattr(args, "smoke_path", "") or ""
+    if smoke and not re.fullmatch(r"/[A-Za-z0-9._~/-]*", smoke):
+        raise UsageProblem(f"--smoke-path: {smoke!r} is not an HTTP path")
+    if args.old_colour not in ("scale-to-zero", "delete"):
+        raise UsageProblem(f"ENADU_OLD_COLOUR: {args.old_colour!r} is not scale-to-zero or delete")
+    ttl = parse_duration(args.lock_ttl, "--lock-ttl")
+    if ttl < 5:
+        raise UsageProblem("--lock-ttl: must be at least 5s")
+    return Options(service=args.service, namespace=args.namespace, timeout=parse_duration(args.timeout, "--timeout"),
+                   scale_down_delay=parse_duration(args.scale_down_delay, "--scale-down-delay"),
+                   old_colour=args.old_colour, lock_timeout=parse_duration(args.lock_timeout, "--lock-timeout"),
+                   lock_ttl=int(ttl), dry_run=bool(args.dry_run), build_url=args.build_url or "",
+                   image=image, manifest_path=manifest, smoke_path=smoke)
+
+
+def run_command(command: str, args: argparse.Namespace, body: Callable[[Reporter, Dict[str, Any]], Dict[str, Any]]) -> int:
+    """Common frame of the cluster commands: signals, connect, report, map errors to exit codes."""
+    report = Reporter(command, args.output, args.result_file)
+    result: Dict[str, Any] = {"service": args.service, "namespace": args.namespace}
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}")
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        outcome = body(report, result)
+        result.update(outcome)
+        return report.finish(result, exitcodes.OK)
+    except HelperError as e:
+        result.setdefault("outcome", OUTCOMES.get(e.exit_code, "failed"))
+        if isinstance(e, RolledBack):
+            result["outcome"] = "rolled-back"
+        result["message"] = str(e)
+        return report.finish(result, e.exit_code)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def open_cluster(args: argparse.Namespace, opts: Options, report: Reporter):
+    from .kube.client import Kube, connect
+
+    api_client, how = connect(args.kubeconfig, args.context)
+    report.log(f"using {how}")
+    return Kube(api_client, opts.namespace, log=report.log)
+
+
+def run(args: argparse.Namespace) -> int:
+    def body(report: Reporter, result: Dict[str, Any]) -> Dict[str, Any]:
+        opts = options(args, needs_image=True)
+        result["image"] = opts.image
+        from .kube import manifest as manifests
+
+        manifest = manifests.load(opts.manifest_path, opts.service)
+        kube = open_cluster(args, opts, report)
+        return Deployer(kube, manifest, opts, report.log, result).run()
+
+    return run_command("deploy", args, body)
+
+
+# -- the deploy itself ---------------------------------------------------------------------------
+
+
+class Deployer:
+    def __init__(self, kube: Any, manifest: Any, opts: Options, log: Callable[[str], None],
+                 result: Dict[str, Any]) -> None:
+        from .kube.lock import default_identity
+
+        self.kube = kube
+        self.manifest = manifest
+        self.opts = opts
+        self.log = log
+        self.result = result  # filled in as we go, so a failure still reports what was reached
+        self.identity = default_identity()
+
+    def run(self) -> Dict[str, Any]:
+        from .kube.bluegreen import read_state
+        from .kube.lock import LeaseLock
+
+        state = read_state(self.kube, self.opts.service)
+        if self.opts.dry_run:
+            return self.plan(state)
+        lock = LeaseLock(self.kube, self.opts.service, identity=self.identity, ttl=self.opts.lock_ttl, log=self.log)
+        lock.acquire(self.opts.lock_timeout)
+        try:
+            return self.deploy(lock)
+        finally:
+            try:
+                lock.release()
+            except HelperError as e:
+                self.log(f"could not release the deploy lock ({e}); it expires by itself")
+
+    def plan(self, state: Any) -> Dict[str, Any]:
+        from .kube.bluegreen import fully_available
+        from .kube.manifest import other
+
+        live, image = state.live, self.opts.image
+        lines = []
+        if live and state.image(live) == image and fully_available(state.deployments[live]):
+            lines.append(f"{image} already serves from {live}: nothing to deploy")
+            idle = None
+        else:
+            idle = other(live) if live else "blue"
+            replicas = self.wanted_replicas(state, live)
+            verb = "create" if state.deployments[idle] is None else "update"
+            lines += [f"take the deploy lock (lease enadu-deploy-{self.opts.service})",
+                      f"{verb} deployment {self.opts.service}-{idle} with {image} at {replicas} replicas",
+                      f"wait until it is fully available (at most {self.opts.timeout:.0f} s)"]
+            if self.opts.smoke_path:
+                lines.append(f"GET {self.opts.smoke_path} on it through service {self.manifest.preview_name()}")
+            lines.append(f"switch service {self.opts.service} from {live or '(none)'} to {idle}" if state.service
+                         else f"create service {self.opts.service} selecting {idle}")
+            if live:
+                lines.append(f"keep {self.opts.service}-{live} for {self.opts.scale_down_delay:.0f} s, then "
+                             + ("delete it" if self.opts.old_colour == "delete" else "scale it to 0"))
+        for line in lines:
+            self.log(f"plan: {line}")
+        return {"outcome": "planned", "dry_run": True, "colour": idle, "previous_colour": live,
+                "previous_image": state.image(live), "plan": lines, "message": "dry run: nothing was changed"}
+
+    def wanted_replicas(self, state: Any, live: Optional[str]) -> int:
+        wanted = self.manifest.replicas
+        dep = state.deployments.get(live) if live else None
+        if dep:
+            wanted = max(wanted, int(dep["spec"].get("replicas") or 0),
+                         int((dep.get("status") or {}).get("replicas") or 0))
+        return max(wanted, 1)
+
+    def deploy(self, lock: Any) -> Dict[str, Any]:
+        from .kube import bluegreen as bg
+        from .kube.manifest import other
+
+        opts, kube, log = self.opts, self.kube, self.log
+        state = bg.read_state(kube, opts.service)
+        live = state.live
+        self.result.update(previous_colour=live, previous_image=state.image(live))
+        if live and state.image(live) == opts.image and bg.fully_available(state.deployments[live]):
+            log(f"{opts.image} already serves from {live}: nothing to deploy")
+            self.settle(state, live)
+            self.result.update(previous_colour=None, previous_image=None)
+            return {"outcome": "unchanged", "colour": live, "message": f"{opts.image} already live in {live}"}
+        idle = other(live) if live else "blue"
+        self.result["colour"] = idle
+        bg.ensure_colour(kube, self.manifest, state, idle, opts.image, self.wanted_replicas(state, live),
+                         opts.build_url, log)
+        deadline = time.monotonic() + opts.timeout
+        try:
+            bg.wait_available(kube, opts.service, idle, opts.image, deadline=deadline, log=log)
+            if opts.smoke_path:
+                self.smoke(idle, deadline)
+            if not lock.held():
+                raise DeployFailed("lost the deploy lock before the switch")
+        except HelperError as e:
+            self.discard(idle, e)
+            raise
+        state = bg.read_state(kube, opts.service)
+        bg.switch(kube, opts.service, state, idle, bg.history_entry(state, idle, opts.image, opts.build_url,
+                                                                     self.identity), log, self.manifest)
+        if live:
+            bg.retarget_hpas(kube, opts.service, live, idle, log)
+        try:
+            bg.wait_endpoints(kube, opts.service, opts.service, idle,
+                              deadline=max(deadline, time.monotonic() + 60), log=log)
+        except HelperError as e:
+            if not live:
+                raise DeployFailed(f"first deploy switched but did not converge: {e}") from e
+            self.switch_back(live, idle, e)
+        if live:
+            self.retire_after_delay(live)
+        return {"outcome": "deployed", "colour": idle,
+                "message": f"{opts.image} is live in {idle}" + (f" (was {live})" if live else "")}
+
+    def smoke(self, colour: str, deadline: float) -> None:
+        from .kube import bluegreen as bg
+        from .kube.client import ApiFailure
+
+        preview = bg.point_preview(self.kube, self.manifest, colour, self.log)
+        bg.wait_endpoints(self.kube, preview, self.opts.service, colour, deadline=deadline, log=self.log)
+        try:
+            self.kube.service_proxy_get(preview, self.manifest.port_name, self.opts.smoke_path)
+        except ApiFailure as e:
+            raise DeployFailed(f"smoke test GET {self.opts.smoke_path} on the new colour {colour} failed: {e}") from e
+        self.log(f"smoke test GET {self.opts.smoke_path} on {colour}: ok")
+
+    def discard(self, idle: str, cause: HelperError) -> None:
+        """After a failure before the switch: the live colour was never touched; stop the idle one."""
+        from .kube import bluegreen as bg
+
+        self.log(f"deploy failed before the switch: {cause}")
+        try:
+            state = bg.read_state(self.kube, self.opts.service)
+            if state.live != idle:
+                bg.retire(self.kube, self.opts.service, state, idle, "scale-to-zero", self.log)
+        except HelperError as e:
+            self.log(f"could not scale down {self.opts.service}-{idle} ({e}); run abort to remove it")
+
+    def switch_back(self, live: str, idle: str, cause: HelperError) -> None:
+        from .kube import bluegreen as bg
+
+        opts = self.opts
+        self.log(f"the new colour {idle} failed after the switch: {cause}; switching back to {live}")
+        state = bg.read_state(self.kube, opts.service)
+        entry = bg.history_entry(state, live, state.image(live) or "", opts.build_url, self.identity)
+        entry["reason"] = f"rolled back: {cause}"[:300]
+        bg.switch(self.kube, opts.service, state, live, entry, self.log, self.manifest)
+        bg.retarget_hpas(self.kube, opts.service, idle, live, self.log)
+        try:
+            bg.wait_endpoints(self.kube, opts.service, opts.service, live, deadline=time.monotonic() + 60, log=self.log)
+        finally:
+            bg.retire(self.kube, opts.service, bg.read_state(self.kube, opts.service), idle, "scale-to-zero", self.log)
+        raise RolledBack(f"{cause}; traffic is back on {live}")
+
+    def retire_after_delay(self, old: str, already: float = 0.0) -> None:
+        from .kube import bluegreen as bg
+
+        wait = max(0.0, self.opts.scale_down_delay - already)
+        if wait:
+            self.log(f"keeping {self.opts.service}-{old} for {wait:.0f} s so connections drain and a rollback stays instant")
+            time.sleep(wait)
+        state = bg.read_state(self.kube, self.opts.service)
+        if state.live == old:
+            self.log(f"{old} is live again (rolled back meanwhile); not retiring it")
+            return
+        bg.retire(self.kube, self.opts.service, state, old, self.opts.old_colour, self.log)
+
+    def settle(self, state: Any, live: str) -> None:
+        """For a re-run: make sure the endpoints converged and the other colour was retired."""
+        from .kube import bluegreen as bg
+        from .kube.manifest import other
+
+        bg.wait_endpoints(self.kube, self.opts.service, self.opts.service, live,
+                          deadline=time.monotonic() + min(self.opts.timeout, 120), log=self.log)
+        leftover = state.deployments.get(other(live))
+        if leftover is None:
+            return
+        if self.opts.old_colour == "delete" or int(leftover["spec"].get("replicas") or 0) > 0:
+            self.retire_after_delay(other(live), already=bg.switched_at(state) or 0.0)
+

@@ -1,0 +1,357 @@
+"""The blue/green operations, each idempotent: read state first, write only what differs.
+
+The live colour is the Service's selector (``app=<service>, color=<colour>``). The operations here
+are the steps of the contract in DESIGN.md; ``helper/deploy.py`` strings them together and decides
+what to undo when one fails.
+
+Readiness follows kubectl's ``rollout status`` (kubectl/pkg/polymorphichelpers/rollout_status.go,
+``DeploymentStatusViewer.Status``): the controller has observed the latest generation, the Progressing
+condition did not time out (reason ProgressDeadlineExceeded), every replica is updated, no old replica
+is left, and every updated replica is available, plus our own rule that availableReplicas equals
+spec.replicas and is above zero. Pods whose containers wait with CrashLoopBackOff, ImagePullBackOff,
+ErrImagePull, CreateContainerConfigError (and the equally hopeless InvalidImageName and
+CreateContainerError) fail the wait at once instead of at the progress deadline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ..errors import DeployFailed, UsageProblem
+from .client import Conflict, Invalid, Kube
+from .manifest import COLOURS, IMAGE, LABEL, SPEC_HASH, Manifest
+from .watching import Informer
+
+HISTORY = "enadu.io/history"
+HISTORY_LIMIT = 10
+FAIL_FAST = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
+             "InvalidImageName", "CreateContainerError"}
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class State:
+    """What the cluster holds for one service."""
+
+    service: Optional[Dict[str, Any]]
+    deployments: Dict[str, Optional[Dict[str, Any]]]
+    live: Optional[str] = None
+    history: List[Dict[str, Any]] = field(default_factory=list)
+
+    def image(self, colour: Optional[str]) -> Optional[str]:
+        dep = self.deployments.get(colour) if colour else None
+        if not dep:
+            return None
+        containers = dep["spec"]["template"]["spec"].get("containers") or [{}]
+        return (dep["metadata"].get("annotations") or {}).get(IMAGE) or containers[0].get("image")
+
+    def replicas(self, colour: Optional[str]) -> int:
+        dep = self.deployments.get(colour) if colour else None
+        return int((dep or {}).get("spec", {}).get("replicas") or 0)
+
+
+def read_state(kube: Kube, service_name: str) -> State:
+    service = kube.get_service(service_name)
+    deployments = {c: kube.get_deployment(f"{service_name}-{c}") for c in COLOURS}
+    state = State(service, deployments)
+    if service is not None:
+        colour = (service.get("spec", {}).get("selector") or {}).get(LABEL)
+        if colour is not None and colour not in COLOURS:
+            raise UsageProblem(f"service {service_name} selects {LABEL}={colour}, which is not blue or green")
+        state.live = colour
+        try:
+            state.history = json.loads((service["metadata"].get("annotations") or {}).get(HISTORY) or "[]")
+        except ValueError:
+            state.history = []
+    return state
+
+
+# -- readiness ---------------------------------------------------------------------------------
+
+
+def rollout_status(dep: Dict[str, Any]) -> Tuple[bool, str]:
+    """kubectl's rollout-status verdict for a Deployment, plus available == replicas > 0."""
+    name = dep["metadata"]["name"]
+    spec, status = dep.get("spec") or {}, dep.get("status") or {}
+    if int(dep["metadata"].get("generation") or 0) > int(status.get("observedGeneration") or 0):
+        return False, f"deployment {name}: waiting for the controller to observe the new spec"
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            raise DeployFailed(f"deployment {name} exceeded its progress deadline")
+    want = int(spec.get("replicas", 1))
+    updated = int(status.get("updatedReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    if updated < want:
+        return False, f"deployment {name}: {updated} of {want} new replicas updated"
+    if total > updated:
+        return False, f"deployment {name}: {total - updated} old replicas pending termination"
+    if available < updated or available != want or want == 0:
+        return False, f"deployment {name}: {available} of {want} updated replicas available"
+    return True, f"deployment {name}: {available} of {want} replicas available"
+
+
+def fully_available(dep: Optional[Dict[str, Any]]) -> bool:
+    if not dep:
+        return False
+    try:
+        return rollout_status(dep)[0]
+    except DeployFailed:
+        return False
+
+
+def pod_failure(pods: Dict[str, Dict[str, Any]], image: str) -> Optional[str]:
+    """A hopeless container state among the pods running ``image``, as one line, or None."""
+    for name in sorted(pods):
+        pod = pods[name]
+        if pod.get("metadata", {}).get("deletionTimestamp"):
+            continue
+        images = {c.get("image") for c in pod.get("spec", {}).get("containers") or []}
+        if image not in images:
+            continue
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        statuses += (pod.get("status") or {}).get("initContainerStatuses") or []
+        for cs in statuses:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in FAIL_FAST:
+                detail = (waiting.get("message") or "").splitlines()[0][:160] if waiting.get("message") else ""
+                return f"pod {name} container {cs.get('name')}: {waiting['reason']}" + (f" ({detail})" if detail else "")
+    return None
+
+
+def pod_ready(pod: Dict[str, Any]) -> bool:
+    if pod.get("metadata", {}).get("deletionTimestamp"):
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def wait_available(kube: Kube, service_name: str, colour: str, image: str, *, deadline: float,
+                   log: Callable[[str], None]) -> None:
+    """Watch the colour's Deployment and pods until it is fully available, or fail fast."""
+    name = f"{service_name}-{colour}"
+
+    def check(caches: Dict[str, Dict[str, Dict[str, Any]]]) -> Tuple[bool, str]:
+        failure = pod_failure(caches["pods"], image)
+        if failure:
+            raise DeployFailed(f"the new colour {colour} cannot start: {failure}")
+        dep = caches["deployments"].get(name)
+        if dep is None:
+            return False, f"deployment {name}: waiting for it to exist"
+        return rollout_status(dep)
+
+    with Informer(kube, log) as informer:
+        informer.watch("deployments", kube.apps.list_namespaced_deployment, field_selector=f"metadata.name={name}")
+        informer.watch("pods", kube.core.list_namespaced_pod,
+                       label_selector=f"app={service_name},{LABEL}={colour}")
+        informer.wait(check, deadline=deadline,
+                      timeout_message=lambda last: DeployFailed(f"timed out waiting for {name}: {last or 'no status'}"))
+
+
+def wait_endpoints(kube: Kube, service: str, app: str, colour: str, *, deadline: float,
+                   log: Callable[[str], None]) -> None:
+    """Watch until the Service's EndpointSlices list exactly the ready pods of ``colour``."""
+
+    def check(caches: Dict[str, Dict[str, Dict[str, Any]]]) -> Tuple[bool, str]:
+        pods = caches["pods"]
+        wanted = {n for n, p in pods.items() if (p["metadata"].get("labels") or {}).get(LABEL) == colour and pod_ready(p)}
+        ready, other_pods = set(), set()
+        for eps in caches["endpointslices"].values():
+            for ep in eps.get("endpoints") or []:
+                ref = (ep.get("targetRef") or {}).get("name")
+                colour_of = (pods.get(ref, {}).get("metadata", {}).get("labels") or {}).get(LABEL)
+                if colour_of != colour:
+                    other_pods.add(ref)
+                elif (ep.get("conditions") or {}).get("ready") is not False:
+                    ready.add(ref)
+        done = bool(wanted) and ready == wanted and not other_pods
+        return done, (f"service {service}: endpoints are the {len(ready)} ready pods of {colour}" if done else
+                      f"service {service}: {len(ready)} of {len(wanted)} {colour} pods in endpoints, "
+                      f"{len(other_pods)} other endpoints")
+
+    with Informer(kube, log) as informer:
+        informer.watch("endpointslices", kube.discovery.list_namespaced_endpoint_slice,
+                       label_selector=f"kubernetes.io/service-name={service}")
+        informer.watch("pods", kube.core.list_namespaced_pod, label_selector=f"app={app}")
+        informer.wait(check, deadline=deadline,
+                      timeout_message=lambda last: DeployFailed(f"endpoints of service {service} did not converge: {last}"))
+
+
+# -- writes ------------------------------------------------------------------------------------
+
+
+def ensure_colour(kube: Kube, manifest: Manifest, state: State, colour: str, image: str, replicas: int,
+                  build_url: str, log: Callable[[str], None]) -> None:
+    """Make ``<service>-<colour>`` run ``image`` at ``replicas``, writing only what differs."""
+    desired = manifest.coloured_deployment(colour, image, replicas, build_url)
+    name = desired["metadata"]["name"]
+    current = state.deployments.get(colour)
+    for _ in range(5):
+        if current is None:
+            try:
+                current = kube.create_deployment(desired)
+                log(f"created deployment {name} with {image} at {replicas} replicas")
+                return
+            except Conflict:
+                current = kube.get_deployment(name)  # created meanwhile (or by our lost request)
+                continue
+        same_spec = (current["metadata"].get("annotations") or {}).get(SPEC_HASH) == \
+            desired["metadata"]["annotations"][SPEC_HASH]
+        if same_spec and int(current["spec"].get("replicas") or 0) == replicas:
+            log(f"deployment {name} already runs {image} at {replicas} replicas")
+            return
+        if same_spec:
+            kube.scale_deployment(name, replicas)
+            log(f"scaled deployment {name} to {replicas}")
+            return
+        desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        try:
+            kube.replace_deployment(desired)
+            log(f"updated deployment {name} to {image} at {replicas} replicas")
+            return
+        except Conflict:
+            current = kube.get_deployment(name)
+        except Invalid:
+            # An immutable field (the selector) differs from an older template: the colour is idle,
+            # so replace the object instead.
+            kube.delete_deployment(name)
+            log(f"deleted deployment {name}: its selector no longer matches the manifest")
+            current = None
+            _wait_gone(kube, name)
+    raise DeployFailed(f"deployment {name} kept changing under us; gave up updating it")
+
+
+def _wait_gone(kube: Kube, name: str, seconds: float = 60) -> None:
+    end = time.monotonic() + seconds
+    while kube.get_deployment(name) is not None:
+        if time.monotonic() > end:
+            raise DeployFailed(f"deployment {name} was not deleted within {seconds:.0f} s")
+        time.sleep(0.5)
+
+
+def history_entry(state: State, colour: str, image: str, build_url: str, by: str) -> Dict[str, Any]:
+    return {"at": now_iso(), "colour": colour, "image": image, "previous_colour": state.live,
+            "previous_image": state.image(state.live), "build_url": build_url or None, "by": by}
+
+
+def switch(kube: Kube, name: str, state: State, colour: str, entry: Dict[str, Any],
+           log: Callable[[str], None], manifest: Optional[Manifest] = None) -> None:
+    """Point the Service at ``colour`` and record ``entry`` in its history, in one checked write.
+
+    An existing Service is changed with a JSON patch whose first operation tests its
+    resourceVersion, so a switch never lands on a Service someone else changed since we read it;
+    if the test fails we read again, and a Service already selecting ``colour`` (our own earlier,
+    unacknowledged write) counts as done.
+    """
+    history = json.dumps(([entry] + state.history)[:HISTORY_LIMIT], separators=(",", ":"))
+    service = state.service
+    for _ in range(5):
+        if service is None:
+            if manifest is None:
+                raise UsageProblem(f"service {name} does not exist; deploy creates it from the manifest")
+            body = manifest.coloured_service(manifest.service, colour)
+            body["metadata"].setdefault("annotations", {})[HISTORY] = history
+            try:
+                kube.create_service(body)
+                log(f"created service {name} selecting {LABEL}={colour}")
+                return
+            except Conflict:
+                service = kube.get_service(name)
+                continue
+        selector = service["spec"].get("selector") or {}
+        if selector.get(LABEL) == colour:
+            log(f"service {name} already selects {LABEL}={colour}")
+            return
+        if selector.get(LABEL) != state.live:
+            raise DeployFailed(f"service {name} changed during the deploy (now selects {LABEL}={selector.get(LABEL)})")
+        ops: List[Dict[str, Any]] = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": service["metadata"]["resourceVersion"]},
+            {"op": "replace" if LABEL in selector else "add", "path": f"/spec/selector/{LABEL}", "value": colour},
+        ]
+        if service["metadata"].get("annotations"):
+            ops.append({"op": "add", "path": "/metadata/annotations/" + HISTORY.replace("/", "~1"), "value": history})
+        else:
+            ops.append({"op": "add", "path": "/metadata/annotations", "value": {HISTORY: history}})
+        try:
+            kube.json_patch_service(name, ops)
+            log(f"switched service {name} from {LABEL}={state.live} to {LABEL}={colour}")
+            return
+        except (Conflict, Invalid):
+            service = kube.get_service(name)
+    raise DeployFailed(f"service {name} kept changing under us; did not switch")
+
+
+def point_preview(kube: Kube, manifest: Manifest, colour: str, log: Callable[[str], None]) -> str:
+    """Make the preview Service select ``colour``; returns its name."""
+    name = manifest.preview_name()
+    template = manifest.preview or {**manifest.service, "metadata": {**manifest.service["metadata"], "name": name}}
+    for _ in range(5):
+        current = kube.get_service(name)
+        if current is None:
+            try:
+                kube.create_service(manifest.coloured_service(template, colour))
+                log(f"created preview service {name} selecting {LABEL}={colour}")
+                return name
+            except Conflict:
+                continue
+        selector = current["spec"].get("selector") or {}
+        if selector.get(LABEL) == colour:
+            return name
+        ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": current["metadata"]["resourceVersion"]},
+               {"op": "replace" if LABEL in selector else "add", "path": f"/spec/selector/{LABEL}", "value": colour}]
+        try:
+            kube.json_patch_service(name, ops)
+            log(f"pointed preview service {name} at {LABEL}={colour}")
+            return name
+        except (Conflict, Invalid):
+            continue
+    raise DeployFailed(f"preview service {name} kept changing under us")
+
+
+def retarget_hpas(kube: Kube, service_name: str, source: str, target: str, log: Callable[[str], None]) -> None:
+    """HorizontalPodAutoscalers scaling the ``source`` colour's Deployment now scale ``target``'s."""
+    old, new = f"{service_name}-{source}", f"{service_name}-{target}"
+    for hpa in kube.list_hpas().get("items") or []:
+        ref = hpa.get("spec", {}).get("scaleTargetRef") or {}
+        if ref.get("kind") != "Deployment" or ref.get("name") != old:
+            continue
+        name = hpa["metadata"]["name"]
+        try:
+            kube.json_patch_hpa(name, [
+                {"op": "test", "path": "/metadata/resourceVersion", "value": hpa["metadata"]["resourceVersion"]},
+                {"op": "replace", "path": "/spec/scaleTargetRef/name", "value": new}])
+            log(f"horizontalpodautoscaler {name} now scales {new}")
+        except (Conflict, Invalid):
+            log(f"horizontalpodautoscaler {name} changed meanwhile; left as it is")
+
+
+def retire(kube: Kube, service_name: str, state: State, colour: str, how: str, log: Callable[[str], None]) -> None:
+    """Scale a colour to zero or delete it (a no-op when already so)."""
+    name = f"{service_name}-{colour}"
+    current = state.deployments.get(colour)
+    if current is None:
+        return
+    if how == "delete":
+        kube.delete_deployment(name)
+        log(f"deleted deployment {name}")
+    elif int(current["spec"].get("replicas") or 0) != 0:
+        kube.scale_deployment(name, 0)
+        log(f"scaled deployment {name} to 0")
+
+
+def switched_at(state: State) -> Optional[float]:
+    """Seconds since the last recorded switch, if the history has one."""
+    if not state.history:
+        return None
+    try:
+        at = dt.datetime.strptime(state.history[0]["at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    except (KeyError, ValueError, TypeError):
+        return None
+    return (dt.datetime.now(dt.timezone.utc) - at).total_seconds()

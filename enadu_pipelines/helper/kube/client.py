@@ -1,0 +1,273 @@
+"""One explicit Kubernetes API client, bounded and retried, speaking plain dicts.
+
+``connect`` builds a single ``ApiClient`` from an explicit kubeconfig (flag or ``KUBECONFIG``, which
+is what the Jenkins secret-file credential provides) or the in-cluster service account, and never
+touches the client library's global configuration. urllib3's own silent retries are switched off
+(``Configuration.retries = False``): every request goes through ``helper.retry`` instead, which
+retries connection errors, timeouts, 429 and 5xx (honouring ``Retry-After``) within a deadline and
+logs each attempt, and every request carries ``_request_timeout``.
+
+:class:`Kube` returns the API server's JSON as dicts (``_preload_content=False``): the deploy logic
+compares and patches raw objects, and skipping model deserialisation keeps it fast. API errors become
+a few exception types the deploy logic acts on (NotFound, Conflict, Invalid) or ``ClusterError`` for
+unreachable/401/403, with messages that never carry the request's credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .. import retry
+from ..errors import ClusterError, HelperError, UsageProblem
+
+REQUEST_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for every non-watch request
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+class ApiFailure(HelperError):
+    """The API server rejected a request for a reason the deploy logic does not handle."""
+
+    def __init__(self, what: str, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{what}: HTTP {status} {reason}: {message}" if message else f"{what}: HTTP {status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class NotFound(ApiFailure):
+    """404: the object does not exist (or no longer does)."""
+
+
+class Conflict(ApiFailure):
+    """409: AlreadyExists on create, or a stale resourceVersion / failed precondition on write."""
+
+
+class Invalid(ApiFailure):
+    """422: the object or patch was refused (also a failed JSON-patch ``test``)."""
+
+
+class Gone(ApiFailure):
+    """410: a watch asked for a resourceVersion the server no longer has."""
+
+
+_BY_STATUS = {404: NotFound, 409: Conflict, 410: Gone, 422: Invalid}
+_TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+
+
+def classify(exc: BaseException) -> Optional[retry.Transient]:
+    """Which failures are worth another attempt (kopf's list: connection errors, timeouts, 429, 5xx)."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    if isinstance(exc, ApiException):
+        if exc.status in _TRANSIENT_STATUS:
+            return retry.Transient(f"HTTP {exc.status}", retry_after=_retry_after(exc))
+        return None
+    if isinstance(exc, (HTTPError, ConnectionError, TimeoutError)):
+        return retry.Transient(type(exc).__name__)  # no str(exc): it names hosts and ports at best
+    return None
+
+
+def _retry_after(exc: Any) -> Optional[float]:
+    headers = getattr(exc, "headers", None) or {}
+    try:
+        value = headers.get("Retry-After")
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def api_failure(exc: Any, what: str) -> HelperError:
+    """An ApiException as one of our errors (401/403 are cluster errors: exit code 4)."""
+    message = ""
+    try:
+        body = json.loads(exc.body or "{}")
+        message = str(body.get("message", ""))[:300]
+    except (TypeError, ValueError, AttributeError):
+        pass
+    if exc.status == 401:
+        return ClusterError(f"{what}: HTTP 401 Unauthorized: the cluster refused the credentials")
+    if exc.status == 403:
+        return ClusterError(f"{what}: HTTP 403 Forbidden: {message or 'the credentials lack a permission'}")
+    cls = _BY_STATUS.get(exc.status, ApiFailure)
+    return cls(what, exc.status, str(exc.reason or ""), message)
+
+
+def connect(kubeconfig: Optional[str], context: Optional[str]) -> Tuple[Any, str]:
+    """An ApiClient and a line saying which credentials it uses.
+
+    An explicit kubeconfig (the flag, else ``KUBECONFIG``) wins; without one, the in-cluster service
+    account is used when the process runs in a pod.
+    """
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG") or None
+    if path:
+        if not os.path.isfile(path):
+            raise UsageProblem(f"kubeconfig {path} does not exist")
+        try:
+            config.load_kube_config(config_file=path, context=context, client_configuration=cfg,
+                                    persist_config=False)
+        except config.ConfigException as e:
+            raise UsageProblem(f"kubeconfig {path}: {str(e).splitlines()[0][:200]}") from None
+        except Exception as e:  # noqa: BLE001 - YAML or I/O errors could quote the file: say nothing of it
+            raise UsageProblem(f"kubeconfig {path} could not be read ({type(e).__name__})") from None
+        contexts, active = config.list_kube_config_contexts(config_file=path)
+        name = context or (active or {}).get("name", "?")
+        how = f"kubeconfig {path} (context {name}, server {cfg.host})"
+    elif os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.isfile(SERVICE_ACCOUNT_TOKEN):
+        try:
+            config.load_incluster_config(client_configuration=cfg)
+        except config.ConfigException as e:
+            raise UsageProblem(f"in-cluster configuration: {str(e).splitlines()[0][:200]}") from None
+        how = f"in-cluster service account (server {cfg.host})"
+    else:
+        raise UsageProblem("no cluster credentials: set KUBECONFIG or --kubeconfig, or run in a pod with a service account")
+    cfg.retries = False
+    return client.ApiClient(cfg), how
+
+
+class Kube:
+    """The API calls the deploy logic makes, in one namespace, as dicts."""
+
+    def __init__(self, api_client: Any, namespace: str, *, log: Callable[[str], None],
+                 policy: retry.Policy = retry.Policy(deadline=60)) -> None:
+        from kubernetes import client
+
+        self.api_client = api_client
+        self.namespace = namespace
+        self.log = log
+        self.policy = policy
+        self.core = client.CoreV1Api(api_client)
+        self.apps = client.AppsV1Api(api_client)
+        self.coordination = client.CoordinationV1Api(api_client)
+        self.discovery = client.DiscoveryV1Api(api_client)
+        self.autoscaling = client.AutoscalingV2Api(api_client)
+        self.writes = 0
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def call(self, what: str, fn: Callable[..., Any], *args: Any, write: bool = False, **kwargs: Any) -> Dict[str, Any]:
+        from kubernetes.client.exceptions import ApiException
+
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+        kwargs["_preload_content"] = False
+
+        def attempt() -> Dict[str, Any]:
+            response = fn(*args, **kwargs)
+            data = response.data
+            return json.loads(data) if data else {}
+
+        if write:
+            self.writes += 1
+        try:
+            return retry.run(attempt, what=what, classify=classify, policy=self.policy, log=self.log)
+        except retry.GaveUp as e:
+            if isinstance(e.last, ApiException):
+                raise api_failure(e.last, what) from None
+            raise ClusterError(f"{what}: the API server is unreachable ({e.reason}, {e.attempts} attempts)") from None
+        except ApiException as e:
+            raise api_failure(e, what) from None
+
+    def get(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Optional[Dict[str, Any]]:
+        try:
+            return self.call(what, fn, *args, **kwargs)
+        except NotFound:
+            return None
+
+    # -- objects -----------------------------------------------------------------------------
+
+    def get_deployment(self, name: str) -> Optional[Dict[str, Any]]:
+        return self.get(f"get deployment {name}", self.apps.read_namespaced_deployment, name, self.namespace)
+
+    def create_deployment(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        name = body["metadata"]["name"]
+        return self.call(f"create deployment {name}", self.apps.create_namespaced_deployment, self.namespace, body,
+                         write=True)
+
+    def replace_deployment(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        name = body["metadata"]["name"]
+        return self.call(f"replace deployment {name}", self.apps.replace_namespaced_deployment, name, self.namespace,
+                         body, write=True)
+
+    def scale_deployment(self, name: str, replicas: int) -> Dict[str, Any]:
+        return self.call(f"scale deployment {name} to {replicas}", self.apps.patch_namespaced_deployment_scale, name,
+                         self.namespace, {"spec": {"replicas": replicas}}, write=True,
+                         _content_type="application/merge-patch+json")
+
+    def delete_deployment(self, name: str) -> None:
+        try:
+            self.call(f"delete deployment {name}", self.apps.delete_namespaced_deployment, name, self.namespace,
+                      body={"propagationPolicy": "Background"}, write=True)
+        except NotFound:
+            pass  # already gone: what we wanted
+
+    def get_service(self, name: str) -> Optional[Dict[str, Any]]:
+        return self.get(f"get service {name}", self.core.read_namespaced_service, name, self.namespace)
+
+    def create_service(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        name = body["metadata"]["name"]
+        return self.call(f"create service {name}", self.core.create_namespaced_service, self.namespace, body,
+                         write=True)
+
+    def json_patch_service(self, name: str, ops: List[Dict[str, Any]]) -> Dict[str, Any]:
+        return self.call(f"patch service {name}", self.core.patch_namespaced_service, name, self.namespace, ops,
+                         write=True)
+
+    def list_pods(self, selector: str) -> Dict[str, Any]:
+        return self.call(f"list pods {selector}", self.core.list_namespaced_pod, self.namespace,
+                         label_selector=selector)
+
+    def list_endpoint_slices(self, service: str) -> Dict[str, Any]:
+        return self.call(f"list endpointslices of {service}", self.discovery.list_namespaced_endpoint_slice,
+                         self.namespace, label_selector=f"kubernetes.io/service-name={service}")
+
+    def list_hpas(self) -> Dict[str, Any]:
+        return self.call("list horizontalpodautoscalers", self.autoscaling.list_namespaced_horizontal_pod_autoscaler,
+                         self.namespace)
+
+    def json_patch_hpa(self, name: str, ops: List[Dict[str, Any]]) -> Dict[str, Any]:
+        return self.call(f"patch horizontalpodautoscaler {name}",
+                         self.autoscaling.patch_namespaced_horizontal_pod_autoscaler, name, self.namespace, ops,
+                         write=True)
+
+    def service_proxy_get(self, service: str, port: str, path: str) -> str:
+        """GET ``path`` on a Service through the API server's service proxy (no cluster network needed)."""
+        from kubernetes.client.exceptions import ApiException
+
+        what = f"GET {path} on service {service} (API server proxy)"
+        try:
+            response = retry.run(
+                lambda: self.core.connect_get_namespaced_service_proxy_with_path(
+                    f"{service}:{port}", self.namespace, path.lstrip("/"), _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT),
+                what=what, classify=classify, policy=self.policy, log=self.log)
+        except retry.GaveUp as e:
+            status = getattr(e.last, "status", None)
+            raise ApiFailure(what, status or 0, e.reason, "") from None
+        except ApiException as e:
+            raise api_failure(e, what) from None
+        return response.data.decode("utf-8", "replace")[:200]
+
+    # -- leases ------------------------------------------------------------------------------
+
+    def get_lease(self, name: str) -> Optional[Dict[str, Any]]:
+        return self.get(f"get lease {name}", self.coordination.read_namespaced_lease, name, self.namespace)
+
+    def create_lease(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        return self.call(f"create lease {body['metadata']['name']}", self.coordination.create_namespaced_lease,
+                         self.namespace, body, write=True)
+
+    def replace_lease(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        name = body["metadata"]["name"]
+        return self.call(f"update lease {name}", self.coordination.replace_namespaced_lease, name, self.namespace,
+                         body, write=True)
+
+    def delete_lease(self, name: str, resource_version: str) -> None:
+        try:
+            self.call(f"delete lease {name}", self.coordination.delete_namespaced_lease, name, self.namespace,
+                      body={"preconditions": {"resourceVersion": resource_version}}, write=True)
+        except (NotFound, Conflict):
+            pass  # gone, or no longer ours: either way not ours to delete

@@ -1,0 +1,114 @@
+"""The rendered blue/green manifest and the objects a colour is made of.
+
+``render`` writes one template per service (resources/enadu/k8s/<service>.yaml): a Deployment and a
+Service named after the service, labelled ``app: <service>``, plus a ``<service>-preview`` Service.
+A colour is derived from it here: the Deployment becomes ``<service>-<colour>`` with
+``color: <colour>`` added to its labels, selector and pod template, and the image set; the Services
+select ``app`` plus ``color``. A hash of what we asked for is stored on the Deployment so a re-run can
+tell "already as wanted" from "needs a write" without diffing fields the API server defaulted.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+from ..errors import UsageProblem
+
+COLOURS = ("blue", "green")
+LABEL = "color"
+ANNOTATION_PREFIX = "enadu.io/"
+SPEC_HASH = ANNOTATION_PREFIX + "spec-hash"
+IMAGE = ANNOTATION_PREFIX + "image"
+BUILD_URL = ANNOTATION_PREFIX + "build-url"
+
+
+def other(colour: str) -> str:
+    return COLOURS[1 - COLOURS.index(colour)]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    service_name: str
+    deployment: Dict[str, Any]
+    service: Dict[str, Any]
+    preview: Optional[Dict[str, Any]]
+
+    @property
+    def replicas(self) -> int:
+        return int(self.deployment.get("spec", {}).get("replicas", 1))
+
+    @property
+    def port_name(self) -> str:
+        ports = self.service.get("spec", {}).get("ports") or [{}]
+        return str(ports[0].get("name") or ports[0].get("port", 80))
+
+    def deployment_name(self, colour: str) -> str:
+        return f"{self.service_name}-{colour}"
+
+    def preview_name(self) -> str:
+        return self.preview["metadata"]["name"] if self.preview else f"{self.service_name}-preview"
+
+    def coloured_deployment(self, colour: str, image: str, replicas: int, build_url: str) -> Dict[str, Any]:
+        body = copy.deepcopy(self.deployment)
+        body.pop("status", None)
+        meta = body.setdefault("metadata", {})
+        meta["name"] = self.deployment_name(colour)
+        meta.pop("namespace", None)
+        meta.setdefault("labels", {})[LABEL] = colour
+        spec = body["spec"]
+        spec["replicas"] = replicas
+        spec.setdefault("selector", {}).setdefault("matchLabels", {})[LABEL] = colour
+        template = spec.setdefault("template", {})
+        template.setdefault("metadata", {}).setdefault("labels", {})[LABEL] = colour
+        containers = template.get("spec", {}).get("containers") or []
+        target = next((c for c in containers if c.get("name") == self.service_name), containers[0] if containers else None)
+        if target is None:
+            raise UsageProblem(f"manifest: deployment {self.service_name} has no containers")
+        target["image"] = image
+        digest = hashlib.sha256(json.dumps(spec["template"], sort_keys=True).encode()).hexdigest()[:16]
+        annotations = meta.setdefault("annotations", {})
+        annotations[SPEC_HASH] = digest
+        annotations[IMAGE] = image
+        if build_url:
+            annotations[BUILD_URL] = build_url
+        return body
+
+    def coloured_service(self, template: Dict[str, Any], colour: str) -> Dict[str, Any]:
+        body = copy.deepcopy(template)
+        body.pop("status", None)
+        body.setdefault("metadata", {}).pop("namespace", None)
+        body.setdefault("spec", {}).setdefault("selector", {})[LABEL] = colour
+        return body
+
+
+def load(path: str, service: str) -> Manifest:
+    """Read the rendered manifest for ``service``; every problem is a UsageProblem naming the file."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            docs = [d for d in yaml.safe_load_all(f) if d]
+    except OSError as e:
+        raise UsageProblem(f"manifest {path}: cannot read ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise UsageProblem(f"manifest {path}: not valid YAML{where}") from None
+    found: Dict[str, Dict[str, Any]] = {}
+    for doc in docs:
+        if not isinstance(doc, dict):
+            raise UsageProblem(f"manifest {path}: every document must be a Kubernetes object")
+        found[f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"] = doc
+    deployment = found.get(f"Deployment/{service}")
+    svc = found.get(f"Service/{service}")
+    if deployment is None or svc is None:
+        raise UsageProblem(f"manifest {path}: needs a Deployment and a Service named {service!r}")
+    selector = deployment.get("spec", {}).get("selector", {}).get("matchLabels") or {}
+    labels = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("labels") or {}
+    if not selector or any(labels.get(k) != v for k, v in selector.items()):
+        raise UsageProblem(f"manifest {path}: the Deployment's selector must match its pod template's labels")
+    return Manifest(service, deployment, svc, found.get(f"Service/{service}-preview"))

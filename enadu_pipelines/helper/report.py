@@ -1,0 +1,82 @@
+"""How a helper command talks: timestamped progress lines, then one result.
+
+In text mode, progress goes to stdout and the result is a last line; with ``--output json``
+progress goes to stderr and stdout carries exactly one JSON object, so a script can parse it. The
+same JSON object is written to the ``--result-file`` (``ENADU_RESULT_FILE``) when given: that is how
+``enaduNotify`` learns what ``enaduDeploy`` did. Lines never contain secrets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Dict, Optional, TextIO
+
+
+class Reporter:
+    def __init__(self, command: str, output: str = "text", result_file: Optional[str] = None,
+                 stream: Optional[TextIO] = None) -> None:
+        self.command = command
+        self.output = output
+        self.result_file = result_file
+        self.progress = stream or (sys.stdout if output == "text" else sys.stderr)
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+
+    def log(self, message: str) -> None:
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with self._lock:
+            self.progress.write(f"{stamp} {message}\n")
+            self.progress.flush()
+
+    def finish(self, result: Dict[str, Any], exit_code: int) -> int:
+        result = {"command": self.command, **result, "exit_code": exit_code,
+                  "duration_seconds": round(time.monotonic() - self.started, 1)}
+        text = json.dumps(result, sort_keys=True)
+        if self.result_file:
+            write_atomically(self.result_file, text + "\n")
+        if self.output == "json":
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+        elif result.get("message"):
+            self.log(result["message"])
+        return exit_code
+
+
+def write_atomically(path: str, text: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".enadu-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def parse_duration(text: str, what: str) -> float:
+    """'30s', '10m', '1h', '1500ms' or a plain number of seconds."""
+    from .errors import UsageProblem
+
+    value = text.strip()
+    units = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
+    for suffix, factor in units:
+        if value.endswith(suffix) and not (suffix == "s" and value.endswith("ms")):
+            number = value[: -len(suffix)]
+            break
+    else:
+        number, factor = value, 1.0
+    try:
+        seconds = float(number) * factor
+    except ValueError:
+        raise UsageProblem(f"{what}: {text!r} is not a duration such as 30s, 10m or 1h") from None
+    if seconds < 0 or seconds != seconds:
+        raise UsageProblem(f"{what}: {text!r} must not be negative")
+    return seconds

@@ -1,0 +1,99 @@
+"""rollback: send traffic back to the previous colour.
+
+If the previous colour still runs and is fully available (within the scale-down delay, or kept by
+--keep-old and scaled back up), the Service switches back at once: no pod has to start. If it was
+scaled to zero, it is scaled up to the live colour's replica count first. If it was deleted, its
+previous image (from the Service's history) is deployed again, which needs --manifest. The lock,
+the checked switch, the endpoint wait and the retirement of the colour rolled back from are the
+same as deploy's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any, Dict
+
+from .deploy import Deployer, Options, add_cluster_arguments, add_switch_arguments, open_cluster, options, run_command
+from .errors import DeployFailed, HelperError, UsageProblem
+from .cli import env_default
+from .report import Reporter
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_cluster_arguments(parser)
+    parser.add_argument("--manifest", default=env_default("ENADU_MANIFEST"),
+                        help="needed only when the previous colour was deleted and must be redeployed [ENADU_MANIFEST]")
+    add_switch_arguments(parser, default_old="scale-to-zero")
+
+
+def run(args: argparse.Namespace) -> int:
+    def body(report: Reporter, result: Dict[str, Any]) -> Dict[str, Any]:
+        from .kube import bluegreen as bg
+        from .kube.lock import LeaseLock, default_identity
+        from .kube.manifest import other
+
+        opts = options(args, needs_image=False)
+        kube = open_cluster(args, opts, report)
+        state = bg.read_state(kube, opts.service)
+        if state.live is None:
+            raise UsageProblem(f"service {opts.service} has no live colour: nothing to roll back")
+        live, previous = state.live, other(state.live)
+        result.update(previous_colour=live, previous_image=state.image(live), colour=previous)
+        dep = state.deployments[previous]
+        if dep is None:
+            image = next((h.get("previous_image") for h in state.history if h.get("colour") == live), None)
+            if not image:
+                raise DeployFailed(f"{opts.service}-{previous} is gone and the history names no previous image")
+            if not args.manifest:
+                raise UsageProblem(f"{opts.service}-{previous} was deleted: pass --manifest to redeploy {image}")
+            from .kube import manifest as manifests
+
+            report.log(f"{opts.service}-{previous} was deleted; deploying its image {image} again")
+            redeploy = Options(**{**opts.__dict__, "image": image, "manifest_path": args.manifest})
+            result["image"] = image
+            outcome = Deployer(kube, manifests.load(args.manifest, opts.service), redeploy, report.log, result).run()
+            return {**outcome, "outcome": "rolled-back" if outcome["outcome"] == "deployed" else outcome["outcome"]}
+        image = state.image(previous)
+        result["image"] = image
+        if opts.dry_run:
+            steps = ([] if bg.fully_available(dep) else [f"scale {opts.service}-{previous} up and wait for it"]) + [
+                f"switch service {opts.service} from {live} to {previous}",
+                f"then retire {opts.service}-{live} after {opts.scale_down_delay:.0f} s"]
+            for line in steps:
+                report.log(f"plan: {line}")
+            return {"outcome": "planned", "dry_run": True, "plan": steps, "message": "dry run: nothing was changed"}
+        identity = default_identity()
+        lock = LeaseLock(kube, opts.service, identity=identity, ttl=opts.lock_ttl, log=report.log)
+        lock.acquire(opts.lock_timeout)
+        try:
+            deployer = Deployer(kube, None, opts, report.log, result)
+            state = bg.read_state(kube, opts.service)
+            if not bg.fully_available(state.deployments[previous]):
+                replicas = deployer_replicas(state, live, previous)
+                kube.scale_deployment(f"{opts.service}-{previous}", replicas)
+                report.log(f"scaled {opts.service}-{previous} to {replicas} to roll back to it")
+                bg.wait_available(kube, opts.service, previous, image or "", deadline=time.monotonic() + opts.timeout,
+                                  log=report.log)
+                state = bg.read_state(kube, opts.service)
+            entry = bg.history_entry(state, previous, image or "", opts.build_url, identity)
+            entry["reason"] = "rollback"
+            bg.switch(kube, opts.service, state, previous, entry, report.log)
+            bg.retarget_hpas(kube, opts.service, live, previous, report.log)
+            bg.wait_endpoints(kube, opts.service, opts.service, previous, deadline=time.monotonic() + opts.timeout,
+                              log=report.log)
+            deployer.retire_after_delay(live)
+        finally:
+            try:
+                lock.release()
+            except HelperError as e:
+                report.log(f"could not release the deploy lock ({e}); it expires by itself")
+        return {"outcome": "rolled-back", "message": f"{image} is live again in {previous} (was {live})"}
+
+    return run_command("rollback", args, body)
+
+
+def deployer_replicas(state: Any, live: str, previous: str) -> int:
+    live_dep = state.deployments.get(live) or {}
+    return max(1, int(live_dep.get("spec", {}).get("replicas") or 0),
+               int((live_dep.get("status") or {}).get("replicas") or 0))
