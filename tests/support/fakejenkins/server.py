@@ -485,7 +485,8 @@ class _Handler(BaseHTTPRequestHandler):
         if getattr(self, "_new_session", None):
             self.send_header("Set-Cookie", f"JSESSIONID.fake={self._new_session}; Path=/; HttpOnly")
         for key, value in reply.headers.items():
-            self.send_header(key, value)
+            # Jetty writes header values as ISO-8859-1 and turns anything else into '?'.
+            self.send_header(key, value.encode("latin-1", "replace").decode("latin-1"))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(reply.body)
