@@ -185,7 +185,7 @@ def _plan(project: Project, client: Client, folder: str, report: Report) -> None
         if name in wanted or live.get("_class") != jobs.WORKFLOW_JOB_CLASS or not jobs.is_ours(live.get("description")):
             continue
         full = f"{folder}/{name}"
-        if prune:
+        if report.prune:
             report.items.append(Item(full, "job", DELETE, note="no longer in enadu.yaml"))
         else:
             report.items.append(Item(full, "job", KEEP, note="no longer in enadu.yaml; --prune deletes it"))
@@ -345,7 +345,8 @@ def describe(exc: BaseException, url: str) -> str:
     if isinstance(exc, jenkins.NotFoundException):
         return "Jenkins answered 404 Not Found"
     if isinstance(exc, NotJenkins):
-        return f"{url} does not answer like Jenkins (HTTP {exc.answer.status}, no X-Jenkins header or no JSON); check --url"
+        status = f"HTTP {exc.answer.status}: " if exc.answer.status else ""
+        return f"{url} does not answer like Jenkins ({status}no X-Jenkins header or no JSON); check --url"
     return f"{type(exc).__name__}: {_first_text_line(str(exc))}"
 
 

@@ -58,8 +58,15 @@ class _Jenkins(jenkins.Jenkins):
         super().__init__(base, *args, **kwargs)
         self._base_path = requests.utils.urlparse(self.server).path
 
+    version: str | None = None  # X-Jenkins of the last response that carried it
+
     def _response_handler(self, response: requests.Response) -> requests.Response:
         status = response.status_code
+        self.version = response.headers.get("X-Jenkins", self.version)
+        if status < 300 and "X-Jenkins" not in response.headers and response.request.url.split("?")[0].endswith(
+                "/api/json"):
+            # hudson.model.Api.setHeaders stamps every api/json answer with X-Jenkins.
+            raise NotJenkins(Answer(status, response.content[:4096], response.headers))
         if status in (401, 403) or status >= 500 or status == 429:
             path = requests.utils.urlparse(response.request.url).path
             if path.startswith(self._base_path):
@@ -118,7 +125,6 @@ class Client:
         self.policy = policy
         self.log = log
         self.sleep = sleep
-        self.version: str | None = None  # from the X-Jenkins header, once seen
 
     def _call(self, what: str, method: str, path: str, *, data: bytes | None = None,
               headers: dict[str, str] | None = None) -> Answer:
@@ -130,9 +136,15 @@ class Client:
         kwargs: dict[str, Any] = {"what": what, "classify": classify, "policy": self.policy, "log": self.log}
         if self.sleep is not None:
             kwargs["sleep"] = self.sleep
-        answer = retry.run(once, **kwargs)
-        self.version = answer.headers.get("X-Jenkins", self.version)
-        return answer
+        try:
+            return retry.run(once, **kwargs)
+        except ValueError as e:  # python-jenkins could not decode the crumb issuer's answer
+            raise NotJenkins(Answer(0, b"", {})) from e
+
+    @property
+    def version(self) -> str | None:
+        """The controller's version, from the X-Jenkins header of any answer so far."""
+        return self.server.version
 
     def get_json(self, what: str, path: str) -> tuple[dict[str, Any], Answer]:
         answer = self._call(what, "GET", path)
@@ -148,11 +160,9 @@ class Client:
         """``{"_class": ..., "jobs": [{"name", "_class", "description"}, ...]}``; None if absent."""
         path = item_path(full_name) + "api/json?tree=" + quote("jobs[name,description]", safe="[],")
         try:
-            data, answer = self.get_json(f"list {full_name or 'the root'}", path)
+            data, _ = self.get_json(f"list {full_name or 'the root'}", path)
         except jenkins.NotFoundException:
             return None
-        if "X-Jenkins" not in answer.headers:
-            raise NotJenkins(answer)
         return data
 
     def get_config(self, full_name: str) -> bytes:

@@ -29,7 +29,8 @@ Behaviour imitated, with where the real controller does it (jenkinsci/jenkins co
   item answers 204 (``AbstractItem implements HttpDeletable``).
 * ``api/json`` (``hudson.model.Api``, ``Exported`` beans) with ``tree=``: only the named
   properties, ``_class`` always included.
-* Every response carries ``X-Jenkins`` (the version; python-jenkins ``get_version`` reads it).
+* ``X-Jenkins`` (the version) on api/json answers and full pages only (see :class:`_Reply`);
+  python-jenkins ``get_version`` reads it from the front page.
 
 Test controls: a request log, injected failures (:meth:`FakeJenkins.fail_next`), editing a job
 "in the UI" (:meth:`FakeJenkins.edit`), plugins that can be removed (:attr:`FakeJenkins.plugins`).
@@ -91,9 +92,14 @@ class _Fault:
 
 
 class _Reply(Exception):
+    """An answer. ``advertise``: it carries ``X-Jenkins``, as api/json answers (``Api.setHeaders``)
+    and full pages do (``Functions.advertiseHeaders`` from ``layout.jelly`` and
+    ``HudsonAuthenticationEntryPoint``); config.xml, redirects and bare servlet errors do not."""
+
     def __init__(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-                 content_type: str = "text/html;charset=utf-8") -> None:
+                 content_type: str = "text/html;charset=utf-8", *, advertise: bool = False) -> None:
         self.status, self.body, self.headers, self.content_type = status, body, headers or {}, content_type
+        self.advertise = advertise
 
 
 class FakeJenkins:
@@ -211,7 +217,7 @@ class FakeJenkins:
                 raise _Reply(403, b"<html><body>Authentication required</body></html>", {
                     "X-You-Are-Authenticated-As": "anonymous",
                     "X-Required-Permission": "hudson.model.Hudson.Read",
-                })
+                }, advertise=True)
             return "anonymous", False
         try:
             name, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
@@ -284,7 +290,7 @@ class FakeJenkins:
             self._delete(trail)
             return _Reply(204)
         if rest in ("", "configure") and method == "GET":
-            return _Reply(200, f"<html><body>{full or 'Dashboard'} [Jenkins]</body></html>".encode())
+            return _Reply(200, f"<html><body>{full or 'Dashboard'} [Jenkins]</body></html>".encode(), advertise=True)
         raise _Reply(404, b"<html><body>Not Found</body></html>")
 
     def _create(self, req: _Handler, parent: Item, parent_name: str, query: dict[str, str]) -> _Reply:
@@ -365,12 +371,13 @@ class FakeJenkins:
 
 def _failure(message: str) -> _Reply:
     # hudson.model.Failure → AbstractModelObject/error.jelly: status 400, message in X-Error.
-    return _Reply(400, f"<html><body><h1>Error</h1><p>{message}</p></body></html>".encode(), {"X-Error": message})
+    return _Reply(400, f"<html><body><h1>Error</h1><p>{message}</p></body></html>".encode(), {"X-Error": message},
+                  advertise=True)
 
 
 def _oops() -> _Reply:
     return _Reply(500, b"<html><body><h1>Oops!</h1><h2>A problem occurred while processing the request</h2>"
-                       b"<p>Logging ID=" + secrets.token_hex(8).encode() + b"</p></body></html>")
+                       b"<p>Logging ID=" + secrets.token_hex(8).encode() + b"</p></body></html>", advertise=True)
 
 
 def _check_good_name(name: str) -> None:
@@ -388,7 +395,7 @@ def _check_good_name(name: str) -> None:
 
 
 def _json(data: Any) -> _Reply:
-    return _Reply(200, json.dumps(data).encode(), content_type="application/json;charset=utf-8")
+    return _Reply(200, json.dumps(data).encode(), content_type="application/json;charset=utf-8", advertise=True)
 
 
 def parse_tree(spec: str) -> dict[str, Any]:
@@ -478,8 +485,9 @@ class _Handler(BaseHTTPRequestHandler):
     def reply(self, reply: _Reply) -> None:
         self.body()  # drain the request body so the connection can be reused
         self.send_response(reply.status)
-        self.send_header("X-Jenkins", VERSION)
-        self.send_header("X-Hudson", "1.395")
+        if reply.advertise:
+            self.send_header("X-Hudson", "1.395")
+            self.send_header("X-Jenkins", VERSION)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
         if getattr(self, "_new_session", None):
