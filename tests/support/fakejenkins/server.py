@@ -452,6 +452,7 @@ def _apply_tree(data: Any, spec: dict[str, Any]) -> Any:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeJenkins
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes; don't wait for delayed ACKs
     _body: bytes | None = None
     _form: dict[str, str] | None = None
 
