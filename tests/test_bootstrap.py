@@ -283,3 +283,12 @@ def test_folder_that_is_a_job(fake, tmp_path):
     assert result.exit_code == 3
     assert "'enadu' on" in result.stderr and "is a org.jenkinsci.plugins.workflow.job.WorkflowJob, not a folder" \
         in result.stderr
+
+
+def test_missing_folder_plugin_fails_the_folder_and_its_jobs(fake, tmp_path):
+    del fake.plugins["cloudbees-folder"]
+    report = run(fake, cfg(tmp_path, ["api"]))
+    [folder, job] = report.items
+    assert "plugin(s) cloudbees-folder not installed or not active" in folder.error
+    assert job.error == "enadu/api: not created because folder 'enadu' could not be"
+    assert [w.path for w in fake.writes()] == ["/createItem?name=enadu"]

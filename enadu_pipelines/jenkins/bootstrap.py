@@ -238,7 +238,7 @@ def _apply(client: Client, report: Report) -> None:
             item.done = True
         except _JOB_ERRORS as e:
             _reraise_if_unreachable(e)
-            item.error = f"{item.name}: {_write_failure(client, e, 'create')}"
+            item.error = f"{item.name}: {_write_failure(client, e, 'create', jobs.FOLDER_PLUGINS)}"
             failed_folders.append(item.name)
     for item in report.items:
         if item.kind != "job" or item.action not in (CREATE, UPDATE) or item.error:
@@ -257,7 +257,7 @@ def _apply(client: Client, report: Report) -> None:
                 item.done = True  # already gone: the state we wanted
             except _JOB_ERRORS as e:
                 _reraise_if_unreachable(e)
-                item.error = f"{item.name}: {_write_failure(client, e, 'delete')}"
+                item.error = f"{item.name}: {_write_failure(client, e, 'delete', ())}"
 
 
 def _write_job(client: Client, item: Item) -> None:
@@ -277,7 +277,7 @@ def _write_job(client: Client, item: Item) -> None:
         live = client.get_config(item.name)
     except _JOB_ERRORS as e:
         _reraise_if_unreachable(e)
-        item.error = f"{item.name}: {_write_failure(client, e, item.action)}"
+        item.error = f"{item.name}: {_write_failure(client, e, item.action, jobs.JOB_PLUGINS)}"
         return
     try:
         check = xmlnorm.compare(item.config, live, name=item.name)
@@ -307,13 +307,14 @@ def _reraise_if_unreachable(exc: BaseException) -> None:
         raise exc
 
 
-def _write_failure(client: Client, exc: BaseException, verb: str) -> str:
-    """One line for a failed write; on an HTTP 500, ask the plugin manager which plugin is missing."""
+def _write_failure(client: Client, exc: BaseException, verb: str, needed: tuple[str, ...]) -> str:
+    """One line for a failed write; on an HTTP 500, ask the plugin manager whether one of the
+    ``needed`` plugins is missing (Jenkins' error page does not say, unless it shows stack traces)."""
     text = describe(exc, client.url)
     if isinstance(exc, HttpFailure) and exc.status == 500:
-        plugins = client.plugins()
+        plugins = client.plugins() if needed else None
         if plugins is not None:
-            missing = [p for p in jobs.REQUIRED_PLUGINS if not plugins.get(p)]
+            missing = [p for p in needed if not plugins.get(p)]
             if missing:
                 return (f"Jenkins could not {verb} it (HTTP 500): plugin(s) {', '.join(missing)} not installed"
                         " or not active; install them and run bootstrap again")

@@ -36,7 +36,8 @@ PLUGIN_OF_CLASS = {
     "com.cloudbees.jenkins.GitHubPushTrigger": "github",
     "com.cloudbees.hudson.plugins.folder.Folder": "cloudbees-folder",
 }
-REQUIRED_PLUGINS = ("cloudbees-folder", "workflow-job", "workflow-cps", "git", "github")
+FOLDER_PLUGINS = ("cloudbees-folder",)
+JOB_PLUGINS = ("workflow-job", "workflow-cps", "git", "github")
 
 
 def job_description(service: Service) -> str:
