@@ -121,5 +121,49 @@ def bundle(out: Path, check: bool) -> None:
         sys.exit(1)
 
 
+@main.command()
+@click.option("--url", required=True, help="Base URL of the Jenkins controller, such as https://jenkins.example.com/.")
+@click.option("--user", default=None, help="Jenkins user the API token belongs to.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File holding the API token  [default: the JENKINS_API_TOKEN environment variable]")
+@click.option("--folder", default=None, help="Folder that holds the jobs  [default: jenkins.folder from the configuration]")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default="enadu.yaml", show_default=True, help=CONFIG_HELP)
+@click.option("--dry-run", is_flag=True, help="Print the plan (with an XML diff for each update) and write nothing.")
+@click.option("--prune", is_flag=True, help="Delete jobs that carry our ownership marker but are no longer configured.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_handle_errors
+def bootstrap(url: str, user: str | None, token_file: Path | None, folder: str | None, config_path: Path,
+              dry_run: bool, prune: bool, output: str) -> None:
+    """Make a Jenkins folder hold exactly the pipeline jobs the configuration describes.
+
+    Creates missing folders and jobs, rewrites jobs whose config.xml differs (edits made in the
+    Jenkins UI included) and, with --prune, deletes jobs it manages that left the configuration.
+    Exit codes: 0 converged, 1 bad configuration, 3 Jenkins unreachable or refused us,
+    4 some jobs did not converge.
+    """
+    import os
+
+    from .config import load
+    from .errors import ConvergeError
+    from .jenkins import bootstrap as core
+
+    token = core.read_token(token_file, os.environ)
+    if token and not user:
+        raise click.UsageError("an API token needs --user (the Jenkins user it belongs to)")
+    if user and not token:
+        raise click.UsageError("--user needs an API token: set JENKINS_API_TOKEN or pass --token-file")
+    project = load(config_path)
+    err = functools.partial(click.echo, err=True)
+    report = core.run(project, url=url, user=user, token=token, folder=folder, dry_run=dry_run, prune=prune, log=err)
+    if output == "json":
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        for line in core.format_text(report):
+            click.echo(line)
+    if not report.converged:
+        raise ConvergeError(f"{len(report.failed)} item(s) did not converge; see the errors above")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

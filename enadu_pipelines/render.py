@@ -82,6 +82,7 @@ def render_files(project: Project, helper_bundle: bytes) -> dict[str, bytes]:
         files[f"resources/enadu/k8s/{service.name}.yaml"] = _render(
             env, "k8s/service.yaml.j2", service=service, progress_deadline_seconds=_seconds(service.deploy_timeout)
         )
+    files["jenkins/casc.yaml"] = _render(env, "jenkins/casc.yaml.j2", **common)
     return files
 
 
