@@ -38,7 +38,8 @@ def test_render_writes_every_file_and_reports_each(tmp_path: Path, runner) -> No
         assert f"   created  vars/{step}.groovy" in lines
         assert f"   created  vars/{step}.txt" in lines
     assert " unchanged  resources/enadu/enadu-helper.pyz" in lines  # seeded, reused
-    assert len(lines) == 3 + 3 + 16 + 1
+    assert "   created  jenkins/casc.yaml" in lines
+    assert len(lines) == 3 + 3 + 16 + 1 + 1
 
 
 def test_render_is_deterministic_and_writes_only_changes(tmp_path: Path, runner) -> None:

@@ -9,7 +9,7 @@ def call(Map args = [:]) {
     }
     Map a = ['env': [], 'label': ''] + args
 
-    String expected = '39abfb6982b5d5b147a29ef1b32b1a1914e0aa14bc6786822f0b4d763ba525d3'
+    String expected = 'ce17119d44468ad6adf6bc42bd677c2ea3ca293900108035916204bd571ad0b4'
     String helper = "${pwd(tmp: true)}/enadu-helper-${expected.take(12)}.pyz"
     if (!fileExists(helper) || sha256(file: helper) != expected) {
         writeFile(file: helper, text: libraryResource(resource: 'enadu/enadu-helper.pyz', encoding: 'Base64'), encoding: 'Base64')

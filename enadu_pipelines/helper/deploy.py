@@ -192,9 +192,8 @@ class Deployer:
         from .kube.bluegreen import read_state
         from .kube.lock import LeaseLock
 
-        state = read_state(self.kube, self.opts.service)
         if self.opts.dry_run:
-            return self.plan(state)
+            return self.plan(read_state(self.kube, self.opts.service))
         lock = LeaseLock(self.kube, self.opts.service, identity=self.identity, ttl=self.opts.lock_ttl, log=self.log)
         lock.acquire(self.opts.lock_timeout)
         try:
@@ -269,6 +268,9 @@ class Deployer:
             self.discard(idle, e)
             raise
         state = bg.read_state(kube, opts.service)
+        if state.live != live:
+            self.discard(idle, DeployFailed("the live colour changed during the deploy"))
+            raise DeployFailed(f"service {opts.service} was switched to {state.live} by someone else during the deploy")
         bg.switch(kube, opts.service, state, idle, bg.history_entry(state, idle, opts.image, opts.build_url,
                                                                      self.identity), log, self.manifest)
         if live:
