@@ -91,8 +91,8 @@ def test_posts_one_embed_with_every_fact_of_the_build(fake, env, capsys, tmp_pat
     assert embed["color"] == 0x2ECC71 and embed["author"] == {"name": "Enadu backend API"}
     assert embed["description"] == "\u2705 Build succeeded in 3 min 13 s"
     assert fields(message) == {
-        "Result": "SUCCESS", "Duration": "3 min 13 s", "Branch": "be-dev", "Commit": "unknown",
-        "Changes": "2 changed files in backend/**, common/**:\nM `backend/src/App.java`\n"
+        "Result": "SUCCESS", "Duration": "3 min 13 s", "Branch": "`be-dev`", "Commit": "unknown",
+        "Changes": "2 changed files in `backend/**`, `common/**`:\nM `backend/src/App.java`\n"
                    "R `common/old.txt` \u2192 `common/new.txt`",
         "Deploy": "`registry.enadu.dev/enadu/backend:42` is live on **green** "
                   "(was blue, `registry.enadu.dev/enadu/backend:41`)",
@@ -126,7 +126,7 @@ def test_commit_message_from_git_cannot_ping_and_links_to_github(fake, env, caps
     assert notify(capsys, "--repo", str(repo))[0] == 0
     [message] = fake.messages
     commit = fields(message)["Commit"]
-    assert commit.startswith(f"[`{sha[:7]}`](https://github.com/enadu/enadu/commit/{sha}) @everyone <@&9999")
+    assert commit.startswith(f"[`{sha[:7]}`](https://github.com/enadu/enadu/commit/{sha}) @everyone \\<@&9999")
     assert commit.endswith("\u2026") and len(commit) <= 1024
     assert message["pings"] == {"everyone": False, "roles": [], "users": []}
 
@@ -364,7 +364,7 @@ def test_the_changes_result_feeds_the_message(env, capsys, tmp_path):
     capsys.readouterr()
     env.setenv("ENADU_CHANGES_FILE", str(result))
     changes = dry_run_fields(capsys)["Changes"].splitlines()
-    assert changes[0] == "12 changed files in backend/**:"
+    assert changes[0] == "12 changed files in `backend/**`:"
     assert changes[1] == "A `backend/F0_1.java`" and len(changes) == 12 and changes[-1] == "\u2026 and 2 more"
 
 
@@ -390,10 +390,24 @@ def test_the_deploy_field(env, capsys, tmp_path, changes, deploy, said):
     ({"changed": None, "error": "git is not installed on this agent"},
      "change detection failed: git is not installed on this agent"),
     ({"changed": False, "paths": ["backend/**", "common/**"]},
-     "no change in backend/**, common/**; build and deploy skipped"),
+     "no change in `backend/**`, `common/**`; build and deploy skipped"),
     ({"changed": True, "basis": "not-ancestor", "reason": "previous successful commit 1234 is not an ancestor"},
      "previous successful commit 1234 is not an ancestor"),
 ])
 def test_the_changes_field(env, capsys, tmp_path, changes, said):
     env.setenv("ENADU_CHANGES_FILE", write(tmp_path / "c.json", changes))
     assert dry_run_fields(capsys)["Changes"] == said
+
+
+def test_the_bundled_helper_delivers_with_its_own_dependencies(fake, tmp_path):
+    """The zipapp Jenkins runs, with plain python3 and no site-packages: requests comes from the bundle."""
+    bundle = ROOT / "resources" / "enadu" / "enadu-helper.pyz"
+    env = {k: v for k, v in os.environ.items() if k.startswith(("ENADU_", "JOB_", "BUILD_", "GIT_", "DISCORD_"))}
+    env.update(PATH=os.environ.get("PATH", "/usr/bin:/bin"), NO_PROXY="127.0.0.1", ENADU_BUILD_RESULT="ABORTED")
+    fake.script(ServerError(503))
+    proc = subprocess.run([sys.executable, "-I", "-S", str(bundle), "notify"], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "notify: posted ABORTED of enadu/backend #42 to Discord after 2 attempts\n"
+    assert fake.token not in proc.stdout + proc.stderr
+    assert fake.messages[0]["payload"]["embeds"][0]["color"] == 0x95A5A6

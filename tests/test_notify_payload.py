@@ -201,3 +201,9 @@ def test_any_payload_is_accepted_over_http(fake, subject, title):
     assert delivery.status == 200
     assert len(fake.messages) == before + 1
     assert fake.messages[-1]["payload"] == json.loads(json.dumps(body))
+
+
+def test_commit_text_is_shown_as_typed_not_as_markdown():
+    with mock.patch.object(notify, "commit_subject", return_value="fix user_id in note_service **now** [x](y)"):
+        body = embed.payload(notify.build_message(opts(), {"GIT_COMMIT": "b" * 40}, ".", None, None))
+    assert fields_of(body)["Commit"] == "`bbbbbbb` fix user\\_id in note\\_service \\*\\*now\\*\\* \\[x\\](y)"

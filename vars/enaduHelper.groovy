@@ -9,7 +9,7 @@ def call(Map args = [:]) {
     }
     Map a = ['env': [], 'label': ''] + args
 
-    String expected = '1f139982503c6c74d8bc8cb2a424ed1bb50b96c3dafe95f3c341b9cabf5bfe57'
+    String expected = '206616e9d6cf9e7f9818678af797853f11abfa7485d06f4406a73d4d9e9febf4'
     String helper = "${pwd(tmp: true)}/enadu-helper-${expected.take(12)}.pyz"
     if (!fileExists(helper) || sha256(file: helper) != expected) {
         writeFile(file: helper, text: libraryResource(resource: 'enadu/enadu-helper.pyz', encoding: 'Base64'), encoding: 'Base64')

@@ -169,6 +169,12 @@ def commit_subject(repo: str, commit: Optional[str]) -> Optional[str]:
     return lines[0] if lines else None
 
 
+def _plain(text: object) -> str:
+    """Text shown as typed: Discord's markdown would turn 'fix user_id in note_service' into italics
+    and '<@&123>' into a role pill; a backslash escapes any such punctuation."""
+    return re.sub(r"([\\*_~`|<>\[\]#])", r"\\\1", str(text))
+
+
 def _code(text: object) -> str:
     """Inline code, so markdown in paths and images ('__init__.py') shows as typed."""
     return "`" + str(text).replace("`", "'") + "`"
@@ -180,13 +186,14 @@ def _changes_field(state: str, data: Dict[str, object]) -> str:
     if state == "unreadable":
         return f"result file unreadable ({data.get('error')})"
     if data.get("error"):
-        return f"change detection failed: {data['error']}"
-    patterns = ", ".join(str(p) for p in data.get("paths", []) or []) or "the configured paths"
+        return f"change detection failed: {_plain(data['error'])}"
+    # globs in code spans: 'backend/**, common/**' would otherwise render as bold in Discord's markdown
+    patterns = ", ".join(_code(p) for p in data.get("paths", []) or []) or "the configured paths"
     if not data.get("changed"):
         return f"no change in {patterns}; build and deploy skipped"
     matched = data.get("matched") or []
     if data.get("basis") != "diff" or not isinstance(matched, list):
-        return str(data.get("reason") or "changed")
+        return _plain(data.get("reason") or "changed")
     lines = [f"{len(matched)} changed file{'s' if len(matched) != 1 else ''} in {patterns}:"]
     for entry in matched[:_FILES_SHOWN]:
         if isinstance(entry, dict):
@@ -206,7 +213,7 @@ def _deploy_field(state: str, data: Dict[str, object], changes: Tuple[str, Dict[
     outcome = str(data.get("outcome") or "unknown")
     image = _code(data["image"]) if data.get("image") else "the new image"
     colour = f"**{data['colour']}**" if data.get("colour") else "the idle colour"
-    message = f": {data['message']}" if data.get("message") else ""
+    message = f": {_plain(data['message'])}" if data.get("message") else ""
     before = []
     if data.get("previous_colour"):
         before.append(str(data["previous_colour"]))
@@ -240,7 +247,7 @@ def build_message(opts: Dict[str, object], env: Dict[str, str], repo: str, chang
         github = _GITHUB.match(env.get("GIT_URL") or "")
         if github and _SHA.fullmatch(commit):
             short = f"[{short}](https://github.com/{github.group('repo')}/commit/{commit})"
-        commit_text = f"{short} {subject}" if subject else short
+        commit_text = f"{short} {_plain(subject)}" if subject else short
     else:
         commit_text = "unknown"
     branch = re.sub(r"^(refs/heads/|origin/)", "", (env.get("GIT_BRANCH") or "").strip()) or "unknown"
@@ -250,7 +257,7 @@ def build_message(opts: Dict[str, object], env: Dict[str, str], repo: str, chang
     fields = [
         embed.Field("Result", result, inline=True),
         embed.Field("Duration", duration, inline=True),
-        embed.Field("Branch", branch, inline=True),
+        embed.Field("Branch", _code(branch), inline=True),
         embed.Field("Commit", commit_text),
         embed.Field("Changes", _changes_field(*changes)),
         embed.Field("Deploy", _deploy_field(*deploy, changes)),
@@ -311,7 +318,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
 
     def log(line: str) -> None:
-        _write(sys.stderr, line)
+        if not line.endswith("; escalating"):  # the summary line below says the same, once
+            _write(sys.stderr, line)
 
     report: Dict[str, object] = {"service": opts["service"], "result": opts["result"], "strict": opts["strict"]}
     try:
