@@ -7,6 +7,7 @@ vars/enaduNotify step sets, over real HTTP to tests/support/fakediscord on 127.0
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -241,6 +242,12 @@ def test_the_bound_holds_even_if_the_sending_thread_hangs(fake):
     finally:
         release.set()
     assert len(fake.requests) == 1
+    for thread in threading.enumerate():  # the abandoned sender ends once released ...
+        if thread.name == "enadu-notify":
+            thread.join(10)
+    # ... and only then takes its log redaction off urllib3
+    pool_filters = logging.getLogger("urllib3.connectionpool").filters
+    assert not any(isinstance(f, webhook._RedactingFilter) for f in pool_filters)
 
 
 @pytest.mark.parametrize(("url_of", "status", "said"), [

@@ -9,7 +9,7 @@ def call(Map args = [:]) {
     }
     Map a = ['env': [], 'label': ''] + args
 
-    String expected = '206616e9d6cf9e7f9818678af797853f11abfa7485d06f4406a73d4d9e9febf4'
+    String expected = '8a8b56af757c385dc11ab0201557adaa8cc7498410ae410dd978c3103f69ae6b'
     String helper = "${pwd(tmp: true)}/enadu-helper-${expected.take(12)}.pyz"
     if (!fileExists(helper) || sha256(file: helper) != expected) {
         writeFile(file: helper, text: libraryResource(resource: 'enadu/enadu-helper.pyz', encoding: 'Base64'), encoding: 'Base64')

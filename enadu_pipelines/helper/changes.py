@@ -39,7 +39,8 @@ class GitError(Exception):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "Exit codes: 0 changed, 10 unchanged, 1 git failed, 2 usage."
-    parser.add_argument("--service", default=env_default("ENADU_SERVICE", ""), help="service name, for messages [ENADU_SERVICE]")
+    parser.add_argument("--service", default=env_default("ENADU_SERVICE", ""),
+                        help="service name, for messages [ENADU_SERVICE]")
     parser.add_argument("--path", dest="paths", action="append", metavar="GLOB",
                         help="path glob relative to the repository root; repeat for more "
                              "[ENADU_PATHS, one glob per line]")

@@ -92,7 +92,10 @@ class _RedactingFilter(logging.Filter):
         self.redact = redact
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.redact(record.getMessage())
+        try:
+            record.msg = self.redact(record.getMessage())
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is not shown at all
+            record.msg = "(log record not shown)"
         record.args = ()
         return True
 
@@ -229,8 +232,23 @@ def deliver(
     policy = policy or retry.Policy(backoffs=(0.5, 1, 2, 4, 8, 15), deadline=deadline)
     outcome: Dict[str, object] = {}
     filters = _quiet_loggers(redact)
+    lock = threading.Lock()
+    state = {"done": False, "abandoned": False}
+
+    def unquiet() -> None:
+        for logger, flt in filters:
+            logger.removeFilter(flt)
 
     def work() -> None:
+        try:
+            _work()
+        finally:
+            with lock:  # an abandoned sender still holds the URL: its logs stay redacted until it ends
+                state["done"] = True
+                if state["abandoned"]:
+                    unquiet()
+
+    def _work() -> None:
         try:
             outcome["ok"] = _deliver(url, body, redact=redact, deadline=deadline, log=log, policy=policy,
                                      sleep=sleep, clock=clock)
@@ -244,14 +262,13 @@ def deliver(
             error.__traceback__ = None
 
     worker = threading.Thread(target=work, name="enadu-notify", daemon=True)
-    try:
-        worker.start()
-        worker.join(deadline + 2.0)
-    finally:
-        for logger, flt in filters:
-            logger.removeFilter(flt)
-    if worker.is_alive():
-        raise WebhookError(f"not delivered: no answer within the {deadline:g} s bound")
+    worker.start()
+    worker.join(deadline + 2.0)
+    with lock:
+        if not state["done"]:
+            state["abandoned"] = True
+            raise WebhookError(f"not delivered: no answer within the {deadline:g} s bound")
+    unquiet()
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["ok"]  # type: ignore[return-value]
