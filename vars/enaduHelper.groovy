@@ -9,7 +9,7 @@ def call(Map args = [:]) {
     }
     Map a = ['env': [], 'label': ''] + args
 
-    String expected = '8a8b56af757c385dc11ab0201557adaa8cc7498410ae410dd978c3103f69ae6b'
+    String expected = '65bddc797144f8e8a9ead9f908613f78156f6f2f22a75fbf3f9f8de1842fd50c'
     String helper = "${pwd(tmp: true)}/enadu-helper-${expected.take(12)}.pyz"
     if (!fileExists(helper) || sha256(file: helper) != expected) {
         writeFile(file: helper, text: libraryResource(resource: 'enadu/enadu-helper.pyz', encoding: 'Base64'), encoding: 'Base64')

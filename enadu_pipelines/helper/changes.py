@@ -23,7 +23,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Optional, Pattern, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from . import exitcodes
 from .cli import UsageError, env_default
@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # globs
 
 
-def compile_glob(pattern: str) -> Pattern[str]:
+def compile_glob(pattern: str) -> re.Pattern[str]:
     """A regular expression matching the repository-relative paths that ``pattern`` selects.
 
     Hand-written because the standard library has no '**' glob for plain strings before Python 3.13
