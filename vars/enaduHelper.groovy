@@ -9,7 +9,7 @@ def call(Map args = [:]) {
     }
     Map a = ['env': [], 'label': ''] + args
 
-    String expected = 'ce17119d44468ad6adf6bc42bd677c2ea3ca293900108035916204bd571ad0b4'
+    String expected = '2ef688c0dfe5f9ddafcd8cb8108491d280a006666c57f193c0b41c81de64eb25'
     String helper = "${pwd(tmp: true)}/enadu-helper-${expected.take(12)}.pyz"
     if (!fileExists(helper) || sha256(file: helper) != expected) {
         writeFile(file: helper, text: libraryResource(resource: 'enadu/enadu-helper.pyz', encoding: 'Base64'), encoding: 'Base64')

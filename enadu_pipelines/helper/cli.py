@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import importlib
 import os
+import re
 import sys
 from typing import Optional, Sequence
 
@@ -25,10 +26,12 @@ from .errors import HelperError
 
 # command name -> module (relative to this package) providing add_arguments() and run()
 COMMANDS = {
+    "changes": ".changes",
     "deploy": ".deploy",
     "status": ".status",
     "rollback": ".rollback",
     "abort": ".abort",
+    "notify": ".notify",
 }
 
 
@@ -38,6 +41,9 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse echoes unrecognized arguments; a URL given by mistake may carry a token
+        # (a Discord webhook URL does), so URLs are never echoed.
+        message = re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://\S+", "<URL not shown>", message)
         self.print_usage(sys.stderr)
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         sys.exit(exitcodes.USAGE)

@@ -27,6 +27,16 @@ class Reporter:
         self.progress = stream or (sys.stdout if output == "text" else sys.stderr)
         self.started = time.monotonic()
         self._lock = threading.Lock()
+        if result_file:
+            # A result left by an earlier build must never be read as this build's (notify reads it).
+            try:
+                os.unlink(result_file)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                from .errors import UsageProblem
+
+                raise UsageProblem(f"--result-file {result_file}: cannot replace it ({e.strerror})") from None
 
     def log(self, message: str) -> None:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -37,6 +47,8 @@ class Reporter:
     def finish(self, result: Dict[str, Any], exit_code: int) -> int:
         result = {"command": self.command, **result, "exit_code": exit_code,
                   "duration_seconds": round(time.monotonic() - self.started, 1)}
+        if os.environ.get("BUILD_URL"):
+            result.setdefault("build_url", os.environ["BUILD_URL"])
         text = json.dumps(result, sort_keys=True)
         if self.result_file:
             write_atomically(self.result_file, text + "\n")

@@ -1,0 +1,266 @@
+"""Decide whether a service's paths changed since the last successful build (exit 0 changed, 10 not).
+
+Compares GIT_PREVIOUS_SUCCESSFUL_COMMIT with GIT_COMMIT in the checked-out repository with real
+git and matches every changed path against the service's globs (ENADU_PATHS, one per line; '*' and
+'?' stay inside one path segment, '**' spans any number of them: 'backend/**', '**/*.gradle', '**').
+A rename counts on both sides (moving a file out of backend/ changes backend); a deletion counts.
+
+When there is nothing trustworthy to compare against, the answer is "changed", with the reason:
+the first build (no previous successful commit), a previous commit this clone does not have
+(shallow clone, or one a force-push threw away), or one that is no longer an ancestor of the
+commit being built (history rewritten). Rebuilding too much is cheap; skipping a real change is not.
+
+Prints the matched files (or one JSON object with --output json) and writes the same JSON result to
+ENADU_RESULT_FILE, which `notify` reads. Exit codes: 0 changed, 10 unchanged, 1 git failed, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from typing import Dict, List, Optional, Sequence
+
+from . import exitcodes
+from .cli import UsageError, env_default
+
+_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/@^~{}-]{0,199}")  # a sha or a ref; never starts with '-'
+_SERVICE = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
+_SHOWN = 200  # matched files listed in text output (all of them are in the JSON)
+
+
+class GitError(Exception):
+    """git failed or is missing; the message is one line."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = "Exit codes: 0 changed, 10 unchanged, 1 git failed, 2 usage."
+    parser.add_argument("--service", default=env_default("ENADU_SERVICE", ""),
+                        help="service name, for messages [ENADU_SERVICE]")
+    parser.add_argument("--path", dest="paths", action="append", metavar="GLOB",
+                        help="path glob relative to the repository root; repeat for more "
+                             "[ENADU_PATHS, one glob per line]")
+    parser.add_argument("--commit", default=env_default("GIT_COMMIT", "HEAD"),
+                        help="commit being built (default HEAD) [GIT_COMMIT]")
+    parser.add_argument("--previous", default=env_default("GIT_PREVIOUS_SUCCESSFUL_COMMIT", ""),
+                        help="commit of the last successful build; empty for a first build "
+                             "[GIT_PREVIOUS_SUCCESSFUL_COMMIT]")
+    parser.add_argument("--repo", default=".", help="the checked-out repository (default: .)")
+    parser.add_argument("--result-file", default=env_default("ENADU_RESULT_FILE"),
+                        help="also write the JSON result to this file [ENADU_RESULT_FILE]")
+
+
+# ---------------------------------------------------------------------------------------------
+# globs
+
+
+def compile_glob(pattern: str) -> re.Pattern[str]:
+    """A regular expression matching the repository-relative paths that ``pattern`` selects.
+
+    Hand-written because the standard library has no '**' glob for plain strings before Python 3.13
+    (``fnmatch``'s '*' crosses '/'; ``glob.translate`` is 3.13+), and the helper runs on 3.9.
+    The rules are the ones ``enadu.yaml`` validates (config.Glob): no empty, '.' or '..' segment,
+    and '**' only as a whole segment.
+    """
+    segments = pattern.split("/")
+    if any(s in ("", ".", "..") for s in segments):
+        raise UsageError(f"path glob {pattern!r}: segments may not be empty, '.' or '..'")
+    if any("**" in s and s != "**" for s in segments):
+        raise UsageError(f"path glob {pattern!r}: '**' must be a whole path segment, as in 'common/**'")
+    out = []
+    for i, segment in enumerate(segments):
+        last = i == len(segments) - 1
+        if segment == "**":
+            out.append(".*" if last else "(?:[^/]+/)*")
+            continue
+        out.append("".join("[^/]*" if ch == "*" else "[^/]" if ch == "?" else re.escape(ch) for ch in segment))
+        if not last:
+            out.append("/")
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _patterns(args: argparse.Namespace) -> List[str]:
+    raw = args.paths if args.paths else (os.environ.get("ENADU_PATHS") or "").splitlines()
+    patterns = [p.strip() for p in raw if p.strip()]
+    if not patterns:
+        raise UsageError("no path globs: set ENADU_PATHS (one glob per line) or give --path")
+    return patterns
+
+
+# ---------------------------------------------------------------------------------------------
+# git
+
+
+def _git(repo: str, *argv: str, codes: Sequence[int] = (0,)) -> subprocess.CompletedProcess:
+    env = dict(os.environ, LC_ALL="C", GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
+    try:
+        proc = subprocess.run(["git", "-C", repo, *argv], capture_output=True, env=env, timeout=300, check=False)
+    except FileNotFoundError:
+        raise GitError("git is not installed on this agent") from None
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {argv[0]} took longer than 300 s") from None
+    if proc.returncode not in codes:
+        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        detail = lines[0] if lines else f"exit {proc.returncode}"
+        raise GitError(f"git {argv[0]} failed in {repo}: {detail[:300]}")
+    return proc
+
+
+def _resolve(repo: str, ref: str) -> Optional[str]:
+    proc = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", codes=(0, 1, 128))
+    return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+
+def _diff(repo: str, previous: str, commit: str) -> List[Dict[str, str]]:
+    """Changed files between two commits: [{"status": "M", "path": ...}, {"status": "R",
+    "path": new, "old_path": old}, ...], from ``git diff --name-status -z -M``."""
+    proc = _git(repo, "-c", "core.quotepath=false", "diff", "--no-ext-diff", "--no-textconv", "--name-status",
+                "-z", "-M", previous, commit, "--")
+    tokens = proc.stdout.split(b"\0")
+    entries: List[Dict[str, str]] = []
+    i = 0
+    while i < len(tokens) and tokens[i]:
+        status = tokens[i].decode("ascii", "replace")
+        kind = status[:1]
+        if kind in ("R", "C"):
+            old, new = tokens[i + 1], tokens[i + 2]
+            entries.append({"status": kind, "path": new.decode("utf-8", "backslashreplace"),
+                            "old_path": old.decode("utf-8", "backslashreplace")})
+            i += 3
+        else:
+            entries.append({"status": kind, "path": tokens[i + 1].decode("utf-8", "backslashreplace")})
+            i += 2
+    return entries
+
+
+# ---------------------------------------------------------------------------------------------
+# decision
+
+
+def detect(repo: str, patterns: Sequence[str], commit: str, previous: str) -> Dict[str, object]:
+    """The change decision as a JSON-ready dict (keys: changed, basis, reason, commit, previous,
+    paths, matched, changed_files). Raises GitError when git cannot answer about ``commit``."""
+    compiled = [compile_glob(p) for p in patterns]
+    _git(repo, "rev-parse", "--git-dir")
+    head = _resolve(repo, commit)
+    if head is None:
+        raise GitError(f"commit {commit!r} is not in the repository at {repo}")
+    result: Dict[str, object] = {"commit": head, "previous": previous or None, "paths": list(patterns),
+                                 "matched": [], "changed_files": None}
+
+    def changed(basis: str, reason: str) -> Dict[str, object]:
+        result.update(changed=True, basis=basis, reason=reason)
+        return result
+
+    if not previous:
+        return changed("first-build", "first build (no previous successful commit): everything counts as changed")
+    shallow = _git(repo, "rev-parse", "--is-shallow-repository").stdout.decode().strip() == "true"
+    base = _resolve(repo, previous)
+    if base is None:
+        why = "this shallow clone does not have it" if shallow else "it is not in this clone (force-push?)"
+        return changed("previous-unknown", f"previous successful commit {previous[:12]} is unknown: {why}; "
+                                           "everything counts as changed")
+    result["previous"] = base
+    ancestry = _git(repo, "merge-base", "--is-ancestor", base, head, codes=(0, 1, 128))
+    if ancestry.returncode != 0:
+        why = ("the shallow clone's history does not reach it" if shallow
+               else "history was rewritten (force-push?)")
+        return changed("not-ancestor", f"previous successful commit {base[:12]} is not an ancestor of "
+                                       f"{head[:12]}: {why}; everything counts as changed")
+    entries = _diff(repo, base, head)
+    matched = [e for e in entries
+               if any(rx.fullmatch(p) for rx in compiled for p in (e["path"], e.get("old_path")) if p)]
+    result.update(matched=matched, changed_files=len(entries), basis="diff")
+    span = f"{base[:7]}..{head[:7]}"
+    globs = ", ".join(patterns)
+    if matched:
+        result.update(changed=True, reason=f"{len(matched)} of {len(entries)} changed files match {globs} ({span})")
+    else:
+        result.update(changed=False, reason=f"none of the {len(entries)} changed files match {globs} ({span})")
+    return result
+
+
+def _write_result(path: str, result: Dict[str, object]) -> None:
+    """Write ``result`` to ``path`` atomically (a reader never sees half a file)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".enadu-changes-", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise GitError(f"cannot write the result file {path}: {e.strerror or e}") from None
+
+
+def _remove_stale(path: Optional[str]) -> None:
+    if path:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise UsageError(f"cannot replace the result file {path}: {e.strerror or e}") from None
+
+
+def safe_streams() -> None:
+    """Never die printing a path or message the agent's locale cannot encode: escape it instead."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
+def _decide(args: argparse.Namespace) -> Dict[str, object]:
+    patterns = _patterns(args)
+    for name, value in (("GIT_COMMIT (--commit)", args.commit),
+                        ("GIT_PREVIOUS_SUCCESSFUL_COMMIT (--previous)", args.previous)):
+        if value and not _REF.fullmatch(value):
+            raise UsageError(f"{name} {value[:60]!r} is not a commit id or ref")
+    return detect(args.repo, patterns, args.commit or "HEAD", args.previous or "")
+
+
+def run(args: argparse.Namespace) -> int:
+    safe_streams()
+    service = (args.service or "").strip()
+    if service and not _SERVICE.fullmatch(service):
+        raise UsageError(f"ENADU_SERVICE (--service) {service[:60]!r} is not a service name")
+    label = f"changes {service}" if service else "changes"
+    _remove_stale(args.result_file)  # a result left by an earlier build must never be read as ours
+    base: Dict[str, object] = {"service": service or None, "build_url": os.environ.get("BUILD_URL") or None}
+    try:
+        try:
+            decision = _decide(args)
+            result = {"service": base["service"], "changed": decision.pop("changed"), "basis": decision.pop("basis"),
+                      "reason": decision.pop("reason"), **decision, "build_url": base["build_url"]}
+        except UsageError as e:
+            if args.result_file:  # so notify says why, instead of "not reached"
+                _write_result(args.result_file, {**base, "changed": None, "error": str(e)})
+            raise
+        except GitError as e:
+            if args.result_file:
+                _write_result(args.result_file, {**base, "changed": None, "error": str(e)})
+            raise
+        if args.result_file:
+            _write_result(args.result_file, result)
+    except GitError as e:
+        if args.output == "json":
+            print(json.dumps({**base, "changed": None, "error": str(e)}))
+        print(f"{label}: error: {e}", file=sys.stderr)
+        return exitcodes.FAILED
+    if args.output == "json":
+        print(json.dumps(result))
+    else:
+        print(f"{label}: {'changed' if result['changed'] else 'unchanged'}: {result['reason']}")
+        matched: List[Dict[str, str]] = result["matched"]  # type: ignore[assignment]
+        for entry in matched[:_SHOWN]:
+            old = f"{entry['old_path']} -> " if entry.get("old_path") else ""
+            print(f"  {entry['status']}  {old}{entry['path']}")
+        if len(matched) > _SHOWN:
+            print(f"  ... and {len(matched) - _SHOWN} more (all of them are in the JSON result)")
+    return exitcodes.OK if result["changed"] else exitcodes.UNCHANGED

@@ -1,0 +1,341 @@
+"""Post the build's result to Discord: one embed with result, duration, branch, commit, changes and deploy.
+
+Reads everything from the environment the vars/enaduNotify step sets (a flag overrides an
+ENADU_* variable); the webhook URL is read from DISCORD_WEBHOOK_URL only, never from the command
+line, and never shown. Jenkins' own JOB_NAME, BUILD_NUMBER, BUILD_URL, GIT_COMMIT, GIT_BRANCH and
+GIT_URL fill the title and the commit; the JSON results of `changes` (ENADU_CHANGES_FILE) and
+`deploy` (ENADU_DEPLOY_FILE) fill the last two fields, and a missing file means that stage was
+not reached.
+
+A message that cannot be delivered prints one line and exits 0, so the build result stays what
+the build earned; with --strict (ENADU_STRICT=1) it exits 1. Exit 2: bad flags or environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+from typing import Dict, Optional, Tuple
+
+from .. import __version__
+from . import embed, exitcodes
+from .cli import UsageError, env_default
+
+_SERVICE = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
+_ROLE = re.compile(r"[0-9]{17,20}")
+_SHA = re.compile(r"[0-9a-fA-F]{4,64}")
+_GITHUB = re.compile(r"^(?:https?://(?:[^@/]+@)?|ssh://(?:[^@/]+@)?|[^@/]+@)github\.com[:/]"
+                     r"(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?$")
+_FILES_SHOWN = 10
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("The webhook URL is read from DISCORD_WEBHOOK_URL only. Also read: JOB_NAME, "
+                     "BUILD_NUMBER, BUILD_URL, GIT_COMMIT, GIT_BRANCH, GIT_URL. Exit codes: 0 delivered (or not "
+                     "delivered without --strict), 1 not delivered with --strict, 2 usage.")
+    parser.add_argument("--service", default=env_default("ENADU_SERVICE"), help="service name [ENADU_SERVICE]")
+    parser.add_argument("--title", default=env_default("ENADU_TITLE"),
+                        help="human-readable service name shown above the title [ENADU_TITLE]")
+    parser.add_argument("--result", default=env_default("ENADU_BUILD_RESULT"),
+                        help="build result: " + ", ".join(embed.RESULTS) + " [ENADU_BUILD_RESULT]")
+    parser.add_argument("--duration-ms", default=env_default("ENADU_DURATION_MS"),
+                        help="build duration in milliseconds [ENADU_DURATION_MS]")
+    parser.add_argument("--mention-role", default=env_default("ENADU_MENTION_ROLE"),
+                        help="Discord role id to ping when the result is FAILURE [ENADU_MENTION_ROLE]")
+    parser.add_argument("--timeout", default=env_default("ENADU_NOTIFY_TIMEOUT", "30"),
+                        help="seconds for the whole notification, retries included (default 30) [ENADU_NOTIFY_TIMEOUT]")
+    parser.add_argument("--strict", action="store_const", const="1", default=env_default("ENADU_STRICT", ""),
+                        help="exit 1 when the message is not delivered [ENADU_STRICT=1]")
+    parser.add_argument("--changes-file", default=env_default("ENADU_CHANGES_FILE"),
+                        help="JSON result of the changes command [ENADU_CHANGES_FILE]")
+    parser.add_argument("--deploy-file", default=env_default("ENADU_DEPLOY_FILE"),
+                        help="JSON result of the deploy command [ENADU_DEPLOY_FILE]")
+    parser.add_argument("--repo", default=".", help="git repository to read the commit message from (default: .)")
+    parser.add_argument("--dry-run", action="store_true", help="print the JSON payload instead of sending it")
+
+
+# ---------------------------------------------------------------------------------------------
+# options
+
+
+def _flag(value: Optional[str], name: str) -> bool:
+    text = (value or "").strip().lower()
+    if text in ("", "0", "false", "no"):
+        return False
+    if text in ("1", "true", "yes"):
+        return True
+    raise UsageError(f"{name} must be 1 or empty, not {value!r}")
+
+
+def _options(args: argparse.Namespace) -> Dict[str, object]:
+    service = (args.service or "").strip()
+    if not service:
+        raise UsageError("ENADU_SERVICE (--service) is not set")
+    if not _SERVICE.fullmatch(service):
+        raise UsageError(f"ENADU_SERVICE (--service) {service[:60]!r} is not a service name "
+                         "(lower-case letters, digits and '-', starting with a letter)")
+    result = (args.result or "").strip().upper()
+    if not result:
+        raise UsageError("ENADU_BUILD_RESULT (--result) is not set")
+    if result not in embed.RESULTS:
+        raise UsageError(f"ENADU_BUILD_RESULT (--result) {args.result[:40]!r} is not one of {', '.join(embed.RESULTS)}")
+    duration: Optional[int] = None
+    if args.duration_ms not in (None, ""):
+        try:
+            duration = int(str(args.duration_ms).strip())
+        except ValueError:
+            duration = -1
+        if duration < 0:
+            raise UsageError(f"ENADU_DURATION_MS (--duration-ms) {str(args.duration_ms)[:40]!r} is not a "
+                             "number of milliseconds")
+    role = (args.mention_role or "").strip()
+    if role and not _ROLE.fullmatch(role):
+        raise UsageError(f"ENADU_MENTION_ROLE (--mention-role) {role[:40]!r} is not a Discord role id (17-20 digits)")
+    try:
+        timeout = float(str(args.timeout).strip())
+    except ValueError:
+        timeout = -1.0
+    if not 0 < timeout <= 3600:
+        raise UsageError(f"ENADU_NOTIFY_TIMEOUT (--timeout) {str(args.timeout)[:40]!r} is not a number of "
+                         "seconds between 0 and 3600")
+    return {
+        "service": service,
+        "title": (args.title or "").strip() or service,
+        "result": result,
+        "duration_ms": duration,
+        "role": role or None,
+        "timeout": timeout,
+        "strict": _flag(args.strict, "ENADU_STRICT (--strict)"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# facts
+
+
+def human_duration(ms: Optional[int]) -> str:
+    """'850 ms', '4.2 s', '42 s', '3 min 12 s', '1 h 05 min'."""
+    if ms is None:
+        return "unknown"
+    if ms < 1000:
+        return f"{ms} ms"
+    seconds = ms / 1000
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    total = int(round(seconds))
+    if total < 60:
+        return f"{total} s"
+    if total < 3600:
+        return f"{total // 60} min {total % 60} s"
+    return f"{total // 3600} h {total % 3600 // 60:02d} min"
+
+
+def read_result(path: Optional[str], build_url: Optional[str]) -> Tuple[str, Dict[str, object]]:
+    """('missing' | 'unreadable' | 'ok', data) for a result file; a file written for another build
+    (its ``build_url`` differs from ours) counts as missing."""
+    if not path:
+        return "missing", {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return "missing", {}
+    except (OSError, ValueError) as e:
+        return "unreadable", {"error": f"{type(e).__name__}"}
+    if not isinstance(data, dict):
+        return "unreadable", {"error": "not a JSON object"}
+    if build_url and data.get("build_url") and data.get("build_url") != build_url:
+        return "missing", {}
+    return "ok", data
+
+
+def commit_subject(repo: str, commit: Optional[str]) -> Optional[str]:
+    """First line of the commit's message, or None when there is no repository or commit."""
+    if not commit or not _SHA.fullmatch(commit):
+        return None
+    try:
+        proc = subprocess.run(["git", "-C", repo, "log", "-1", "--format=%B", commit, "--"],
+                              capture_output=True, timeout=15, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    lines = proc.stdout.decode("utf-8", errors="replace").strip().splitlines()
+    return lines[0] if lines else None
+
+
+def _plain(text: object) -> str:
+    """Text shown as typed: Discord's markdown would turn 'fix user_id in note_service' into italics
+    and '<@&123>' into a role pill; a backslash escapes any such punctuation."""
+    return re.sub(r"([\\*_~`|<>\[\]#])", r"\\\1", str(text))
+
+
+def _code(text: object) -> str:
+    """Inline code, so markdown in paths and images ('__init__.py') shows as typed."""
+    return "`" + str(text).replace("`", "'") + "`"
+
+
+def _changes_field(state: str, data: Dict[str, object]) -> str:
+    if state == "missing":
+        return "not reached"
+    if state == "unreadable":
+        return f"result file unreadable ({data.get('error')})"
+    if data.get("error"):
+        return f"change detection failed: {_plain(data['error'])}"
+    # globs in code spans: 'backend/**, common/**' would otherwise render as bold in Discord's markdown
+    patterns = ", ".join(_code(p) for p in data.get("paths", []) or []) or "the configured paths"
+    if not data.get("changed"):
+        return f"no change in {patterns}; build and deploy skipped"
+    matched = data.get("matched") or []
+    if data.get("basis") != "diff" or not isinstance(matched, list):
+        return _plain(data.get("reason") or "changed")
+    lines = [f"{len(matched)} changed file{'s' if len(matched) != 1 else ''} in {patterns}:"]
+    for entry in matched[:_FILES_SHOWN]:
+        if isinstance(entry, dict):
+            old = f"{_code(entry['old_path'])} \u2192 " if entry.get("old_path") else ""
+            lines.append(f"{entry.get('status', '?')} {old}{_code(entry.get('path', '?'))}")
+    if len(matched) > _FILES_SHOWN:
+        lines.append(f"\u2026 and {len(matched) - _FILES_SHOWN} more")
+    return "\n".join(lines)
+
+
+def _deploy_field(state: str, data: Dict[str, object], changes: Tuple[str, Dict[str, object]]) -> str:
+    if state == "missing":
+        skipped = changes[0] == "ok" and changes[1].get("changed") is False and not changes[1].get("error")
+        return "skipped: nothing changed" if skipped else "not reached"
+    if state == "unreadable":
+        return f"result file unreadable ({data.get('error')})"
+    outcome = str(data.get("outcome") or "unknown")
+    image = _code(data["image"]) if data.get("image") else "the new image"
+    colour = f"**{data['colour']}**" if data.get("colour") else "the idle colour"
+    message = f": {_plain(data['message'])}" if data.get("message") else ""
+    before = []
+    if data.get("previous_colour"):
+        before.append(str(data["previous_colour"]))
+    if data.get("previous_image"):
+        before.append(_code(data["previous_image"]))
+    was = f" (was {', '.join(before)})" if before else ""
+    if outcome == "deployed":
+        return f"{image} is live on {colour}{was}"
+    if outcome == "unchanged":
+        return f"{image} was already live on {colour}"
+    if outcome == "rolled-back":
+        return f"rolled back to {colour}{message}"
+    if outcome == "failed":
+        return f"failed{message}; the live colour still serves"
+    return f"{outcome}{message}"
+
+
+def build_message(opts: Dict[str, object], env: Dict[str, str], repo: str, changes_file: Optional[str],
+                  deploy_file: Optional[str], now: Optional[datetime.datetime] = None) -> embed.Message:
+    """The notification for this build, from options, Jenkins' environment and the result files."""
+    result = str(opts["result"])
+    job, number, build_url = env.get("JOB_NAME"), env.get("BUILD_NUMBER"), env.get("BUILD_URL")
+    name = job or str(opts["service"])
+    title = f"{name} #{number}" if number else name
+    duration = human_duration(opts["duration_ms"])  # type: ignore[arg-type]
+
+    commit = (env.get("GIT_COMMIT") or "").strip()
+    subject = commit_subject(repo, commit)
+    if commit:
+        short = _code(commit[:7])
+        github = _GITHUB.match(env.get("GIT_URL") or "")
+        if github and _SHA.fullmatch(commit):
+            short = f"[{short}](https://github.com/{github.group('repo')}/commit/{commit})"
+        commit_text = f"{short} {_plain(subject)}" if subject else short
+    else:
+        commit_text = "unknown"
+    branch = re.sub(r"^(refs/heads/|origin/)", "", (env.get("GIT_BRANCH") or "").strip()) or "unknown"
+
+    changes = read_result(changes_file, build_url)
+    deploy = read_result(deploy_file, build_url)
+    fields = [
+        embed.Field("Result", result, inline=True),
+        embed.Field("Duration", duration, inline=True),
+        embed.Field("Branch", _code(branch), inline=True),
+        embed.Field("Commit", commit_text),
+        embed.Field("Changes", _changes_field(*changes)),
+        embed.Field("Deploy", _deploy_field(*deploy, changes)),
+    ]
+    role = opts["role"] if result == "FAILURE" else None
+    url = build_url if build_url and re.match(r"https?://[^\s]+$", build_url) and len(build_url) <= 2000 else None
+    when = (now or datetime.datetime.now(datetime.timezone.utc)).isoformat(timespec="seconds")
+    return embed.Message(
+        title=title,
+        url=url,
+        description=f"{embed.HEADLINES[result]} in {duration}" if opts["duration_ms"] is not None
+        else embed.HEADLINES[result],
+        colour=embed.COLOURS[result],
+        fields=fields,
+        author=str(opts["title"]),
+        footer=f"enadu-pipelines {__version__} \u00b7 {opts['service']}",
+        timestamp=when,
+        content=f"<@&{role}> {title} failed" if role else None,
+        ping_role=str(role) if role else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# command
+
+
+def _write(stream, text: str) -> None:  # noqa: ANN001
+    try:
+        stream.write(text + "\n")
+    except UnicodeEncodeError:  # an agent whose locale cannot print the emoji: escape, do not fail
+        encoding = stream.encoding or "ascii"
+        stream.write(text.encode(encoding, "backslashreplace").decode(encoding) + "\n")
+    stream.flush()
+
+
+def _json(obj: object) -> str:
+    try:
+        text = json.dumps(obj, ensure_ascii=False, indent=2)
+        text.encode(sys.stdout.encoding or "utf-8")
+        return text
+    except UnicodeEncodeError:
+        return json.dumps(obj, indent=2)
+
+
+def run(args: argparse.Namespace) -> int:
+    opts = _options(args)
+    message = build_message(opts, dict(os.environ), args.repo, args.changes_file, args.deploy_file)
+    body = embed.payload(message)
+    if args.dry_run:
+        _write(sys.stdout, _json(body))
+        return exitcodes.OK
+
+    from . import webhook  # requests is imported only when we really send
+
+    try:
+        url = webhook.prepare_url(os.environ.get("DISCORD_WEBHOOK_URL"))
+    except webhook.WebhookURLError as e:
+        raise UsageError(str(e)) from None
+
+    def log(line: str) -> None:
+        if not line.endswith("; escalating"):  # the summary line below says the same, once
+            _write(sys.stderr, line)
+
+    report: Dict[str, object] = {"service": opts["service"], "result": opts["result"], "strict": opts["strict"]}
+    try:
+        delivery = webhook.deliver(url, body, deadline=float(opts["timeout"]), log=log)  # type: ignore[arg-type]
+    except webhook.WebhookError as e:
+        report.update(delivered=False, attempts=e.attempts, status=e.status, error=str(e))
+        if args.output == "json":
+            _write(sys.stdout, json.dumps(report))
+        consequence = "failing the build (strict)" if opts["strict"] else "build result unchanged"
+        _write(sys.stderr, f"notify: Discord message {e}; {consequence}")
+        return exitcodes.FAILED if opts["strict"] else exitcodes.OK
+    report.update(delivered=True, attempts=delivery.attempts, status=delivery.status,
+                  message_id=delivery.message_id)
+    if args.output == "json":
+        _write(sys.stdout, json.dumps(report))
+    else:
+        tries = f" after {delivery.attempts} attempts" if delivery.attempts > 1 else ""
+        _write(sys.stdout, f"notify: posted {opts['result']} of {message.title} to Discord{tries}")
+    return exitcodes.OK

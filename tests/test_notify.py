@@ -1,0 +1,420 @@
+"""`enadu-helper notify` end to end against the fake Discord: delivery, retries, bounds, exit codes.
+
+Each test runs the helper's real command line (``main(["notify", ...])``) with the environment the
+vars/enaduNotify step sets, over real HTTP to tests/support/fakediscord on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from enadu_pipelines.helper import retry, webhook
+from enadu_pipelines.helper.cli import main
+from support.fakediscord import Drop, FakeDiscord, RateLimited, ServerError, Slow, pings
+
+ROOT = Path(__file__).resolve().parent.parent
+JENKINS = ("JOB_NAME", "BUILD_NUMBER", "BUILD_URL", "GIT_COMMIT", "GIT_BRANCH", "GIT_URL", "DISCORD_WEBHOOK_URL")
+BUILD_URL = "https://ci.enadu.dev/job/enadu/job/backend/42/"
+
+
+@pytest.fixture
+def env(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("ENADU_") or name in JENKINS:
+            monkeypatch.delenv(name)
+    values = {"ENADU_SERVICE": "backend", "ENADU_TITLE": "Enadu backend API", "ENADU_BUILD_RESULT": "SUCCESS",
+              "ENADU_DURATION_MS": "193000", "JOB_NAME": "enadu/backend", "BUILD_NUMBER": "42",
+              "BUILD_URL": BUILD_URL, "GIT_BRANCH": "origin/be-dev", "ENADU_NOTIFY_TIMEOUT": "10"}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    return monkeypatch
+
+
+@pytest.fixture
+def fake(env):
+    with FakeDiscord() as server:
+        env.setenv("DISCORD_WEBHOOK_URL", server.url)
+        yield server
+
+
+def notify(capsys, *argv):
+    code = main(["notify", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def fields(message):
+    return {f["name"]: f["value"] for f in message["payload"]["embeds"][0]["fields"]}
+
+
+def write(path: Path, data) -> str:
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# delivery
+
+
+def test_posts_one_embed_with_every_fact_of_the_build(fake, env, capsys, tmp_path):
+    env.setenv("ENADU_CHANGES_FILE", write(tmp_path / "c.json", {
+        "changed": True, "basis": "diff", "paths": ["backend/**", "common/**"], "build_url": BUILD_URL,
+        "matched": [{"status": "M", "path": "backend/src/App.java"},
+                    {"status": "R", "path": "common/new.txt", "old_path": "common/old.txt"}]}))
+    env.setenv("ENADU_DEPLOY_FILE", write(tmp_path / "d.json", {
+        "outcome": "deployed", "colour": "green", "previous_colour": "blue", "build_url": BUILD_URL,
+        "image": "registry.enadu.dev/enadu/backend:42", "previous_image": "registry.enadu.dev/enadu/backend:41"}))
+    code, out, err = notify(capsys)
+    assert (code, err) == (0, "")
+    assert out == "notify: posted SUCCESS of enadu/backend #42 to Discord\n"
+    [message] = fake.messages
+    [request] = fake.requests
+    assert request.query == {"wait": "true"}
+    embed = message["payload"]["embeds"][0]
+    assert embed["title"] == "enadu/backend #42" and embed["url"] == BUILD_URL
+    assert embed["color"] == 0x2ECC71 and embed["author"] == {"name": "Enadu backend API"}
+    assert embed["description"] == "\u2705 Build succeeded in 3 min 13 s"
+    assert fields(message) == {
+        "Result": "SUCCESS", "Duration": "3 min 13 s", "Branch": "`be-dev`", "Commit": "unknown",
+        "Changes": "2 changed files in `backend/**`, `common/**`:\nM `backend/src/App.java`\n"
+                   "R `common/old.txt` \u2192 `common/new.txt`",
+        "Deploy": "`registry.enadu.dev/enadu/backend:42` is live on **green** "
+                  "(was blue, `registry.enadu.dev/enadu/backend:41`)",
+    }
+    assert message["pings"] == {"everyone": False, "roles": [], "users": []}
+
+
+def test_failure_pings_the_role_and_says_why_the_deploy_failed(fake, env, capsys, tmp_path):
+    env.setenv("ENADU_BUILD_RESULT", "FAILURE")
+    env.setenv("ENADU_MENTION_ROLE", "123456789012345678")
+    env.setenv("ENADU_DEPLOY_FILE", write(tmp_path / "d.json", {
+        "outcome": "rolled-back", "colour": "blue", "message": "endpoints never converged"}))
+    assert notify(capsys)[0] == 0
+    [message] = fake.messages
+    assert message["pings"] == {"everyone": False, "roles": ["123456789012345678"], "users": []}
+    assert message["payload"]["content"] == "<@&123456789012345678> enadu/backend #42 failed"
+    assert fields(message)["Deploy"] == "rolled back to **blue**: endpoints never converged"
+    assert fields(message)["Changes"] == "not reached"
+
+
+def test_commit_message_from_git_cannot_ping_and_links_to_github(fake, env, capsys, tmp_path):
+    repo = tmp_path / "repo"
+    subject = "@everyone <@&999999999999999999> **fix** \U0001F680 " + "long " * 400
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "-C", str(repo), "commit", "-q", "--allow-empty", "-m", subject + "\n\nbody"], check=True)
+    sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    env.setenv("GIT_COMMIT", sha)
+    env.setenv("GIT_URL", "https://github.com/enadu/enadu.git")
+    assert notify(capsys, "--repo", str(repo))[0] == 0
+    [message] = fake.messages
+    commit = fields(message)["Commit"]
+    assert commit.startswith(f"[`{sha[:7]}`](https://github.com/enadu/enadu/commit/{sha}) @everyone \\<@&9999")
+    assert commit.endswith("\u2026") and len(commit) <= 1024
+    assert message["pings"] == {"everyone": False, "roles": [], "users": []}
+
+
+def test_results_written_for_another_build_are_ignored(fake, env, capsys, tmp_path):
+    env.setenv("ENADU_DEPLOY_FILE", write(tmp_path / "d.json", {
+        "outcome": "deployed", "colour": "green", "build_url": "https://ci.enadu.dev/job/enadu/job/backend/41/"}))
+    assert notify(capsys)[0] == 0
+    assert fields(fake.messages[0])["Deploy"] == "not reached"
+
+
+def test_json_output_is_one_object(fake, capsys):
+    code, out, _ = notify(capsys, "--output", "json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["delivered"] is True and report["status"] == 200 and report["attempts"] == 1
+    assert report["message_id"] == fake.messages[0]["id"]
+
+
+# ---------------------------------------------------------------------------------------------
+# retries and bounds
+
+
+@pytest.mark.parametrize("limit", [
+    RateLimited(retry_after=0.05),  # JSON retry_after and Retry-After
+    RateLimited(retry_after=0.05, in_body=False),  # Retry-After only
+    RateLimited(retry_after=0.05, in_body=False, in_header=False),  # X-RateLimit-Reset-After only
+    RateLimited(retry_after=0.05, scope="global"),
+])
+def test_a_429_is_retried(fake, capsys, limit):
+    fake.script(limit)
+    code, out, err = notify(capsys)
+    assert code == 0 and "after 2 attempts" in out
+    assert "attempt #1/7 failed: HTTP 429 rate limited" in err
+    assert [r.status for r in fake.requests] == [429, 200] and len(fake.messages) == 1
+
+
+def test_5xx_and_dropped_connections_are_retried_with_backoff(fake, capsys):
+    fake.script(ServerError(502), Drop(), ServerError(500))
+    code, out, err = notify(capsys)
+    assert code == 0 and "after 4 attempts" in out
+    lines = err.splitlines()
+    assert lines[0] == "notify Discord: attempt #1/7 failed: HTTP 502 Internal Server Error; will retry in 0.5 s"
+    assert lines[1].startswith("notify Discord: attempt #2/7 failed: connection failed: RemoteDisconnected")
+    assert lines[2].endswith("will retry in 2.0 s")
+    assert len(fake.messages) == 1
+
+
+def test_the_wait_honours_retry_after_and_x_ratelimit_reset_after(fake):
+    body = {"embeds": [{"title": "t"}], "allowed_mentions": {"parse": []}}
+    for limit, expected in ((RateLimited(retry_after=3.25), 3.25),  # JSON wins over the rounded header (4)
+                            (RateLimited(retry_after=3.25, in_body=False), 4.0),
+                            (RateLimited(retry_after=3.25, in_body=False, in_header=False), 3.25)):
+        fake.script(limit)
+        waits = []
+        delivery = webhook.deliver(webhook.prepare_url(fake.url), body, deadline=30, sleep=waits.append)
+        assert delivery.attempts == 2 and waits == [expected]
+
+
+def test_retry_after_parses_seconds_and_http_dates():
+    assert webhook.retry_after({"retry_after": 1.5}, {"Retry-After": "9"}) == 1.5
+    assert webhook.retry_after(None, {"Retry-After": "7"}) == 7.0
+    assert webhook.retry_after(None, {"Retry-After": "Wed, 21 Oct 2015 07:28:10 GMT"},
+                               now=lambda: 1445412480.0) == 10.0
+    assert webhook.retry_after({"retry_after": "soon"}, {"X-RateLimit-Reset-After": "0.25"}) == 0.25
+    assert webhook.retry_after({}, {}) is None
+
+
+def test_a_retry_after_beyond_the_bound_gives_up_at_once(fake, env, capsys):
+    env.setenv("ENADU_NOTIFY_TIMEOUT", "5")
+    fake.script(RateLimited(retry_after=60))
+    code, out, err = notify(capsys)
+    assert (code, out) == (0, "")
+    assert err.splitlines()[-1] == ("notify: Discord message not delivered after 1 attempt(s): HTTP 429 rate "
+                                    "limited (user), retry after 60 s; build result unchanged")
+    assert len(fake.requests) == 1
+
+
+def test_5xx_until_the_policy_runs_out(fake):
+    fake.script(*[ServerError(503)] * 10)
+    waits = []
+    with pytest.raises(webhook.WebhookError) as caught:
+        webhook.deliver(webhook.prepare_url(fake.url), {"content": "x"}, deadline=30, sleep=waits.append)
+    assert str(caught.value) == "not delivered after 7 attempt(s): HTTP 503 Internal Server Error"
+    assert waits == [0.5, 1, 2, 4, 8, 15] and len(fake.requests) == 7
+
+
+def test_a_slow_answer_is_cut_by_the_bound(fake, env, capsys):
+    env.setenv("ENADU_NOTIFY_TIMEOUT", "1")
+    fake.script(Slow(4))
+    code, out, err = notify(capsys)
+    assert (code, out) == (0, "")
+    assert "not delivered after 1 attempt(s): no answer in time; build result unchanged" in err
+
+
+def test_strict_turns_a_lost_message_into_exit_1(fake, env, capsys):
+    env.setenv("ENADU_STRICT", "1")
+    env.setenv("ENADU_NOTIFY_TIMEOUT", "1")
+    fake.script(Slow(4))
+    code, _, err = notify(capsys)
+    assert code == 1 and err.rstrip().endswith("failing the build (strict)")
+
+
+def test_the_bound_holds_even_if_the_sending_thread_hangs(fake):
+    fake.script(ServerError())
+    release = threading.Event()
+    try:  # a sleep that never returns and a clock that never moves: only the watchdog can end this
+        with pytest.raises(webhook.WebhookError, match=r"^not delivered: no answer within the 0.5 s bound$"):
+            webhook.deliver(webhook.prepare_url(fake.url), {"content": "x"}, deadline=0.5,
+                            policy=retry.Policy(backoffs=(0.1,), deadline=0.5),
+                            sleep=lambda seconds: release.wait(30), clock=lambda: 0.0)
+    finally:
+        release.set()
+    assert len(fake.requests) == 1
+    for thread in threading.enumerate():  # the abandoned sender ends once released ...
+        if thread.name == "enadu-notify":
+            thread.join(10)
+    # ... and only then takes its log redaction off urllib3
+    pool_filters = logging.getLogger("urllib3.connectionpool").filters
+    assert not any(isinstance(f, webhook._RedactingFilter) for f in pool_filters)
+
+
+@pytest.mark.parametrize(("url_of", "status", "said"), [
+    (lambda f: f.url.rsplit("/", 1)[0] + "/wrong-token-" + "z" * 30, 401, "Invalid Webhook Token (code 50027)"),
+    (lambda f: f"{f.base}/api/webhooks/42/{f.token}", 404, "Unknown Webhook (code 10015)"),
+])
+def test_a_refused_webhook_is_not_retried(fake, url_of, status, said):
+    with pytest.raises(webhook.WebhookError) as caught:
+        webhook.deliver(webhook.prepare_url(url_of(fake)), {"content": "x"}, deadline=10)
+    assert str(caught.value) == (f"not delivered: the webhook refused the request: HTTP {status} {said}; "
+                                 "check the webhook credential")
+    assert caught.value.status == status and len(fake.requests) == 1
+
+
+def test_a_rejected_payload_is_not_retried_and_discords_reason_is_shown(fake):
+    with pytest.raises(webhook.WebhookError) as caught:
+        webhook.deliver(webhook.prepare_url(fake.url), {"embeds": [{"title": "x" * 300}]}, deadline=10)
+    assert str(caught.value) == ("not delivered: Discord rejected the message: HTTP 400 Invalid Form Body "
+                                 "(code 50035): embeds.0.title: Must be 256 or fewer in length.")
+    assert len(fake.requests) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# usage and dry run
+
+
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("ENADU_SERVICE", "", "ENADU_SERVICE (--service) is not set"),
+    ("ENADU_SERVICE", "Back end", "is not a service name"),
+    ("ENADU_BUILD_RESULT", "", "ENADU_BUILD_RESULT (--result) is not set"),
+    ("ENADU_BUILD_RESULT", "GREEN", "is not one of SUCCESS, UNSTABLE, FAILURE, ABORTED, NOT_BUILT"),
+    ("ENADU_DURATION_MS", "ten", "is not a number of milliseconds"),
+    ("ENADU_MENTION_ROLE", "@devs", "is not a Discord role id"),
+    ("ENADU_NOTIFY_TIMEOUT", "0", "is not a number of seconds"),
+    ("ENADU_STRICT", "maybe", "ENADU_STRICT (--strict) must be 1 or empty"),
+])
+def test_bad_environment_is_a_usage_error(fake, env, capsys, name, value, said):
+    env.setenv(name, value)
+    code, out, err = notify(capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("enadu-helper notify: ") and said in err and len(err.splitlines()) == 1
+    assert fake.requests == []
+
+
+SECRET_TOKEN = "SeCrEtToKeN-" + "q" * 40
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    (None, "DISCORD_WEBHOOK_URL is not set"),
+    (f"ftp://discord.com/api/webhooks/1/{SECRET_TOKEN}", "is not an http(s) URL"),
+    (f"http://discord.com/api/webhooks/1/{SECRET_TOKEN}", "must use https"),
+    (f"https://user:{SECRET_TOKEN}@discord.com/api/webhooks/1/x", "must not contain a user name or password"),
+    (f"https://discord.com/api/hooks/{SECRET_TOKEN}", "does not look like a webhook URL"),
+])
+def test_a_bad_webhook_url_is_a_usage_error_that_does_not_show_it(env, capsys, url, said):
+    if url is None:
+        env.delenv("DISCORD_WEBHOOK_URL", raising=False)
+    else:
+        env.setenv("DISCORD_WEBHOOK_URL", url)
+    code, out, err = notify(capsys)
+    assert code == 2 and said in err
+    assert SECRET_TOKEN not in out + err
+
+
+def test_the_webhook_url_cannot_be_given_on_the_command_line(fake, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["notify", "--webhook-url", fake.url])
+    assert exited.value.code == 2
+    assert fake.token not in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_payload_and_sends_nothing(fake, env, capsys):
+    env.setenv("ENADU_BUILD_RESULT", "UNSTABLE")
+    code, out, err = notify(capsys, "--dry-run")
+    body = json.loads(out)
+    assert (code, err) == (0, "")
+    assert body["embeds"][0]["color"] == 0xF1C40F and body["allowed_mentions"] == {"parse": []}
+    assert pings(body) == {"everyone": False, "roles": [], "users": []}
+    assert fake.requests == []
+
+
+def test_dry_run_imports_neither_kubernetes_nor_requests(tmp_path):
+    script = ("import json, sys\n"
+              "from enadu_pipelines.helper.cli import main\n"
+              "code = main(['notify', '--dry-run'])\n"
+              "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('kubernetes', 'requests', 'urllib3'))\n"
+              "print(json.dumps({'code': code, 'heavy': heavy}))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENADU_") and k not in JENKINS}
+    env.update(ENADU_SERVICE="backend", ENADU_BUILD_RESULT="SUCCESS", PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=60, check=True)
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report == {"code": 0, "heavy": []}
+
+
+# ---------------------------------------------------------------------------------------------
+# what the message says about the changes and the deploy
+
+
+def dry_run_fields(capsys, *argv):
+    code, out, _ = notify(capsys, "--dry-run", *argv)
+    assert code == 0
+    return {f["name"]: f["value"] for f in json.loads(out)["embeds"][0]["fields"]}
+
+
+def test_the_changes_result_feeds_the_message(env, capsys, tmp_path):
+    repo = tmp_path / "repo"
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    for i in range(2):
+        for n in range(12 if i else 1):
+            (repo / "backend").mkdir(exist_ok=True)
+            (repo / "backend" / f"F{n}_{i}.java").write_text(f"{n}\n")
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", f"commit {i}"], check=True)
+    result = tmp_path / "changes.json"
+    env.setenv("ENADU_PATHS", "backend/**")
+    env.setenv("ENADU_RESULT_FILE", str(result))
+    env.setenv("GIT_PREVIOUS_SUCCESSFUL_COMMIT", "HEAD~1")
+    assert main(["changes", "--repo", str(repo), "--commit", "HEAD"]) == 0
+    capsys.readouterr()
+    env.setenv("ENADU_CHANGES_FILE", str(result))
+    changes = dry_run_fields(capsys)["Changes"].splitlines()
+    assert changes[0] == "12 changed files in `backend/**`:"
+    assert changes[1] == "A `backend/F0_1.java`" and len(changes) == 12 and changes[-1] == "\u2026 and 2 more"
+
+
+@pytest.mark.parametrize(("changes", "deploy", "said"), [
+    ({"changed": False, "paths": ["backend/**"]}, None, "skipped: nothing changed"),
+    ({"changed": True, "basis": "first-build", "reason": "first build"}, None, "not reached"),
+    (None, {"outcome": "failed", "message": "ImagePullBackOff on backend-green"},
+     "failed: ImagePullBackOff on backend-green; the live colour still serves"),
+    (None, {"outcome": "unchanged", "image": "r/e/b:1", "colour": "blue"}, "`r/e/b:1` was already live on **blue**"),
+    (None, {"outcome": "lock-held", "message": "held by build 41"}, "lock-held: held by build 41"),
+    (None, "{not json", "result file unreadable (JSONDecodeError)"),
+])
+def test_the_deploy_field(env, capsys, tmp_path, changes, deploy, said):
+    for name, data in (("ENADU_CHANGES_FILE", changes), ("ENADU_DEPLOY_FILE", deploy)):
+        if data is not None:
+            path = tmp_path / f"{name}.json"
+            path.write_text(data if isinstance(data, str) else json.dumps(data))
+            env.setenv(name, str(path))
+    assert dry_run_fields(capsys)["Deploy"] == said
+
+
+@pytest.mark.parametrize(("changes", "said"), [
+    ({"changed": None, "error": "git is not installed on this agent"},
+     "change detection failed: git is not installed on this agent"),
+    ({"changed": False, "paths": ["backend/**", "common/**"]},
+     "no change in `backend/**`, `common/**`; build and deploy skipped"),
+    ({"changed": True, "basis": "not-ancestor", "reason": "previous successful commit 1234 is not an ancestor"},
+     "previous successful commit 1234 is not an ancestor"),
+])
+def test_the_changes_field(env, capsys, tmp_path, changes, said):
+    env.setenv("ENADU_CHANGES_FILE", write(tmp_path / "c.json", changes))
+    assert dry_run_fields(capsys)["Changes"] == said
+
+
+def test_the_bundled_helper_delivers_with_its_own_dependencies(fake, tmp_path):
+    """The zipapp Jenkins runs, with plain python3 and no site-packages: requests comes from the bundle."""
+    bundle = ROOT / "resources" / "enadu" / "enadu-helper.pyz"
+    env = {k: v for k, v in os.environ.items() if k.startswith(("ENADU_", "JOB_", "BUILD_", "GIT_", "DISCORD_"))}
+    env.update(PATH=os.environ.get("PATH", "/usr/bin:/bin"), NO_PROXY="127.0.0.1", ENADU_BUILD_RESULT="ABORTED")
+    fake.script(ServerError(503))
+    proc = subprocess.run([sys.executable, "-I", "-S", str(bundle), "notify"], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "notify: posted ABORTED of enadu/backend #42 to Discord after 2 attempts\n"
+    assert fake.token not in proc.stdout + proc.stderr
+    assert fake.messages[0]["payload"]["embeds"][0]["color"] == 0x95A5A6
