@@ -242,6 +242,9 @@ class Dsl {
         e.env = new LinkedHashMap(env)
         Map rule = shRule(script, (String) a.label, env)
         int status = (rule?.status ?: 0) as int
+        if (rule?.changedFiles != null) {
+            status = changesStatus((List) rule.changedFiles, env[(rule.pathsVariable ?: 'ENADU_PATHS').toString()])
+        }
         String stdout = (rule?.stdout ?: '').toString()
         long duration = (rule?.durationMs != null ? rule.durationMs : (build.scenario.shDurationMs != null ? build.scenario.shDurationMs : 1000)) as long
         build.log("[Pipeline] sh${a.label ? " (${a.label})" : ''}")
@@ -300,6 +303,18 @@ class Dsl {
             throw new HarnessError("harness: no sh rule in the scenario matches: ${script}")
         }
         null
+    }
+
+    /**
+     * A stand-in for the helper's `changes` decision, so one scenario ("common/x changed") can
+     * drive every pipeline: exit 0 when a changed file matches one of the newline-separated path
+     * globs in the environment variable, else 10 (helper/exitcodes.py UNCHANGED). The globs are
+     * matched Ant-style ('**' spans directories), which is what enadu.yaml's globs mean.
+     */
+    private static int changesStatus(List changedFiles, String globs) {
+        List<String> patterns = (globs ?: '').readLines().findAll { it }
+        boolean changed = changedFiles.any { f -> patterns.any { p -> Glob.matches(p, f.toString(), true) } }
+        changed ? 0 : 10
     }
 
     private static String expand(String text, Map<String, String> env) {
