@@ -205,14 +205,16 @@ class Build {
     // ------------------------------------------------------------------------------------------
     // Trace and log
 
-    Map record(String step, Map args) {
+    Map record(String step, Map args, boolean scan = true) {
         if (trace.size() >= MAX_STEPS) {
             throw new HarnessError("harness: more than ${MAX_STEPS} steps; is the pipeline looping?")
         }
         Map e = [seq: trace.size() + 1, step: step, stage: currentStageName, depth: depth, clock: clock - startTime,
                  args: Json.clean(args)]
         trace << e
-        scanForSecrets(e, 'args', e.args)
+        if (scan) {
+            scanForSecrets(e, 'args', e.args)
+        }
         e
     }
 

@@ -34,8 +34,11 @@ class Catalog {
             r.size() == 1 ? r[0] : null
         }
 
+        /** Set when the constructor's one parameter may be null (so it is not "required"). */
+        String soleArgument
+
         /** DSL.loadSoleArgumentKey: a bare argument is allowed when the constructor takes exactly one. */
-        String getSoleArgumentKey() { soleRequired?.name }
+        String getSoleArgumentKey() { soleArgument ?: soleRequired?.name }
     }
 
     private static Map<String, Spec> index(List<Spec> specs) {
@@ -46,7 +49,7 @@ class Catalog {
 
     private static Spec step(String name, String cls, String sig, Map flags = [:]) {
         new Spec(name: name, className: cls, params: parse(sig), takesBlock: flags.block ?: false,
-                needsWorkspace: flags.ws ?: false, kind: 'step')
+                needsWorkspace: flags.ws ?: false, kind: 'step', soleArgument: flags.sole)
     }
 
     private static Spec symbol(String name, String cls, String sig) {
@@ -70,7 +73,8 @@ class Catalog {
     /** Steps (StepDescriptor.getFunctionName()). */
     static final Map<String, Spec> STEPS = index([
         step('sh', DS + 'durable_task.ShellStep', 'script!:String returnStatus:boolean returnStdout:boolean label:String encoding:String', [ws: true]),
-        step('node', 'org.jenkinsci.plugins.workflow.support.steps.ExecutorStep', 'label:String', [block: true]),
+        // ExecutorStep(@CheckForNull String label): `node { }` and `node('linux') { }` are both fine.
+        step('node', 'org.jenkinsci.plugins.workflow.support.steps.ExecutorStep', 'label:String', [block: true, sole: 'label']),
         step('echo', DS + 'EchoStep', 'message!:String'),
         step('error', DS + 'ErrorStep', 'message!:String'),
         step('unstable', DS + 'UnstableStep', 'message!:String'),

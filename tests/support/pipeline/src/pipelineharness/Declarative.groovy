@@ -243,17 +243,19 @@ class Declarative {
 
     /** environment { } entries in order; credentials('id') values are bound through withCredentials. */
     static class EnvCapture extends GroovyObjectSupport {
-        final Map<String, Object> values = new LinkedHashMap<>()
+        private final Map<String, Object> entries = new LinkedHashMap<>()
+
+        Map<String, Object> values() { this.@entries }
 
         @Override
         void setProperty(String name, Object value) {
-            values[name] = value instanceof GString ? value.toString() : value
+            this.@entries[name] = value instanceof GString ? value.toString() : value
         }
 
         @Override
         Object getProperty(String name) {
-            if (values.containsKey(name)) {
-                return values[name]
+            if (this.@entries.containsKey(name)) {
+                return this.@entries[name]
             }
             throw new MissingPropertyException(name, EnvCapture)
         }
@@ -388,7 +390,7 @@ class Declarative {
         runWith(environment, env)
         List<Describable> bindings = []
         List<String> entries = []
-        env.values.each { String k, Object v ->
+        env.values().each { String k, Object v ->
             if (v instanceof CredentialsRef) {
                 Map cred = ((Map) (build.scenario.credentials ?: [:]))[v.id]
                 String type = cred?.type ?: 'string'
@@ -754,7 +756,7 @@ class Declarative {
                 }
             case 'changeset':
             case 'changelog':
-                return changelogMatches(c)
+                return changelogMatches(script, c)
             case 'equals':
                 return c.args.expected == c.args.actual || c.args.expected?.toString() == c.args.actual?.toString()
             case 'triggeredBy':
@@ -790,10 +792,10 @@ class Declarative {
     }
 
     /** AbstractChangelogConditionalScript: an empty changelog is a warning and false. */
-    private boolean changelogMatches(Cond c) {
+    private boolean changelogMatches(PipelineScript script, Cond c) {
         if (build.changeSets.isEmpty()) {
-            build.log(build.number <= 1 ? 'Warning, empty changelog. Probably because this is the first build.'
-                    : 'Warning, empty changelog. Have you run checkout?')
+            build.dsl.invoke(script, 'echo', [build.number <= 1 ? 'Warning, empty changelog. Probably because this is the first build.'
+                    : 'Warning, empty changelog. Have you run checkout?'] as Object[])
             return false
         }
         build.changeSets.any { List<Map> set ->

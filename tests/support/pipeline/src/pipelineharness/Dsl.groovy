@@ -161,10 +161,10 @@ class Dsl {
         if (unknown) {
             throw new IllegalArgumentException("WARNING: Unknown parameter(s) found for class type '${spec.className}': ${unknown.join(',')}")
         }
-        spec.requiredParams.each { Catalog.Param p ->
-            if (!named.containsKey(p.name) && !(p.type == 'Boolean')) {
-                throw new IllegalArgumentException("${spec.name}: missing required parameter '${p.name}' (${spec.className})")
-            }
+        // A missing constructor argument is passed as null (DescribableModel.instantiate); the
+        // steps that cannot take null say so themselves.
+        if (spec.name == 'sh' && !named.script) {
+            throw new IllegalArgumentException('script must not be empty')
         }
         named
     }
@@ -375,7 +375,8 @@ class Dsl {
         if (a.encoding != 'Base64' && text.length() <= 4096) {
             shown.text = text
         }
-        Map e = build.record('writeFile', shown)
+        Map e = build.record('writeFile', shown, false)
+        build.scanForSecrets(e, 'file', a.file)
         build.scanForSecrets(e, 'text', a.encoding == 'Base64' ? new String(data, 'ISO-8859-1') : text)
         build.files[build.resolve(a.file.toString())] = data
         null

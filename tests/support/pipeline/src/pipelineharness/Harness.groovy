@@ -53,7 +53,8 @@ class Harness {
         switch (request.action) {
             case 'run': return run(request)
             case 'calls': return calls(request)
-            case 'ping': return [pong: true]
+            case 'catalog': return [steps: Catalog.STEPS.keySet().sort(),
+                                    symbols: (Catalog.SYMBOLS.keySet() + Catalog.PARAMETER_TYPES.keySet()).unique().sort()]
         }
         throw new HarnessError("harness: unknown action ${request.action}")
     }
@@ -247,7 +248,10 @@ class Harness {
             }
             cu.AST.classes.each { ClassNode cn ->
                 cn.methods.each { MethodNode mn ->
-                    if (!mn.synthetic && !(mn.name in ['run', 'main'])) {
+                    if (mn.name == 'main' && mn.static) {
+                        return  // the generated entry point of a script class (InvokerHelper.runScript)
+                    }
+                    if (!mn.synthetic && mn.name != 'run') {
                         methods << mn.name
                     }
                     mn.code?.visit(visitor)
