@@ -292,6 +292,7 @@ SECRET = {"tok": {"type": "string", "secret": "FAKE-token-0f9e8d"}}
     ('echo "token is ${TOKEN}"', "args"),
     ("writeFile file: 'cfg', text: TOKEN", "text"),
     ("script { env.KEEP = TOKEN }", "value"),
+    ("sh(script: 'true', label: \"deploy with ${TOKEN}\")", "args"),
 ])
 def test_a_secret_in_a_command_line_echo_file_or_env_is_reported(body, field):
     r = run(jenkinsfile(f"stage('X') {{ steps {{ withCredentials([string(credentialsId: 'tok', variable: 'TOKEN')]) {{ {body} }} }} }}"),
@@ -434,3 +435,67 @@ def test_strict_scenarios_refuse_unexpected_commands():
 def test_a_checkout_without_an_answer_is_a_scenario_mistake():
     with pytest.raises(HarnessError, match="no checkout answer for https://example.test/x.git"):
         run(jenkinsfile("stage('X') { steps { checkout([$class: 'GitSCM', userRemoteConfigs: [[url: 'https://example.test/x.git']]]) } }"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Running one pipeline by hand (README.md in tests/support/pipeline)
+
+
+def test_the_command_line_runs_the_readme_example(tmp_path, capsys):
+    from support.pipeline import client
+
+    out = tmp_path / "trace.json"
+    code = client.main([str(client.REPO / "pipelines" / "backend" / "Jenkinsfile"),
+                        "--scenario", str(client.HERE / "examples" / "backend-success.json"), "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert printed.startswith("result: SUCCESS\n")
+    assert "stages: Checkout=SUCCESS, Changes=SUCCESS, Test=SUCCESS, Build=SUCCESS, Image=SUCCESS, Deploy=SUCCESS" in printed
+    answer = __import__("json").loads(out.read_text("utf-8"))
+    assert answer["result"] == "SUCCESS" and answer["trace"][0]["event"] == "library"
+
+
+def test_the_command_line_reports_an_unreadable_scenario(tmp_path, capsys):
+    from support.pipeline import client
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", "utf-8")
+    assert client.main(["pipelines/backend/Jenkinsfile", "--scenario", str(bad)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: cannot read scenario {bad}:")
+
+
+# ------------------------------------------------------------------------------------------------
+# Workspace steps and tools
+
+
+def test_workspace_steps_share_one_workspace():
+    r = run(jenkinsfile("""
+        stage('Files') {
+            steps {
+                dir('out') {
+                    writeFile file: 'a.txt', text: 'alpha'
+                    echo "${pwd()} ${fileExists('a.txt')} ${readFile('a.txt')}"
+                    stash name: 'out', includes: '*.txt'
+                    deleteDir()
+                    echo "${fileExists('a.txt')}"
+                    unstash 'out'
+                    echo "${readFile('a.txt')}"
+                }
+                echo "${fileExists('out/a.txt')} ${pwd(tmp: true)}"
+            }
+        }
+    """), {"job": {"workspace": "/ws/job"}})
+    assert echoes(r) == ["/ws/job/out true alpha", "false", "alpha", "true /ws/job@tmp"]
+
+
+def test_tools_are_installed_and_put_on_the_path():
+    text = jenkinsfile("stage('Build') { steps { sh 'java -version' } }", extra="tools {\n jdk 'jdk17'\n}")
+    r = run(text, {"tools": {"jdk": ["jdk17", "jdk21"]}})
+    assert r.stages["Declarative: Tool Install"] == "SUCCESS"
+    assert r.steps("tool")[0]["args"] == {"name": "jdk17", "type": "jdk"}
+    env = r.steps("sh")[0]["env"]
+    assert env["JAVA_HOME"] == "/home/jenkins/tools/jdk/jdk17"
+    assert env["PATH"] == "/home/jenkins/tools/jdk/jdk17/bin:/usr/local/bin:/usr/bin:/bin"
+    invalid = harness().run(text=text, scenario={"tools": {"jdk": ["jdk21"]}}, library=None)
+    assert len(invalid.errors) == 1
+    assert 'Tool type "jdk" does not have an install of "jdk17" configured - did you mean "jdk21"?' in invalid.errors[0]

@@ -89,6 +89,7 @@ class Catalog {
         step('timeout', DS + 'TimeoutStep', 'time!:int unit:String activity:boolean', [block: true]),
         step('retry', DS + 'RetryStep', 'count!:int conditions:List', [block: true]),
         step('sleep', DS + 'SleepStep', 'time!:int unit:String'),
+        step('tool', DS + 'ToolStep', 'name!:String type:String'),
         step('catchError', DS + 'CatchErrorStep', 'message:String buildResult:String stageResult:String catchInterruptions:boolean', [block: true]),
         step('warnError', DS + 'WarnErrorStep', 'message!:String catchInterruptions:boolean', [block: true]),
         step('stash', 'org.jenkinsci.plugins.workflow.support.steps.stash.StashStep', 'name!:String includes:String excludes:String useDefaultExcludes:boolean allowEmpty:boolean', [ws: true]),

@@ -42,6 +42,7 @@ class Declarative {
         List<StageModel> parallel
         boolean failFast
         Map<String, Closure> post
+        List<Describable> tools
     }
 
     static class Root {
@@ -52,6 +53,7 @@ class Declarative {
         List<Describable> parameters = []
         List<StageModel> stages = []
         Map<String, Closure> post
+        List<Describable> tools
     }
 
     static class Cond {
@@ -90,7 +92,7 @@ class Declarative {
 
         void parameters(Closure c) { root.parameters = captureSection(c, Catalog.PARAMETER_TYPES) }
 
-        void tools(Closure c) { throw new HarnessError('harness: tools are not emulated') }
+        void tools(Closure c) { root.tools = captureSection(c) }
 
         void libraries(Closure c) { throw new HarnessError('harness: the libraries directive is not emulated') }
 
@@ -175,7 +177,7 @@ class Declarative {
 
         void failFast(boolean b) { stage.failFast = b }
 
-        void tools(Closure c) { throw new HarnessError('harness: tools are not emulated') }
+        void tools(Closure c) { stage.tools = captureSection(c) }
 
         void input(Closure c) { throw new HarnessError('harness: stage input is not emulated') }
     }
@@ -283,14 +285,16 @@ class Declarative {
             inAgent(script, root, root.agent, null) {
                 withEnvironment(script, root.environment) {
                     inWrappers(script, root.options) {
-                        firstError = evaluateSequentialStages(script, root, root.stages, null, null, null)
-                        try {
-                            postBuildRun = true
-                            executePostBuild(script, root, firstError)
-                        } catch (Throwable e) {
-                            rethrowHarness(e)
-                            if (firstError == null) {
-                                firstError = e
+                        toolsBlock(script, root.tools, root.agent, null, false) {
+                            firstError = evaluateSequentialStages(script, root, root.stages, null, null, null)
+                            try {
+                                postBuildRun = true
+                                executePostBuild(script, root, firstError)
+                            } catch (Throwable e) {
+                                rethrowHarness(e)
+                                if (firstError == null) {
+                                    firstError = e
+                                }
                             }
                         }
                         if (firstError != null) {
@@ -420,6 +424,39 @@ class Declarative {
         }
     }
 
+    /**
+     * toolsBlock + actualToolsInstall: the stage's tools merged over the parent's (a stage re-installs
+     * the pipeline's tools, as it may run on another agent), each installed with the `tool` step and
+     * put on the PATH (ToolInstallation.buildEnvVars: PATH+<TYPE>, plus JAVA_HOME for a JDK); at
+     * pipeline level inside a "Declarative: Tool Install" stage. Nothing is installed without an agent.
+     */
+    private void toolsBlock(PipelineScript script, List<Describable> tools, Agent agent, List<Describable> parentTools,
+                            boolean inStage, Closure body) {
+        Map<String, String> merged = new LinkedHashMap<>()
+        (parentTools ?: []).each { merged[it.symbol] = it.args.value.toString() }
+        (tools ?: []).each { merged[it.symbol] = it.args.value.toString() }
+        if (merged.isEmpty() || agent == null || agent.type == 'none') {
+            body.call()
+            return
+        }
+        List<String> toolEnv = []
+        Closure install = {
+            merged.each { String type, String name ->
+                String home = build.dsl.invoke(script, 'tool', [[name: name, type: type]] as Object[]).toString()
+                toolEnv << "PATH+${type.toUpperCase()}=${home}/bin".toString()
+                if (type == 'jdk') {
+                    toolEnv << "JAVA_HOME=${home}".toString()
+                }
+            }
+        }
+        if (inStage) {
+            install.call()
+        } else {
+            build.dsl.invoke(script, 'stage', ['Declarative: Tool Install', install] as Object[])
+        }
+        build.dsl.invoke(script, 'withEnv', [toolEnv, body] as Object[])
+    }
+
     /** inWrappers/recursiveWrappers: option wrappers nest in the order they are written. */
     private void inWrappers(PipelineScript script, List<Describable> options, Closure body) {
         List<Describable> wrappers = options.findAll { it.symbol in Catalog.wrapperSteps }
@@ -496,13 +533,15 @@ class Declarative {
                             inAgent(script, root, st.agent, st) {
                                 if (when.passedOrNotEvaluated(true)) {
                                     withEnvironment(script, st.environment) {
-                                        if (st.stages) {
-                                            Throwable nested = evaluateSequentialStages(script, root, st.stages, null, st, null)
-                                            if (nested != null) {
-                                                throw nested
+                                        toolsBlock(script, st.tools, st.agent ?: root.agent, parent?.tools ?: root.tools, true) {
+                                            if (st.stages) {
+                                                Throwable nested = evaluateSequentialStages(script, root, st.stages, null, st, null)
+                                                if (nested != null) {
+                                                    throw nested
+                                                }
+                                            } else {
+                                                executeSingleStage(script, root, st, record)
                                             }
-                                        } else {
-                                            executeSingleStage(script, root, st, record)
                                         }
                                     }
                                 }

@@ -331,6 +331,7 @@ class Dsl {
         Map<String, String> previousEnv = build.nodeEnv
         List<String> previousCwd = new ArrayList<>(build.cwd)
         build.nodeEnv = [NODE_NAME: name, NODE_LABELS: (agent.labels ?: name).toString(), EXECUTOR_NUMBER: '0',
+                         PATH: (agent.path ?: '/usr/local/bin:/usr/bin:/bin').toString(), HOME: '/home/jenkins',
                          WORKSPACE: build.workspace, WORKSPACE_TMP: "${build.workspace}@tmp".toString()]
         build.cwd.clear()
         build.cwd << build.workspace
@@ -476,6 +477,19 @@ class Dsl {
         long unit = ['MILLISECONDS': 1L, 'SECONDS': 1000L, 'MINUTES': 60000L, 'HOURS': 3600000L][(a.unit ?: 'SECONDS').toString()] ?: 1000L
         build.advance((a.time as long) * unit)
         null
+    }
+
+    /** ToolStep: the home of a configured tool installation ("No <type> named <name> found" otherwise). */
+    Object step_tool(PipelineScript s, Map a, Closure body) {
+        Map e = build.record('tool', a)
+        Map<String, List> installed = (Map) (build.scenario.tools ?: [:])
+        String type = (a.type ?: '').toString()
+        if (!(installed[type]?.contains(a.name))) {
+            throw new AbortException("No ${type ?: 'tool'} named ${a.name} found")
+        }
+        String home = "/home/jenkins/tools/${type}/${a.name}".toString()
+        e.returned = home
+        home
     }
 
     /**

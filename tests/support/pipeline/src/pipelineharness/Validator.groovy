@@ -218,9 +218,8 @@ class Validator {
     }
 
     private String parseStage(Statement stmt, boolean withinParallel) {
-        Map m = matchBlockStatement(stmt)
         MethodCallExpression call = matchMethodCall(stmt)
-        if (m?.name != 'stage' && !(call != null && matchMethodName(call) == 'stage')) {
+        if (call == null || matchMethodName(call) != 'stage') {
             error(stmt, 'Expected a stage')
             return null
         }
