@@ -492,10 +492,11 @@ def test_tools_are_installed_and_put_on_the_path():
     text = jenkinsfile("stage('Build') { steps { sh 'java -version' } }", extra="tools {\n jdk 'jdk17'\n}")
     r = run(text, {"tools": {"jdk": ["jdk17", "jdk21"]}})
     assert r.stages["Declarative: Tool Install"] == "SUCCESS"
-    assert r.steps("tool")[0]["args"] == {"name": "jdk17", "type": "jdk"}
+    # ModelInterpreter installs the pipeline's tools once more in each stage (toolsBlock with rootTools).
+    assert [e["args"] for e in r.steps("tool")] == [{"name": "jdk17", "type": "jdk"}] * 2
     env = r.steps("sh")[0]["env"]
     assert env["JAVA_HOME"] == "/home/jenkins/tools/jdk/jdk17"
-    assert env["PATH"] == "/home/jenkins/tools/jdk/jdk17/bin:/usr/local/bin:/usr/bin:/bin"
+    assert env["PATH"] == "/home/jenkins/tools/jdk/jdk17/bin:" * 2 + "/usr/local/bin:/usr/bin:/bin"
     invalid = harness().run(text=text, scenario={"tools": {"jdk": ["jdk21"]}}, library=None)
     assert len(invalid.errors) == 1
     assert 'Tool type "jdk" does not have an install of "jdk17" configured - did you mean "jdk21"?' in invalid.errors[0]
