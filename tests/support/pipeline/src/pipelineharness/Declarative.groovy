@@ -180,6 +180,8 @@ class Declarative {
         void tools(Closure c) { stage.tools = captureSection(c) }
 
         void input(Closure c) { throw new HarnessError('harness: stage input is not emulated') }
+
+        void matrix(Closure c) { throw new HarnessError('harness: matrix stages are not emulated') }
     }
 
     static Map<String, Closure> capturePost(Closure c) {

@@ -1,7 +1,6 @@
 package pipelineharness
 
 import groovy.json.JsonSlurper
-import org.codehaus.groovy.ast.ASTNode
 import org.codehaus.groovy.ast.AnnotationNode
 import org.codehaus.groovy.ast.ClassNode
 import org.codehaus.groovy.ast.CodeVisitorSupport
