@@ -1,0 +1,767 @@
+package pipelineharness
+
+import com.cloudbees.groovy.cps.NonCPS
+import org.codehaus.groovy.runtime.InvokerHelper
+
+import java.lang.reflect.Method
+import java.util.regex.Matcher
+
+/**
+ * Method and property lookup of Pipeline scripts, and the recorded stubs of every step.
+ *
+ * Lookup follows workflow-cps CpsScript.invokeMethod (binding callables, global variables, then
+ * DSL.invokeMethod: steps, then describable symbols, else NoSuchMethodError "No such DSL method")
+ * and CpsScript.getProperty (global variables, then environment variables). Step arguments are
+ * bound the way DSL.parseArgs and structs' DescribableModel bind them: one map of named
+ * arguments, or a bare value for a step whose constructor takes exactly one parameter; unknown
+ * names fail the step (DSLTest#strayParameters: "WARNING: Unknown parameter(s) found for class
+ * type ..."). Each stub records one trace entry and imitates what its plugin does; the source it
+ * follows is named next to it.
+ */
+class Dsl {
+    private final Build build
+    final EnvAction env
+    final RunWrapper currentBuild
+    private final Map<Integer, Integer> ruleUses = [:]
+
+    static final List<String> GLOBALS = ['currentBuild', 'env', 'params', 'pipeline', 'scm']
+
+    Dsl(Build build) {
+        this.build = build
+        this.env = new EnvAction(build)
+        this.currentBuild = new RunWrapper(build)
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Lookup
+
+    Object invoke(PipelineScript script, String name, Object argsObj) {
+        Object[] args = argsObj instanceof Object[] ? (Object[]) argsObj : ([argsObj] as Object[])
+        Binding binding = script.binding
+        if (binding.hasVariable(name)) {
+            Object o = binding.getVariable(name)
+            if (!InvokerHelper.getMetaClass(o).respondsTo(o, 'call', args).isEmpty()) {
+                return InvokerHelper.invokeMethod(o, 'call', args)
+            }
+        }
+        if (build.library != null && name in build.library.varNames) {
+            return callVar(name, args)
+        }
+        if (Catalog.STEPS.containsKey(name)) {
+            return step(script, name, args)
+        }
+        if (Catalog.SYMBOLS.containsKey(name)) {
+            return symbol(name, args)
+        }
+        List<String> globals = (GLOBALS + (build.library?.varNames ?: [])).sort()
+        throw new NoSuchMethodError("No such DSL method '${name}' found among steps ${Catalog.STEPS.keySet().sort()} " +
+                "or symbols ${Catalog.SYMBOLS.keySet().sort()} or globals ${globals}")
+    }
+
+    Object property(PipelineScript script, String name) {
+        switch (name) {
+            case 'env': return env
+            case 'currentBuild': return currentBuild
+            case 'params': return build.params
+            case 'scm': return scm()
+        }
+        if (build.library != null && name in build.library.varNames) {
+            return varInstance(name)
+        }
+        String value = build.effectiveEnv().get(name)
+        if (value != null) {
+            return value
+        }
+        throw new MissingPropertyException(name, script.getClass())
+    }
+
+    /** SCMVar (workflow-multibranch): the job's own SCM, only for jobs whose Jenkinsfile comes from SCM. */
+    private Object scm() {
+        Map s = (Map) build.job.scm
+        if (build.job.fromScm == false || s == null) {
+            throw new IllegalStateException('\u2018checkout scm\u2019 is only available when using \u201cMultibranch Pipeline\u201d or \u201cPipeline script from SCM\u201d')
+        }
+        [$class: 'GitSCM', userRemoteConfigs: [[url: s.url]], branches: [[name: s.branch ?: '*/main']]]
+    }
+
+    private Object varInstance(String name) {
+        Object inst = build.varInstances[name]
+        if (inst == null) {
+            Class c = build.library.varClass(name)
+            build.scriptClasses[c.name] = c
+            inst = c.newInstance()
+            ((PipelineScript) inst).bindBuild(build)
+            build.varInstances[name] = inst
+        }
+        inst
+    }
+
+    /** UserDefinedGlobalVariable.getValue + InvokerHelper.invokeMethod(instance, "call", args). */
+    private Object callVar(String name, Object[] args) {
+        Object inst = varInstance(name)
+        List<Object> shown = args.findAll { !(it instanceof Closure) } as List
+        Map recorded = shown.size() == 1 && shown[0] instanceof Map ? (Map) shown[0] : [args: shown]
+        Map e = build.record(name, recorded)
+        e.global = true
+        build.depth++
+        try {
+            Object r = InvokerHelper.invokeMethod(inst, 'call', args)
+            e.returned = Json.clean(r)
+            return r
+        } finally {
+            build.depth--
+        }
+    }
+
+    private Describable symbol(String name, Object[] args) {
+        Catalog.Spec spec = Catalog.SYMBOLS[name]
+        Map named = namedArgs(spec, args as List)
+        new Describable(name, named)
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Step binding
+
+    private Object step(PipelineScript script, String name, Object[] args) {
+        Catalog.Spec spec = Catalog.STEPS[name]
+        List<Object> rest = args as List
+        Closure body = null
+        if (spec.takesBlock && rest && rest.last() instanceof Closure) {
+            body = (Closure) rest.remove(rest.size() - 1)
+        }
+        if (name == 'parallel') {
+            return step_parallel(script, rest ? (Map) rest[0] : [:])
+        }
+        Map named = namedArgs(spec, rest)
+        if (spec.takesBlock && body == null) {
+            throw new IllegalStateException("${name} step must be called with a body")
+        }
+        if (spec.needsWorkspace && !build.inNode) {
+            throw new MissingContextException('hudson.FilePath')
+        }
+        checkNonCps(name)
+        this."step_${name}"(script, named, body)
+    }
+
+    private static Map namedArgs(Catalog.Spec spec, List<Object> rest) {
+        Map named
+        if (rest.isEmpty()) {
+            named = [:]
+        } else if (rest.size() == 1 && rest[0] instanceof Map && ((Map) rest[0]).containsKey('$class') && spec.soleArgumentKey != null) {
+            // A `[$class: 'GitSCM', ...]` map is one describable value (as `checkout scm` passes), not named arguments.
+            named = [(spec.soleArgumentKey): coerce(rest[0])]
+        } else if (rest.size() == 1 && rest[0] instanceof Map) {
+            named = (Map) coerce(rest[0])
+        } else if (rest.size() == 1 && spec.soleArgumentKey != null) {
+            named = [(spec.soleArgumentKey): coerce(rest[0])]
+        } else {
+            throw new IllegalArgumentException("Expected named arguments but got ${rest}")
+        }
+        List<String> unknown = named.keySet().findAll { spec.param(it.toString()) == null }*.toString().sort()
+        if (unknown) {
+            throw new IllegalArgumentException("WARNING: Unknown parameter(s) found for class type '${spec.className}': ${unknown.join(',')}")
+        }
+        // A missing constructor argument is passed as null (DescribableModel.instantiate); the
+        // steps that cannot take null say so themselves.
+        if (spec.name == 'sh' && !named.script) {
+            throw new IllegalArgumentException('script must not be empty')
+        }
+        named
+    }
+
+    /** GStrings reach steps as Strings (DescribableModel coerces them). */
+    private static Object coerce(Object v) {
+        if (v instanceof GString) {
+            return v.toString()
+        } else if (v instanceof Map && !(v instanceof Describable)) {
+            Map out = new LinkedHashMap()
+            ((Map) v).each { k, val -> out[k instanceof GString ? k.toString() : k] = coerce(val) }
+            return out
+        } else if (v instanceof List) {
+            return ((List) v).collect { coerce(it) }
+        }
+        v
+    }
+
+    /**
+     * A step called from inside a @NonCPS method: CPS cannot suspend there, and Jenkins warns
+     * ("expected to call ... but wound up catching ...") and misbehaves. The style rule is that
+     * @NonCPS methods call no steps, so the harness reports every such call.
+     */
+    private void checkNonCps(String stepName) {
+        for (StackTraceElement f : Thread.currentThread().stackTrace) {
+            String outer = f.className.split('\\$')[0]
+            Class c = build.scriptClasses[outer]
+            if (c == null) {
+                continue
+            }
+            String method = f.methodName
+            Matcher m = f.className =~ '\\$_(.+?)_closure\\d+'
+            if (m.find()) {
+                method = m.group(1)
+            }
+            boolean nonCps = c.declaredMethods.any { Method dm -> dm.name == method && dm.isAnnotationPresent(NonCPS) }
+            if (nonCps) {
+                build.violation('step-in-noncps', "step '${stepName}' called from @NonCPS method ${outer}.${method}")
+                return
+            }
+        }
+    }
+
+    private Object body(Closure body) {
+        build.depth++
+        try {
+            return body.call()
+        } finally {
+            build.depth--
+        }
+    }
+
+    private Object withExpander(Map<String, String> vars, Closure body) {
+        build.expanders << vars
+        try {
+            return this.body(body)
+        } finally {
+            build.expanders.remove(build.expanders.size() - 1)
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // workflow-durable-task-step
+
+    /**
+     * sh (DurableTaskStep.handleExit): with returnStatus the exit code is returned; otherwise a
+     * non-zero exit fails with "script returned exit code N"; with returnStdout the output is
+     * returned. What each command prints and returns comes from the scenario's `sh` rules.
+     */
+    Object step_sh(PipelineScript s, Map a, Closure body) {
+        String script = a.script.toString()
+        TreeMap<String, String> env = build.effectiveEnv()
+        Map e = build.record('sh', a)
+        e.cwd = build.currentDir
+        e.env = new LinkedHashMap(env)
+        Map rule = shRule(script, (String) a.label, env)
+        int status = (rule?.status ?: 0) as int
+        if (rule?.changedFiles != null) {
+            status = changesStatus((List) rule.changedFiles, env[(rule.pathsVariable ?: 'ENADU_PATHS').toString()])
+        }
+        String stdout = (rule?.stdout ?: '').toString()
+        long duration = (rule?.durationMs != null ? rule.durationMs : (build.scenario.shDurationMs != null ? build.scenario.shDurationMs : 1000)) as long
+        build.log("[Pipeline] sh${a.label ? " (${a.label})" : ''}")
+        script.readLines().findAll { it.trim() }.each { build.log("+ ${it.trim()}") }
+        if (stdout && !a.returnStdout) {
+            stdout.readLines().each { build.log(it) }
+        }
+        build.advance(duration)
+        ((Map) (rule?.writes ?: [:])).each { String path, String text ->
+            build.files[build.resolve(expand(path, env))] = text.getBytes('UTF-8')
+        }
+        e.rule = rule?.id
+        e.status = status
+        if (a.returnStdout) {
+            e.stdout = stdout
+        }
+        if (rule?.interrupt) {
+            throw new FlowInterruptedException(rule.interrupt.toString(), rule.message?.toString() ?: 'Timeout has been exceeded')
+        }
+        if (a.returnStatus) {
+            return status
+        }
+        if (status != 0) {
+            if (a.returnStdout) {
+                build.log(stdout)
+            }
+            throw new AbortException("script returned exit code ${status}")
+        }
+        a.returnStdout ? stdout : null
+    }
+
+    /** The first scenario rule matching the command: `script`/`label` are regular expressions searched for, `env` exact values. */
+    private Map shRule(String script, String label, Map<String, String> env) {
+        List<Map> rules = (List<Map>) (build.scenario.sh ?: [])
+        for (int i = 0; i < rules.size(); i++) {
+            Map r = rules[i]
+            if (r.script && !(script =~ r.script.toString()).find()) {
+                continue
+            }
+            if (r.label && !(label != null && (label =~ r.label.toString()).find())) {
+                continue
+            }
+            if (r.env && !((Map) r.env).every { k, v -> env[k.toString()] == v?.toString() }) {
+                continue
+            }
+            int used = ruleUses[i] ?: 0
+            if (r.times != null && used >= (r.times as int)) {
+                continue
+            }
+            ruleUses[i] = used + 1
+            Map out = new LinkedHashMap(r)
+            out.id = r.id ?: i
+            return out
+        }
+        if (build.scenario.strictSh) {
+            throw new HarnessError("harness: no sh rule in the scenario matches: ${script}")
+        }
+        null
+    }
+
+    /**
+     * A stand-in for the helper's `changes` decision, so one scenario ("common/x changed") can
+     * drive every pipeline: exit 0 when a changed file matches one of the newline-separated path
+     * globs in the environment variable, else 10 (helper/exitcodes.py UNCHANGED). The globs are
+     * matched Ant-style ('**' spans directories), which is what enadu.yaml's globs mean.
+     */
+    private static int changesStatus(List changedFiles, String globs) {
+        List<String> patterns = (globs ?: '').readLines().findAll { it }
+        boolean changed = changedFiles.any { f -> patterns.any { p -> Glob.matches(p, f.toString(), true) } }
+        changed ? 0 : 10
+    }
+
+    private static String expand(String text, Map<String, String> env) {
+        text.replaceAll('\\$\\{?([A-Za-z_][A-Za-z0-9_]*)\\}?') { all, String n -> env[n] ?: '' }
+    }
+
+    /** node (ExecutorStep): the workspace and the agent's variables (WORKSPACE, NODE_NAME) for the body. */
+    Object step_node(PipelineScript s, Map a, Closure body) {
+        Map e = build.record('node', a)
+        Map agent = (Map) (build.scenario.agent ?: [:])
+        String name = agent.name ?: 'built-in'
+        e.node = name
+        build.log("Running on ${name} in ${build.workspace}")
+        Map<String, String> previousEnv = build.nodeEnv
+        List<String> previousCwd = new ArrayList<>(build.cwd)
+        build.nodeEnv = [NODE_NAME: name, NODE_LABELS: (agent.labels ?: name).toString(), EXECUTOR_NUMBER: '0',
+                         PATH: (agent.path ?: '/usr/local/bin:/usr/bin:/bin').toString(), HOME: '/home/jenkins',
+                         WORKSPACE: build.workspace, WORKSPACE_TMP: "${build.workspace}@tmp".toString()]
+        build.cwd.clear()
+        build.cwd << build.workspace
+        try {
+            return this.body(body)
+        } finally {
+            build.nodeEnv = previousEnv
+            build.cwd.clear()
+            build.cwd.addAll(previousCwd)
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // workflow-basic-steps
+
+    Object step_echo(PipelineScript s, Map a, Closure body) {
+        build.record('echo', a)
+        build.log(a.message.toString())
+        null
+    }
+
+    /** ErrorStep: throws AbortException(message). */
+    Object step_error(PipelineScript s, Map a, Closure body) {
+        build.record('error', a)
+        throw new AbortException(a.message.toString())
+    }
+
+    /** UnstableStep: the build (and the stage, through a WarningAction) becomes UNSTABLE. */
+    Object step_unstable(PipelineScript s, Map a, Closure body) {
+        build.record('unstable', a)
+        build.log("WARNING: ${a.message}")
+        build.setResult('UNSTABLE')
+        build.stageWarning('UNSTABLE')
+        null
+    }
+
+    /** WriteFileStep: text, or bytes when encoding is Base64. */
+    Object step_writeFile(PipelineScript s, Map a, Closure body) {
+        String text = a.text.toString()
+        byte[] data = a.encoding == 'Base64' ? Base64.decoder.decode(text.replaceAll(/\s/, '')) : text.getBytes('UTF-8')
+        Map shown = [file: a.file, encoding: a.encoding, size: data.length, sha256: Build.sha256(data)]
+        if (a.encoding != 'Base64' && text.length() <= 4096) {
+            shown.text = text
+        }
+        Map e = build.record('writeFile', shown, false)
+        build.scanForSecrets(e, 'file', a.file)
+        build.scanForSecrets(e, 'text', a.encoding == 'Base64' ? new String(data, 'ISO-8859-1') : text)
+        build.files[build.resolve(a.file.toString())] = data
+        null
+    }
+
+    Object step_readFile(PipelineScript s, Map a, Closure body) {
+        build.record('readFile', a)
+        String path = build.resolve(a.file.toString())
+        byte[] data = build.files[path]
+        if (data == null) {
+            throw new java.nio.file.NoSuchFileException(path)
+        }
+        a.encoding == 'Base64' ? Base64.encoder.encodeToString(data) : new String(data, 'UTF-8')
+    }
+
+    Object step_fileExists(PipelineScript s, Map a, Closure body) {
+        Map e = build.record('fileExists', a)
+        String path = build.resolve(a.file.toString())
+        boolean exists = build.files.containsKey(path) || build.files.keySet().any { it.startsWith(path + '/') }
+        e.returned = exists
+        exists
+    }
+
+    /** PwdStep: the current directory, or its temporary sibling <dir>@tmp (WorkspaceList.tempDir). */
+    Object step_pwd(PipelineScript s, Map a, Closure body) {
+        Map e = build.record('pwd', a)
+        String dir = a.tmp ? "${build.currentDir}@tmp".toString() : build.currentDir
+        e.returned = dir
+        dir
+    }
+
+    Object step_dir(PipelineScript s, Map a, Closure body) {
+        build.record('dir', a)
+        build.cwd << build.resolve(a.path.toString())
+        try {
+            return this.body(body)
+        } finally {
+            build.cwd.remove(build.cwd.size() - 1)
+        }
+    }
+
+    Object step_deleteDir(PipelineScript s, Map a, Closure body) {
+        build.record('deleteDir', a)
+        String dir = build.currentDir
+        build.files.keySet().removeAll { it == dir || it.startsWith(dir + '/') }
+        null
+    }
+
+    Object step_isUnix(PipelineScript s, Map a, Closure body) {
+        build.record('isUnix', a)
+        true
+    }
+
+    /** EnvStep: every entry must contain '=' (else IllegalArgumentException(entry)); applied with EnvVars.override. */
+    Object step_withEnv(PipelineScript s, Map a, Closure body) {
+        List<String> overrides = ((List) a.overrides).collect { it.toString() }
+        overrides.each { String pair ->
+            if (pair.indexOf('=') == -1) {
+                throw new IllegalArgumentException(pair)
+            }
+        }
+        build.record('withEnv', [overrides: overrides])
+        Map<String, String> vars = new LinkedHashMap<>()
+        overrides.each { String pair ->
+            int i = pair.indexOf('=')
+            vars[pair.substring(0, i)] = pair.substring(i + 1)
+        }
+        withExpander(vars, body)
+    }
+
+    Object step_timeout(PipelineScript s, Map a, Closure body) {
+        build.record('timeout', a)
+        this.body(body)
+    }
+
+    /** RetryStep: runs the body again after a failure, up to count times; interruptions are not retried. */
+    Object step_retry(PipelineScript s, Map a, Closure body) {
+        build.record('retry', a)
+        int count = a.count as int
+        for (int attempt = 1; ; attempt++) {
+            try {
+                return this.body(body)
+            } catch (HarnessError | FlowInterruptedException e) {
+                throw e
+            } catch (Throwable t) {
+                if (attempt >= count) {
+                    throw t
+                }
+                build.log("ERROR: ${t.message}")
+                build.log('Retrying')
+            }
+        }
+    }
+
+    Object step_sleep(PipelineScript s, Map a, Closure body) {
+        build.record('sleep', a)
+        long unit = ['MILLISECONDS': 1L, 'SECONDS': 1000L, 'MINUTES': 60000L, 'HOURS': 3600000L][(a.unit ?: 'SECONDS').toString()] ?: 1000L
+        build.advance((a.time as long) * unit)
+        null
+    }
+
+    /** ToolStep: the home of a configured tool installation ("No <type> named <name> found" otherwise). */
+    Object step_tool(PipelineScript s, Map a, Closure body) {
+        Map e = build.record('tool', a)
+        Map<String, List> installed = (Map) (build.scenario.tools ?: [:])
+        String type = (a.type ?: '').toString()
+        if (!(installed[type]?.contains(a.name))) {
+            throw new AbortException("No ${type ?: 'tool'} named ${a.name} found")
+        }
+        String home = "/home/jenkins/tools/${type}/${a.name}".toString()
+        e.returned = home
+        home
+    }
+
+    /**
+     * CatchErrorStep: a failure in the body is caught; the build result becomes buildResult
+     * (default FAILURE) and the stage gets stageResult (default SUCCESS) as a warning.
+     * Interruptions are caught only with catchInterruptions (default true).
+     */
+    Object step_catchError(PipelineScript s, Map a, Closure body) {
+        build.record('catchError', a)
+        catching(body, (a.buildResult ?: 'FAILURE').toString(), (a.stageResult ?: 'SUCCESS').toString(),
+                (String) a.message, a.catchInterruptions != false)
+    }
+
+    /** WarnErrorStep: catchError(buildResult: 'UNSTABLE', stageResult: 'UNSTABLE', message: message). */
+    Object step_warnError(PipelineScript s, Map a, Closure body) {
+        build.record('warnError', a)
+        catching(body, 'UNSTABLE', 'UNSTABLE', (String) a.message, a.catchInterruptions != false)
+    }
+
+    private Object catching(Closure body, String buildResult, String stageResult, String message, boolean catchInterruptions) {
+        try {
+            return this.body(body)
+        } catch (HarnessError e) {
+            throw e
+        } catch (Throwable t) {
+            if (t instanceof FlowInterruptedException && !catchInterruptions) {
+                throw t
+            }
+            if (message) {
+                build.log(message)
+            }
+            build.log("ERROR: ${t.message}")
+            if (buildResult != 'SUCCESS') {
+                build.setResult(buildResult)
+            }
+            if (stageResult != 'SUCCESS') {
+                build.stageWarning(stageResult)
+            }
+            return null
+        }
+    }
+
+    Object step_stash(PipelineScript s, Map a, Closure body) {
+        build.record('stash', a)
+        String dir = build.currentDir
+        Map<String, byte[]> saved = [:]
+        build.files.each { String path, byte[] data ->
+            if (path.startsWith(dir + '/')) {
+                String rel = path.substring(dir.length() + 1)
+                if (!a.includes || Glob.matches(a.includes.toString(), rel, true)) {
+                    saved[rel] = data
+                }
+            }
+        }
+        if (saved.isEmpty() && !a.allowEmpty) {
+            throw new AbortException('No files included in stash \u2018' + a.name + '\u2019')
+        }
+        build.stashes[a.name.toString()] = saved
+        null
+    }
+
+    Object step_unstash(PipelineScript s, Map a, Closure body) {
+        build.record('unstash', a)
+        Map<String, byte[]> saved = build.stashes[a.name.toString()]
+        if (saved == null) {
+            throw new AbortException('No such saved stash \u2018' + a.name + '\u2019')
+        }
+        saved.each { rel, data -> build.files[build.resolve(rel)] = data }
+        null
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // workflow-scm-step / git
+
+    /**
+     * checkout (SCMStep): returns the SCM's variables (for Git: GIT_COMMIT, GIT_PREVIOUS_COMMIT,
+     * GIT_PREVIOUS_SUCCESSFUL_COMMIT, GIT_BRANCH, GIT_LOCAL_BRANCH, GIT_URL, ...) and, with
+     * changelog (the default), adds the change set to currentBuild.changeSets. The scenario's
+     * `checkout` answers are matched on the repository URL.
+     */
+    Object step_checkout(PipelineScript s, Map a, Closure body) {
+        Map e = build.record('checkout', a)
+        String url = checkoutUrl(a.scm)
+        Map answer = ((List<Map>) (build.scenario.checkout ?: [])).find { Map c -> c.url == url }
+        if (answer == null) {
+            throw new HarnessError("harness: the scenario has no checkout answer for ${url}")
+        }
+        if (answer.error) {
+            throw new AbortException(answer.error.toString())
+        }
+        Map returned = new LinkedHashMap((Map) (answer.returns ?: [:]))
+        if (a.changelog != false && answer.changeSet) {
+            build.changeSets << ((List<Map>) answer.changeSet).collect { new LinkedHashMap(it) }
+        }
+        ((Map) (answer.files ?: [:])).each { String path, String text -> build.files[build.resolve(path)] = text.getBytes('UTF-8') }
+        build.advance((answer.durationMs ?: 0) as long)
+        e.returned = Json.clean(returned)
+        returned
+    }
+
+    private static String checkoutUrl(Object scm) {
+        if (scm instanceof Map) {
+            List remotes = (List) ((Map) scm).userRemoteConfigs
+            if (remotes) {
+                return ((Map) remotes[0]).url?.toString()
+            }
+        }
+        throw new HarnessError("harness: cannot find the repository URL in checkout scm: ${Json.clean(scm)}")
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // pipeline-stage-step, workflow-cps parallel, pipeline-model-definition script
+
+    Object step_stage(PipelineScript s, Map a, Closure body) {
+        Map st = build.stageStart(a.name.toString())
+        Throwable error = null
+        try {
+            return this.body(body)
+        } catch (Throwable t) {
+            error = t
+            st.failed = !(t instanceof HarnessError)
+            throw t
+        } finally {
+            build.stageEnd(st, error)
+        }
+    }
+
+    /** ParallelStep: every branch runs (here one after another, in order); the first failure is rethrown at the end. */
+    Object step_parallel(PipelineScript s, Map branches) {
+        Map args = branches.findAll { k, v -> k != 'failFast' }
+        build.record('parallel', [branches: args.keySet().collect { it.toString() }, failFast: branches.failFast ?: false])
+        Throwable first = null
+        Map results = [:]
+        args.each { k, v ->
+            if (first != null && branches.failFast) {
+                return
+            }
+            build.event('branch', [name: k.toString()])
+            try {
+                results[k] = this.body((Closure) v)
+            } catch (HarnessError e) {
+                throw e
+            } catch (Throwable t) {
+                first = first ?: t
+            }
+        }
+        if (first != null) {
+            throw first
+        }
+        results
+    }
+
+    Object step_script(PipelineScript s, Map a, Closure body) {
+        build.record('script', a)
+        this.body(body)
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // pipeline-groovy-lib
+
+    /** ResourceStep: a library resource as text, or Base64 with encoding: 'Base64'. */
+    Object step_libraryResource(PipelineScript s, Map a, Closure body) {
+        Map e = build.record('libraryResource', a)
+        byte[] data = build.library?.resource(a.resource.toString())
+        if (data == null) {
+            throw new AbortException("No such library resource ${a.resource} could be found.")
+        }
+        e.size = data.length
+        e.sha256 = Build.sha256(data)
+        a.encoding == 'Base64' ? Base64.encoder.encodeToString(data) : new String(data, (a.encoding ?: 'UTF-8').toString())
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // junit, pipeline-utility-steps, timestamper
+
+    /**
+     * junit (JUnitResultsStepExecution): failed tests make the build and the stage UNSTABLE; no
+     * report files fail the step ("No test report files were found. Configuration error?")
+     * unless allowEmptyResults. The scenario's `junit` answers say what the files contain.
+     */
+    Object step_junit(PipelineScript s, Map a, Closure body) {
+        Map e = build.record('junit', a)
+        Map answer = ((List<Map>) (build.scenario.junit ?: [])).find { Map j -> !j.testResults || j.testResults == a.testResults }
+        if (answer == null || answer.files == 0) {
+            if (!a.allowEmptyResults) {
+                throw new AbortException('No test report files were found. Configuration error?')
+            }
+            e.returned = [totalCount: 0, failCount: 0, skipCount: 0, passCount: 0]
+            return e.returned
+        }
+        int total = (answer.total ?: 0) as int
+        int failed = (answer.failed ?: 0) as int
+        int skipped = (answer.skipped ?: 0) as int
+        if (failed > 0 && !a.skipMarkingBuildUnstable) {
+            build.log("${failed} tests failed")
+            build.setResult('UNSTABLE')
+            build.stageWarning('UNSTABLE')
+        }
+        e.returned = [totalCount: total, failCount: failed, skipCount: skipped, passCount: total - failed - skipped]
+        e.returned
+    }
+
+    /** FileSha256Step: lower-case hex digest of the file, or null when there is no such file (ComputeHashCallable). */
+    Object step_sha256(PipelineScript s, Map a, Closure body) {
+        Map e = build.record('sha256', a)
+        byte[] data = build.files[build.resolve(a.file.toString())]
+        String digest = data == null ? null : Build.sha256(data)
+        e.returned = digest
+        digest
+    }
+
+    Object step_timestamps(PipelineScript s, Map a, Closure body) {
+        build.record('timestamps', a)
+        this.body(body)
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // credentials-binding
+
+    /**
+     * withCredentials (BindingStep): looks each credential up (MultiBinding.getCredentials:
+     * "Could not find credentials entry with ID '...'", or "... is of type ... where ... was
+     * expected"), binds the values as environment variables for the body only, and writes file
+     * credentials to <workspace>@tmp/secretFiles/<uuid>/ (UnbindableDir), deleted afterwards.
+     */
+    Object step_withCredentials(PipelineScript s, Map a, Closure body) {
+        List bindings = (List) a.bindings
+        build.record('withCredentials', [bindings: bindings])
+        Map<String, String> vars = new LinkedHashMap<>()
+        List<String> tempFiles = []
+        bindings.each { Object b ->
+            if (!(b instanceof Describable)) {
+                throw new IllegalArgumentException("withCredentials expects bindings such as usernamePassword(...), got ${b}")
+            }
+            Describable d = (Describable) b
+            String id = d.args.credentialsId?.toString()
+            Map cred = ((Map) (build.scenario.credentials ?: [:]))[id]
+            if (cred == null) {
+                throw new AbortException("Could not find credentials entry with ID '${id}'")
+            }
+            Map<String, String> expected = [usernamePassword: 'usernamePassword', usernameColonPassword: 'usernamePassword',
+                                             string: 'string', file: 'file']
+            Map<String, String> names = [usernamePassword: 'Username with password', string: 'Secret text', file: 'Secret file']
+            if (cred.type != expected[d.symbol]) {
+                throw new AbortException("Credentials '${id}' is of type '${names[cred.type] ?: cred.type}' where '${names[expected[d.symbol]]}' was expected")
+            }
+            switch (d.symbol) {
+                case 'usernamePassword':
+                    vars[d.args.usernameVariable.toString()] = cred.username.toString()
+                    vars[d.args.passwordVariable.toString()] = cred.password.toString()
+                    break
+                case 'usernameColonPassword':
+                    vars[d.args.variable.toString()] = "${cred.username}:${cred.password}".toString()
+                    break
+                case 'string':
+                    vars[d.args.variable.toString()] = cred.secret.toString()
+                    break
+                case 'file':
+                    if (!build.inNode) {
+                        throw new MissingContextException('hudson.FilePath')
+                    }
+                    String path = "${build.workspace}@tmp/secretFiles/${build.nextId()}/${cred.fileName ?: "file${build.counter}.tmp"}".toString()
+                    build.files[path] = cred.content.toString().getBytes('UTF-8')
+                    tempFiles << path
+                    vars[d.args.variable.toString()] = path
+                    break
+            }
+        }
+        try {
+            return withExpander(vars, body)
+        } finally {
+            tempFiles.each { build.files.remove(it) }
+        }
+    }
+}
