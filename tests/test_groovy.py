@@ -140,7 +140,8 @@ def test_hostile_but_valid_values_stay_literal(tmp_path: Path, runner) -> None:
     assert by_step["enaduBuild"]["args"]["commands"] == ["./gradlew --no-daemon -Dorg.gradle.jvmargs=-Xmx1g :backend:build"]
     # nothing else ran: the recorded steps are exactly the pipeline's own
     assert {c["step"] for c in calls} == {
-        "pipeline", "agent", "triggers", "githubPush", "options", "disableConcurrentBuilds", "timeout",
+        "pipeline", "agent", "triggers", "githubPush", "options", "disableConcurrentBuilds", "skipDefaultCheckout",
+        "timeout",
         "buildDiscarder", "logRotator", "timestamps", "stages", "stage", "steps", "when", "environment",
         "enaduCheckout", "enaduChanges", "enaduTest", "enaduBuild", "enaduImage", "enaduDeploy", "post", "always",
         "enaduNotify"}
