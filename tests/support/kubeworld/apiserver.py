@@ -127,7 +127,7 @@ class ApiServer:
         if self._listener is not None:
             self._listener.close()
         if self._server is not None:
-            await self._server.shutdown(0.2)
+            await self._server.shutdown(0.05)
         for task in list(self.watch_tasks):
             task.cancel()
 

@@ -14,6 +14,8 @@ import asyncio
 import logging
 from typing import Dict, List, Optional, Set
 
+from .errors import ApiError
+
 log = logging.getLogger("kubeworld")
 
 
@@ -40,6 +42,8 @@ class ControlLoop:
         self._wake: Optional[asyncio.Event] = None
         self._task: Optional[asyncio.Task] = None
         self.passes = 0
+        self.conflicts = 0
+        self._stopping = False
         self.errors: List[str] = []
         world.store.listeners.append(self._changed)
 
@@ -56,12 +60,12 @@ class ControlLoop:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="kubeworld-controllers")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            self._wake.set()
+            done, _ = await asyncio.wait({self._task}, timeout=2)
+            if not done:
+                self._task.cancel()
         await self.kubelet.shutdown()
 
     def pause(self, *names: str) -> None:
@@ -76,11 +80,16 @@ class ControlLoop:
         self._changed()
 
     async def _run(self) -> None:
-        while True:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation or lose a
+        # result when the awaited thing completes at the same moment (CPython gh-86296).
+        while not self._stopping:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.world.tick)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.world.tick):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
+            if self._stopping:
+                return
             self._wake.clear()
             self.run_once()
             await asyncio.sleep(0.001)  # let API requests in between passes
@@ -92,8 +101,16 @@ class ControlLoop:
                 continue
             try:
                 self.controllers[name].sync()
+            except ApiError as e:
+                if e.code == 409:  # a conflict with another writer: requeue, as real controllers do
+                    self.conflicts += 1
+                    continue
+                self._failed(name, e)
             except Exception as e:  # a controller bug must not kill the loop; surface it to tests
-                message = f"{name}: {type(e).__name__}: {e}"
-                if len(self.errors) < 100:
-                    self.errors.append(message)
-                log.exception("kubeworld controller %s failed", name)
+                self._failed(name, e)
+
+    def _failed(self, name: str, e: BaseException) -> None:
+        message = f"{name}: {type(e).__name__}: {e}"
+        if len(self.errors) < 100:
+            self.errors.append(message)
+        log.error("kubeworld controller %s failed", name, exc_info=e)

@@ -130,7 +130,10 @@ class DeploymentController:
             min_ready_changed = rs_copy["spec"].get("minReadySeconds", 0) != d["spec"].get("minReadySeconds", 0)
             if annotations_updated or min_ready_changed:
                 rs_copy["spec"]["minReadySeconds"] = d["spec"].get("minReadySeconds", 0)
-                return self.reg.update(RS, ns, rs_copy["metadata"]["name"], rs_copy)
+                updated = self.reg.update(RS, ns, rs_copy["metadata"]["name"], rs_copy)
+                existing.clear()
+                existing.update(updated)  # keep the caller's list current for the rest of this sync
+                return existing
             needs_update = self.set_revision(d, (rs_copy["metadata"].get("annotations") or {}).get(U.REVISION, ""))
             st = d.setdefault("status", {})
             if U.has_progress_deadline(d) and U.get_condition(st, "Progressing") is None:

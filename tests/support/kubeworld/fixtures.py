@@ -30,5 +30,5 @@ def kubeworld(request, tmp_path):
         world.stop()
     leaked = [t.name for t in threading.enumerate() if t.ident not in before and t.is_alive()]
     assert not leaked, f"kubeworld left threads running: {leaked}"
-    errors = [e for e in world.control.errors if "Conflict" not in e]
+    errors = world.control.errors
     assert not errors, f"kubeworld controllers failed: {errors[:5]}"

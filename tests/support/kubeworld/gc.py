@@ -80,10 +80,12 @@ class GarbageCollector:
             if self.reg.exists_uid(owner_uid):
                 continue
             for dres, dep in deps:
-                refs = dep["metadata"].get("ownerReferences") or []
-                if all(not self.reg.exists_uid(r.get("uid")) for r in refs) and not dep["metadata"].get("deletionTimestamp"):
-                    if store.get(dres.key, dep["metadata"].get("namespace", ""), dep["metadata"]["name"]) is not None:
-                        self._delete(dres, dep)
+                current = store.get(dres.key, dep["metadata"].get("namespace", ""), dep["metadata"]["name"])
+                if current is None or current["metadata"].get("deletionTimestamp"):
+                    continue
+                refs = current["metadata"].get("ownerReferences") or []
+                if refs and all(not self.reg.exists_uid(r.get("uid")) for r in refs):
+                    self._delete(dres, current)
 
     def _finalize_namespace(self, ns_obj: dict) -> None:
         name = ns_obj["metadata"]["name"]

@@ -90,8 +90,9 @@ class LoadGenerator:
         async with aiohttp.ClientSession(connector=connector, headers=self.headers) as session:
             workers = [asyncio.create_task(self._worker(session, i)) for i in range(self.concurrency)]
             try:
-                await asyncio.wait_for(self._stop.wait(), timeout=self.max_seconds)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.max_seconds):
+                    await self._stop.wait()
+            except TimeoutError:
                 pass
             self._stop.set()
             await asyncio.gather(*workers, return_exceptions=True)
@@ -104,9 +105,10 @@ class LoadGenerator:
                 delay = next_at - time.monotonic()
                 if delay > 0:
                     try:
-                        await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                        async with asyncio.timeout(delay):
+                            await self._stop.wait()
                         return
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
                 next_at += interval
             await self._one(session)

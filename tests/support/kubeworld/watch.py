@@ -32,6 +32,10 @@ from .selectors import make_filter
 DEFAULT_TIMEOUT = 1800.0
 
 
+def _true(value) -> bool:
+    return value in ("true", "True", "1")
+
+
 def _event(etype: str, obj: dict) -> bytes:
     return (json.dumps({"type": etype, "object": obj}) + "\n").encode()
 
@@ -48,7 +52,7 @@ async def serve_watch(server, request, res, namespace: Optional[str], query: dic
     rv_text = query.get("resourceVersion", "")
     initial: List[dict] = []
     since: Optional[int]
-    if rv_text in ("", "0") or query.get("sendInitialEvents") == "true":
+    if rv_text in ("", "0") or _true(query.get("sendInitialEvents")):
         initial = [copy.deepcopy(o) for o in store.list(res.key, namespace) if accept(o)]
         since = store.rv
     else:
@@ -76,7 +80,7 @@ async def serve_watch(server, request, res, namespace: Optional[str], query: dic
 
     timeout = float(query.get("timeoutSeconds") or DEFAULT_TIMEOUT)
     deadline = time.monotonic() + timeout
-    bookmarks = query.get("allowWatchBookmarks") == "true"
+    bookmarks = _true(query.get("allowWatchBookmarks"))
     cut_after = min((r.cut_watch_after for r in cuts if r.cut_watch_after is not None), default=None)
     cut_at = min((time.monotonic() + r.cut_watch_seconds for r in cuts if r.cut_watch_seconds is not None), default=None)
     sent = 0
@@ -89,7 +93,7 @@ async def serve_watch(server, request, res, namespace: Optional[str], query: dic
             sent += 1
             if cut_after is not None and sent >= cut_after:
                 return _cut(request, response, info)
-        if query.get("sendInitialEvents") == "true" and bookmarks:
+        if _true(query.get("sendInitialEvents")) and bookmarks:
             mark = {"kind": res.kind, "apiVersion": res.api_version,
                     "metadata": {"resourceVersion": str(since), "annotations": {"k8s.io/initial-events-end": "true"}}}
             await response.write(_event("BOOKMARK", mark))
@@ -102,8 +106,12 @@ async def serve_watch(server, request, res, namespace: Optional[str], query: dic
             if now >= deadline:
                 break
             try:
-                event = await asyncio.wait_for(watcher.queue.get(), timeout=max(0.0, wake - now))
-            except asyncio.TimeoutError:
+                if watcher.queue.empty():
+                    async with asyncio.timeout(max(0.0, wake - now)):  # not wait_for: see control.py
+                        event = await watcher.queue.get()
+                else:
+                    event = watcher.queue.get_nowait()
+            except TimeoutError:
                 if bookmarks and time.monotonic() >= next_bookmark and watcher.queue.empty():
                     mark = {"kind": res.kind, "apiVersion": res.api_version,
                             "metadata": {"resourceVersion": str(store.rv)}}

@@ -151,9 +151,12 @@ class KubeWorld:
                     pass
 
     async def _astop(self) -> None:
-        await self.control.stop()
-        await self.api.stop()
-        await self.dataplane.stop()
+        for step in (self.control.stop, self.api.stop, self.dataplane.stop):
+            try:
+                async with asyncio.timeout(3):
+                    await step()
+            except asyncio.TimeoutError:
+                raise RuntimeError(f"kubeworld: {step.__qualname__} did not finish in 3 s") from None
         pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for t in pending:
             t.cancel()
