@@ -335,3 +335,79 @@ def test_request_log_and_write_hook(kubeworld, api):
                    ("PATCH", "patch", "services", "s", True), ("DELETE", "delete", "services", "s", True)]
     assert [v for v, _, _ in seen_at_commit] == ["create", "patch", "delete"]
     assert all("OpenAPI-Generator" in r.user_agent for r in kubeworld.requests.all())
+
+
+def test_watch_cut_mid_stream_and_latency_faults(kubeworld, api):
+    core = client.CoreV1Api(api)
+    for name in ("a", "b", "c"):
+        core.create_namespaced_service("default", {"metadata": {"name": name}, "spec": {"ports": [{"port": 80}]}})
+    kubeworld.faults.add(Fault(verb="watch", resource="services", cut_watch_after=2, times=1))
+    got = []
+    with pytest.raises(Exception) as cut:
+        for e in watch.Watch().stream(core.list_namespaced_service, "default", timeout_seconds=5):
+            got.append(e["object"].metadata.name)
+    assert got == ["a", "b"]
+    assert "ended" in str(cut.value).lower() or "protocol" in type(cut.value).__name__.lower()
+    assert [r.faults for r in kubeworld.requests.all() if r.verb == "watch"] == [["before:cut-watch", "cut-watch"]]
+
+    kubeworld.faults.add(Fault(verb="get", resource="services", latency=0.3, times=1))
+    import time
+    started = time.monotonic()
+    core.read_namespaced_service("a", "default")
+    assert time.monotonic() - started >= 0.3
+
+
+def test_lease_contention_is_decided_by_resource_version(kubeworld, api):
+    coord = client.CoordinationV1Api(api)
+    lease = coord.create_namespaced_lease("default", {"metadata": {"name": "deploy-web"},
+                                                      "spec": {"leaseDurationSeconds": 30}})
+    first, second = coord.read_namespaced_lease("deploy-web", "default"), coord.read_namespaced_lease("deploy-web", "default")
+    first.spec.holder_identity = "pipeline-1"
+    second.spec.holder_identity = "pipeline-2"
+    won = coord.replace_namespaced_lease("deploy-web", "default", first)
+    with pytest.raises(ApiException) as lost:
+        coord.replace_namespaced_lease("deploy-web", "default", second)
+    assert lost.value.status == 409
+    assert won.spec.holder_identity == "pipeline-1" and won.metadata.resource_version != lease.metadata.resource_version
+    assert kubeworld.get("leases", "deploy-web")["spec"]["holderIdentity"] == "pipeline-1"
+
+
+def test_hpa_is_stored_and_served(kubeworld, api):
+    hpa = client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler("default", {
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web-blue"},
+                 "maxReplicas": 5}})
+    assert hpa.spec.min_replicas == 1  # defaulted
+    patched = client.AutoscalingV2Api(api).patch_namespaced_horizontal_pod_autoscaler(
+        "web", "default", {"spec": {"scaleTargetRef": {"name": "web-green"}}})
+    assert patched.spec.scale_target_ref.name == "web-green" and patched.spec.scale_target_ref.kind == "Deployment"
+
+
+def test_same_seed_same_world(tmp_path):
+    from tests.support.kubeworld import KubeWorld
+
+    def run(seed):
+        with KubeWorld(seed=seed, time_scale=0.05, workdir=str(tmp_path / str(seed))) as world:
+            world.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                          "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                                   "template": {"metadata": {"labels": {"app": "web"}},
+                                                "spec": {"containers": [{"name": "a", "image": "i:1"}]}}}})
+            world.wait_for(lambda w: len(w.list("pods")) == 3, what="three pods")
+            return sorted((p["metadata"]["name"], p["metadata"]["uid"]) for p in world.list("pods"))
+
+    (tmp_path / "1").mkdir()
+    (tmp_path / "2").mkdir()
+    assert run(1) == run(1)
+    assert run(1) != run(2)
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_paused_controllers_leave_state_alone(kubeworld, api):
+    kubeworld.pause("replicaset")
+    client.AppsV1Api(api).create_namespaced_deployment("default", deployment(replicas=2))
+    kubeworld.wait_for(lambda w: w.list("replicasets"), what="the replicaset")
+    import time
+    time.sleep(0.2)
+    assert kubeworld.list("pods") == []
+    kubeworld.resume("replicaset")
+    kubeworld.wait_for(lambda w: len(w.list("pods")) == 2, what="pods after resuming")
