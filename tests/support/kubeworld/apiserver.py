@@ -263,7 +263,7 @@ class ApiServer:
             options = self._delete_options(body, query)
             return self._json(reg.delete_collection(res, rt.namespace or None, query.get("labelSelector", ""),
                                                     query.get("fieldSelector", ""), options, dry_run))
-        raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     @staticmethod
     def _decode(body: bytes) -> dict:

@@ -357,7 +357,7 @@ class DataPlane:
                 raise ApiError.not_found(res, name)
             ip = (pod.get("status") or {}).get("podIP")
             if not ip:
-                raise ApiError(400, "BadRequest", f"address not allowed")
+                raise ApiError(400, "BadRequest", "address not allowed")
             target = int(port) if port.isdigit() else 80
         else:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")

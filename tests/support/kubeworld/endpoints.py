@@ -67,7 +67,7 @@ class EndpointsController:
     def sync(self) -> None:
         store = self.world.store
         services = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in store.list(SVC.key)}
-        for ident, svc in services.items():
+        for svc in services.values():
             if (svc.get("spec") or {}).get("selector"):
                 self.sync_service(svc)
         for ep in store.list(EP.key):

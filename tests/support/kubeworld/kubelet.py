@@ -328,7 +328,17 @@ class Kubelet:
                 ok = bool(app is not None and app.listening and not app.never_ready)
                 detail = "" if ok else "command failed"
         except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as e:
-            detail = f'Get "http://{rt.ip}:{port_of(spec)}{(spec.get("httpGet") or {}).get("path", "")}": {type(e).__name__}'
+            # the kubelet's wording (pkg/probe/http/http.go, net/http errors)
+            target = port_of(spec)
+            for p in c.spec.get("ports") or []:
+                if p.get("name") == target:
+                    target = p.get("containerPort")
+            why = ("context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+                   if isinstance(e, asyncio.TimeoutError) else f"dial tcp {rt.ip}:{target}: connect: connection refused")
+            if "httpGet" in spec:
+                detail = f'Get "http://{rt.ip}:{target}{spec["httpGet"].get("path", "/")}": {why}'
+            else:
+                detail = why
         probe.detail, probe.result, probe.inflight = detail, ok, False
         self.world.control._changed()
 

@@ -156,12 +156,12 @@ def _merge_list(original: List[Any], patch: List[Any], item_schema: SchemaNode, 
         directive = item.get(DIRECTIVE) if isinstance(item, dict) else None
         if directive == "delete":
             if merge_key not in item:
-                raise _SMPError(f"delete patch type with no merge key defined")
+                raise _SMPError("delete patch type with no merge key defined")
             original = [o for o in original if not (isinstance(o, dict) and o.get(merge_key) == item[merge_key])]
         elif directive == "replace":
             replace = True
         elif directive is not None:
-            raise _SMPError(f"merging lists cannot yet be specified in the patch")
+            raise _SMPError("merging lists cannot yet be specified in the patch")
         else:
             plain.append(item)
     if replace:

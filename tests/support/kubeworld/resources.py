@@ -10,7 +10,7 @@ kubernetes/kubernetes pkg/registry/<group>/<resource>/storage/storage.go, `Short
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 # The version this emulator claims to be (GET /version). kubectl 1.32 is the client under test;

@@ -116,7 +116,6 @@ def openapi_v3_document(group: str, version: str, resources) -> dict:
     parameter: kubectl's QueryParamVerifierV3 (staging/src/k8s.io/cli-runtime/pkg/resource/
     query_param_verifier_v3.go) looks for it to decide on server-side field validation.
     """
-    refs: set = set()
     schemas: Dict[str, dict] = {}
     todo = [r.schema_ref for r in resources]
     todo += ["io.k8s.apimachinery.pkg.apis.meta.v1.Status", "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"]

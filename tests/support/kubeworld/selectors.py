@@ -56,7 +56,7 @@ def parse_labels(selector: str) -> List[Requirement]:
             key, op, vals = m.group(1), m.group(2), m.group(3)
             values = tuple(v.strip() for v in vals.split(",") if v.strip())
             if not values and op == "in":
-                raise _bad(selector, f"for 'in', 'notin' operators, values set can't be empty")
+                raise _bad(selector, "for 'in', 'notin' operators, values set can't be empty")
             reqs.append((_check_key(key, selector), op, values))
             continue
         if part.startswith("!"):
@@ -70,7 +70,7 @@ def parse_labels(selector: str) -> List[Requirement]:
                 try:
                     int(value)
                 except ValueError:
-                    raise _bad(selector, f"for 'Gt', 'Lt' operators, the value must be an integer") from None
+                    raise _bad(selector, "for 'Gt', 'Lt' operators, the value must be an integer") from None
             reqs.append((_check_key(key, selector), op, (value,)))
             continue
         if re.match(r"^\S+$", part):

@@ -27,7 +27,6 @@ from . import resources as R
 from . import schema, tls
 from .control import ControlLoop
 from .dataplane import DataPlane
-from .errors import ApiError
 from .events import EventRecorder
 from .faults import Faults
 from .invariants import Invariants
@@ -319,5 +318,12 @@ class KubeWorld:
         self._loads.append(gen)
         return gen
 
-    def api_error(self, exc: ApiError) -> dict:
-        return exc.status()
+    def listening_ports(self) -> List[int]:
+        """Every loopback port this world listens on now (API server, Service proxies, pods)."""
+        def go():
+            ports = [self.api.port]
+            ports += [p.listen_port for proxies in self.dataplane.proxies.values() for p in proxies]
+            ports += [a.port for a in self.dataplane.apps.values() if a.listening and a.port]
+            return ports
+
+        return self.call(go)
