@@ -100,7 +100,7 @@ def test_pods_answer_and_the_api_server_proxies_to_them(kubeworld):
 
 @pytest.mark.parametrize("kubeworld", [{"time_scale": 0.1, "propagation_lag": 0.3}], indirect=True)
 def test_rolling_update_with_readiness_and_prestop_loses_no_request(kubeworld):
-    kubeworld.create(deployment("web", "example/web:1", prestop=5), service("web"))  # preStop 0.5 s > lag 0.3 s
+    kubeworld.create(deployment("web", "example/web:1", prestop=8), service("web"))  # preStop 0.8 s > lag 0.3 s
     available(kubeworld, "web", 3)
     kubeworld.wait_for(routes, what="the proxy to route")
     with kubeworld.load(kubeworld.service_url("web"), concurrency=4, rate=150) as load:
@@ -211,3 +211,41 @@ def test_invariants_catch_a_service_switched_to_an_unavailable_colour(kubeworld)
         kubeworld.invariants.assert_ok()
     assert "service web selects {'app': 'web', 'color': 'red'}: deployment web-red" in str(e.value)
     assert kubeworld.invariants.violations[0].change.startswith("MODIFIED core/services default/web")
+
+
+@pytest.mark.parametrize("kubeworld", [{"time_scale": 0.1, "propagation_lag": 0.5}], indirect=True)
+@pytest.mark.parametrize("flow", ["keep old colour past the lag", "delete old colour at once"])
+def test_blue_green_switch_through_the_proxy_with_lag(kubeworld, flow):
+    kubeworld.create(deployment("web", "example/web:1", replicas=2, color="blue"),
+                     service("web", {"app": "web", "color": "blue"}))
+    available(kubeworld, "web-blue", 2)
+    kubeworld.wait_for(routes, what="the proxy to route")
+    kubeworld.invariants.add("web serves an available colour", service_selects_available("web"))
+    api = config.new_client_from_config(config_file=kubeworld.kubeconfig)
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    with kubeworld.load(kubeworld.service_url("web"), concurrency=4, rate=150) as load:
+        load.wait_for_requests(20)
+        apps.create_namespaced_deployment("default", deployment("web", "example/web:2", replicas=2, color="green"))
+        available(kubeworld, "web-green", 2)
+        svc = core.read_namespaced_service("web", "default")
+        core.patch_namespaced_service("web", "default", {"metadata": {"resourceVersion": svc.metadata.resource_version},
+                                                         "spec": {"selector": {"color": "green"}}})
+        green_ips = {p["status"]["podIP"] for p in kubeworld.list("pods", selector={"color": "green"})}
+        kubeworld.wait_for(lambda w: {a["ip"] for s in w.get("endpoints", "web").get("subsets", [])
+                                      for a in s.get("addresses", [])} == green_ips, what="endpoints of green only")
+        if flow == "delete old colour at once":
+            apps.delete_namespaced_deployment("web-blue", "default")
+        else:
+            time.sleep(1.0)  # the scale-down delay outlasts the propagation lag (0.5 s)
+            apps.patch_namespaced_deployment_scale("web-blue", "default", {"spec": {"replicas": 0}})
+        time.sleep(0.7)
+        settled = len(load.results)
+        load.wait_for_requests(settled + 30)
+    summary = load.summary()
+    assert set(summary["by_image"]) == {"example/web:1", "example/web:2"}
+    assert {r.image for r in load.results[settled:]} == {"example/web:2"}
+    if flow == "delete old colour at once":
+        assert summary["failed"] > 0  # kube-proxy still sends to blue for the lag
+    else:
+        assert summary["failed"] == 0, load.failures()[:5]
+    kubeworld.invariants.assert_ok()
