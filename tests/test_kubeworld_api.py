@@ -184,6 +184,10 @@ def test_three_patch_types(kubeworld, api):
                                                   {"op": "replace", "path": "/spec/replicas", "value": 0}])
     assert e.value.status == 422 and status_of(e.value)["reason"] == "Invalid"
     assert apps.read_namespaced_deployment("web", "default").spec.replicas == 4
+    # annotations are bounded as on a real server (256 KiB)
+    with pytest.raises(ApiException) as big:
+        apps.patch_namespaced_deployment("web", "default", {"metadata": {"annotations": {"h": "x" * 262144}}})
+    assert big.value.status == 422 and "must have at most 262144 bytes" in status_of(big.value)["message"]
     # a resourceVersion inside a patch is a precondition
     with pytest.raises(ApiException) as stale:
         raw_patch("application/merge-patch+json", {"metadata": {"resourceVersion": rv}, "spec": {"replicas": 1}})

@@ -125,3 +125,24 @@ def test_rolling_update_fenceposts_and_hash():
     h = U.compute_hash(template, None)
     assert h == U.compute_hash(template, None) != U.compute_hash(template, 1)
     assert set(h) <= set(U.ALPHANUMS) and 1 <= len(h) <= 10
+
+
+def test_fault_firing_is_reproducible_per_seed():
+    from tests.support.kubeworld.faults import Fault, Faults
+    from tests.support.kubeworld.requestlog import RequestInfo
+
+    def pattern(seed):
+        faults = Faults(seed)
+        faults.add(Fault(verb="patch", resource="services", status=500, probability=0.5))
+        faults.add(Fault(verb="get", status=503, probability=1.0, after=2, times=1))
+        fired = []
+        for i in range(40):
+            info = RequestInfo(seq=i, time=0.0, method="PATCH", path="/api/v1/namespaces/default/services/web",
+                               query="", verb="patch" if i % 2 else "get", resource="services", name="web")
+            fired.append(tuple(rule.status for rule in faults.pick(info, "before")))
+        return fired
+
+    first = pattern(7)
+    assert first == pattern(7) and first != pattern(8)
+    assert sum(1 for f in first if f == (500,)) in range(5, 16)  # about half of the 20 patches
+    assert [i for i, f in enumerate(first) if f == (503,)] == [4]  # the third get, once

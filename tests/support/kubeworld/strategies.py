@@ -188,6 +188,10 @@ def validate(res: Resource, obj: dict, old: Optional[dict]) -> None:
     """Raise ApiError(422 Invalid) listing what is wrong, as NewInvalid would."""
     name = obj["metadata"].get("name", "")
     causes = _validate_name(res, name) if name else [_cause("metadata.name", "Required value", "FieldValueRequired")]
+    # apimachinery/pkg/api/validation/objectmeta.go ValidateAnnotations: 256 KiB in total
+    size = sum(len(k) + len(v or "") for k, v in (obj["metadata"].get("annotations") or {}).items())
+    if size > 262144:
+        causes.append(_cause("metadata.annotations", "Too long: must have at most 262144 bytes", "FieldValueTooLong"))
     if res.kind in ("Deployment", "ReplicaSet"):
         causes += _validate_workload(obj)
         if old is not None and (obj.get("spec") or {}).get("selector") != (old.get("spec") or {}).get("selector"):
