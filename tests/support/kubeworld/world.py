@@ -15,6 +15,7 @@ import functools
 import os
 import random
 import secrets
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -140,14 +141,7 @@ class KubeWorld:
             self.loop.close()
             self.loop = None
             if self._own_workdir:
-                for name in os.listdir(self.workdir):
-                    path = os.path.join(self.workdir, name)
-                    if os.path.isfile(path):
-                        os.unlink(path)
-                try:
-                    os.rmdir(self.workdir)
-                except OSError:
-                    pass
+                shutil.rmtree(self.workdir, ignore_errors=True)
 
     async def _astop(self) -> None:
         for step in (self.control.stop, self.api.stop, self.dataplane.stop):
