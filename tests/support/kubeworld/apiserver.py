@@ -12,6 +12,7 @@ wrong token is 401 Unauthorized; a read-only token is 403 Forbidden on writes.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from typing import Optional
@@ -320,7 +321,8 @@ class ApiServer:
             for g, versions in [("", ["v1"])] + list(R.groups().items()):
                 for v in versions:
                     key = f"apis/{g}/{v}" if g else f"api/{v}"
-                    paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={abs(hash(key)) % 10**16:016d}"}
+                    digest = hashlib.sha256(f"{R.SERVER_VERSION['gitVersion']}/{key}".encode()).hexdigest().upper()
+                    paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
             return self._json({"paths": paths})
         if path.startswith("/openapi/v3/"):
             key = path[len("/openapi/v3/"):]

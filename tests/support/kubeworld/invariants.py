@@ -76,7 +76,11 @@ class Invariants:
             self._checks[name] = check
             self._evaluate({name: check}, "registered")
 
-        self.world.call(install) if self.world.loop is not None else install()
+        on_loop = threading.current_thread() is getattr(self.world, "_thread", None)
+        if self.world.loop is not None and not on_loop:
+            self.world.call(install)
+        else:
+            install()
 
     def remove(self, name: str) -> None:
         self.world.call(self._checks.pop, name, None)
