@@ -71,3 +71,6 @@ def shipped_config_text() -> str:
 @pytest.fixture
 def python() -> str:
     return sys.executable
+
+# The Kubernetes test world's fixture (`kubeworld`), available to every test module.
+pytest_plugins = ["tests.support.kubeworld.fixtures"]

@@ -90,6 +90,9 @@ def test_urllib3_debug_logs_are_redacted(caplog):
     with FakeDiscord(token=TOKEN) as fake:
         fake.script(ServerError(503), RateLimited(retry_after=0))
         caplog.set_level(logging.DEBUG)
+        # kubernetes.client.Configuration() sets the urllib3 logger to WARNING process-wide (its
+        # `debug` setter); set it explicitly so this test does not depend on which tests ran first.
+        caplog.set_level(logging.DEBUG, logger="urllib3")
         lines = []
         delivery = webhook.deliver(webhook.prepare_url(fake.url), {"content": "x"}, deadline=10, policy=FAST,
                                    sleep=lambda s: None, log=lines.append)

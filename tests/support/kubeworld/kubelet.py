@@ -1,0 +1,453 @@
+"""A kubelet (and scheduler) stand-in: runs pods as real HTTP servers on loopback.
+
+Lifecycle after the real kubelet (pkg/kubelet/kubelet.go `SyncPod`, kuberuntime/kuberuntime_manager.go,
+prober/worker.go, status/generate.go) and https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/:
+- binding: the pod is assigned to node `kubeworld-node` ("Scheduled" event from default-scheduler);
+- sandbox: a pod IP (from a loopback block, see dataplane.py); image pull ("Pulling"/"Pulled";
+  failures give ErrImagePull, then ImagePullBackOff with back-off); container config errors give
+  CreateContainerConfigError; then "Created"/"Started";
+- readiness: without a readinessProbe a running container is ready at once; with one, the kubelet
+  sends real HTTP GETs (User-Agent kube-probe/1.32) from initialDelaySeconds on, every periodSeconds,
+  honouring successThreshold/failureThreshold; liveness failures restart the container;
+- crashes: the first restart is immediate, then back-off 10 s doubling to 300 s
+  (kubelet.go `backOffPeriod`/`MaxContainerBackOff`) shown as CrashLoopBackOff;
+- termination: on deletionTimestamp run the preStop hook (a `sleep` action or an exec `sleep N`),
+  then SIGTERM, then SIGKILL at the end of the grace period; the pod object is removed when its
+  containers are gone. A pod deleted with grace 0 is killed at once.
+Phase: Pending until every container has started once, then Running. Conditions as the kubelet
+reports them: PodReadyToStartContainers, Initialized, Ready, ContainersReady, PodScheduled.
+All Kubernetes durations are multiplied by the world's `time_scale`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import aiohttp
+
+from . import resources as R
+from .images import Behaviour, behaviour
+from .registry import rfc3339
+
+POD = R.BY_KEY["core/pods"]
+NODE = "kubeworld-node"
+INITIAL_BACKOFF, MAX_BACKOFF = 10.0, 300.0
+
+
+@dataclass
+class Probe:
+    spec: dict
+    next_at: float = 0.0
+    successes: int = 0
+    failures: int = 0
+    inflight: bool = False
+    result: Optional[bool] = None  # last completed result not yet applied
+    detail: str = ""
+
+
+@dataclass
+class Container:
+    name: str
+    image: str
+    spec: dict
+    kind: Behaviour
+    state: str = "waiting"  # waiting, running, terminated
+    reason: str = "ContainerCreating"
+    message: str = ""
+    next_at: float = 0.0  # when the next lifecycle step is due
+    phase: str = "pull"  # pull, pull-error, pull-backoff, create, running, crashed, backoff, stopping, gone
+    restarts: int = 0
+    backoff: float = 0.0
+    started_at: Optional[float] = None
+    finished_at: Optional[float] = None
+    exit_code: Optional[int] = None
+    last_terminated: Optional[dict] = None
+    ever_started: bool = False
+    ready: bool = False
+    app: object = None
+    container_id: str = ""
+    readiness: Optional[Probe] = None
+    liveness: Optional[Probe] = None
+
+
+@dataclass
+class PodRuntime:
+    uid: str
+    namespace: str
+    name: str
+    ip: str
+    containers: List[Container]
+    started: float
+    terminating: bool = False
+    sigterm_at: Optional[float] = None
+    kill_at: Optional[float] = None
+    ready_since: Optional[float] = None
+    bound: bool = False
+    tasks: set = field(default_factory=set)
+
+
+def _prestop_seconds(spec: dict) -> float:
+    hook = ((spec.get("lifecycle") or {}).get("preStop")) or {}
+    if "sleep" in hook:
+        return float(hook["sleep"].get("seconds", 0))
+    command = " ".join((hook.get("exec") or {}).get("command") or [])
+    m = re.search(r"\bsleep\s+(\d+(?:\.\d+)?)", command)
+    return float(m.group(1)) if m else 0.0
+
+
+class Kubelet:
+    def __init__(self, world) -> None:
+        self.world = world
+        self.reg = world.registry
+        self.pods: Dict[str, PodRuntime] = {}
+        self.pulled: set = set()
+        self._ip = 0
+        self._session: Optional[aiohttp.ClientSession] = None
+
+    def ready_since(self, uid: Optional[str]) -> Optional[float]:
+        rt = self.pods.get(uid or "")
+        return rt.ready_since if rt else None
+
+    def scaled(self, seconds: float) -> float:
+        return self.world.k8s_seconds(seconds)
+
+    # -- the sync pass --
+
+    def sync(self) -> None:
+        now = time.time()
+        store = self.world.store
+        live = {}
+        for pod in store.list(POD.key):
+            uid = pod["metadata"]["uid"]
+            live[uid] = pod
+            rt = self.pods.get(uid)
+            if rt is None:
+                if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                    continue
+                rt = self._admit(pod, now)
+            self._sync_pod(rt, pod, now)
+        for uid in list(self.pods):
+            if uid not in live:  # force-deleted (grace 0) or removed: kill whatever still runs
+                rt = self.pods.pop(uid)
+                for c in rt.containers:
+                    self._kill(c)
+                for t in rt.tasks:
+                    t.cancel()
+
+    def _admit(self, pod: dict, now: float) -> PodRuntime:
+        self._ip += 1
+        ip = f"127.244.{self._ip // 250}.{self._ip % 250 + 1}"
+        containers = [Container(name=c["name"], image=c.get("image", ""), spec=c, kind=behaviour(c.get("image", "")),
+                                next_at=now) for c in (pod["spec"].get("containers") or [])]
+        rt = PodRuntime(pod["metadata"]["uid"], pod["metadata"]["namespace"], pod["metadata"]["name"], ip, containers, now)
+        self.pods[rt.uid] = rt
+        return rt
+
+    def _sync_pod(self, rt: PodRuntime, pod: dict, now: float) -> None:
+        if not pod["spec"].get("nodeName"):
+            bound = copy.deepcopy(pod)
+            bound["spec"]["nodeName"] = NODE
+            pod = self.world.store.put(POD.key, bound)  # the scheduler's binding subresource
+            self.world.events.record(pod, "Normal", "Scheduled",
+                                     f"Successfully assigned {rt.namespace}/{rt.name} to {NODE}", "default-scheduler")
+        if pod["metadata"].get("deletionTimestamp") and not rt.terminating:
+            self._begin_termination(rt, pod, now)
+        for c in rt.containers:
+            if rt.terminating:
+                self._step_terminating(rt, c, pod, now)
+            else:
+                self._step(rt, c, pod, now)
+                self._probes(rt, c, pod, now)
+        if rt.terminating and all(c.phase == "gone" for c in rt.containers):
+            self.pods.pop(rt.uid, None)
+            self.reg.finish_delete(POD, rt.namespace, rt.name)
+            return
+        self._write_status(rt, pod, now)
+
+    # -- container lifecycle --
+
+    def _step(self, rt: PodRuntime, c: Container, pod: dict, now: float) -> None:
+        if now < c.next_at:
+            return
+        kind = c.kind
+        if c.phase == "pull":
+            policy = c.spec.get("imagePullPolicy", "IfNotPresent")
+            if kind.pull_fails:
+                c.phase, c.reason = "pull-error", "ErrImagePull"
+                c.message = (f'rpc error: code = NotFound desc = failed to pull and unpack image "{c.image}": '
+                             f'failed to resolve reference "{c.image}": {c.image}: not found')
+                self.world.events.record(pod, "Normal", "Pulling", f'Pulling image "{c.image}"', "kubelet")
+                self.world.events.record(pod, "Warning", "Failed", f'Failed to pull image "{c.image}": {c.message}', "kubelet")
+                self.world.events.record(pod, "Warning", "Failed", "Error: ErrImagePull", "kubelet")
+                c.backoff = min(MAX_BACKOFF, c.backoff * 2) if c.backoff else INITIAL_BACKOFF
+                c.next_at = now + self.world.pull_time + self.scaled(1.0)
+                return
+            if policy != "Always" and c.image in self.pulled:
+                self.world.events.record(pod, "Normal", "Pulled", f'Container image "{c.image}" already present on machine', "kubelet")
+                c.phase, c.next_at = "create", now
+            else:
+                self.world.events.record(pod, "Normal", "Pulling", f'Pulling image "{c.image}"', "kubelet")
+                c.phase, c.next_at = "pulled", now + self.world.pull_time
+            return
+        if c.phase == "pull-error":
+            c.phase, c.reason, c.message = "pull-backoff", "ImagePullBackOff", f'Back-off pulling image "{c.image}"'
+            self.world.events.record(pod, "Normal", "BackOff", c.message, "kubelet")
+            self.world.events.record(pod, "Warning", "Failed", "Error: ImagePullBackOff", "kubelet")
+            c.next_at = now + self.scaled(c.backoff)
+            return
+        if c.phase == "pull-backoff":
+            c.phase, c.next_at = "pull", now
+            return
+        if c.phase == "pulled":
+            self.pulled.add(c.image)
+            ms = int(self.world.pull_time * 1000)
+            self.world.events.record(pod, "Normal", "Pulled", f'Successfully pulled image "{c.image}" in {ms}ms '
+                                     f'({ms}ms including waiting). Image size: 0 bytes.', "kubelet")
+            c.phase, c.next_at = "create", now
+            return
+        if c.phase == "create":
+            if kind.config_error:
+                c.reason, c.message = "CreateContainerConfigError", f'configmap "{c.name}-config" not found'
+                self.world.events.record(pod, "Warning", "Failed", f"Error: {c.message}", "kubelet")
+                c.next_at = now + self.scaled(10.0)
+                return
+            self._start(rt, c, pod, now)
+            return
+        if c.phase == "running" and kind.crash and c.started_at is not None \
+                and now >= c.started_at + self.world.crash_after:
+            self._exited(rt, c, pod, now, kind.exit_code, "Completed" if kind.exit_code == 0 else "Error")
+            return
+        if c.phase == "crashed":
+            if c.restarts == 0 or now >= c.next_at and c.reason == "CrashLoopBackOff":
+                c.restarts += 1
+                self._start(rt, c, pod, now)
+            return
+
+    def _start(self, rt: PodRuntime, c: Container, pod: dict, now: float) -> None:
+        c.container_id = "containerd://" + hashlib.sha256(f"{rt.uid}/{c.name}/{c.restarts}".encode()).hexdigest()
+        if not c.ever_started:
+            self.world.events.record(pod, "Normal", "Created", f"Created container: {c.name}", "kubelet")
+        self.world.events.record(pod, "Normal", "Started", f"Started container {c.name}", "kubelet")
+        c.phase, c.state, c.reason, c.message = "running", "running", "", ""
+        c.started_at, c.ever_started, c.ready = now, True, False
+        c.readiness = Probe(c.spec["readinessProbe"]) if c.spec.get("readinessProbe") else None
+        c.liveness = Probe(c.spec["livenessProbe"]) if c.spec.get("livenessProbe") else None
+        for p in (c.readiness, c.liveness):
+            if p is not None:
+                p.next_at = now + self.scaled(p.spec.get("initialDelaySeconds", 0))
+        if c.readiness is None:
+            c.ready = True  # no readiness probe: ready as soon as it runs
+        if not c.kind.crash:
+            c.app = self.world.dataplane.start_app(rt, c, pod, self.world.app_start + c.kind.start_delay)
+
+    def _exited(self, rt: PodRuntime, c: Container, pod: dict, now: float, code: int, reason: str) -> None:
+        self._kill(c)
+        c.last_terminated = {"exitCode": code, "reason": reason, "startedAt": rfc3339(c.started_at or now),
+                             "finishedAt": rfc3339(now), "containerID": c.container_id}
+        c.state, c.ready, c.phase = "waiting", False, "crashed"
+        c.finished_at = now
+        if c.restarts == 0:  # the first restart is immediate; meanwhile the container shows as terminated
+            c.state, c.exit_code, c.reason, c.message, c.next_at = "terminated", code, "", "", now
+            return
+        c.backoff = min(MAX_BACKOFF, c.backoff * 2) if c.backoff else INITIAL_BACKOFF
+        c.reason = "CrashLoopBackOff"
+        c.message = (f"back-off {int(c.backoff)}s restarting failed container={c.name} "
+                     f"pod={rt.name}_{rt.namespace}({rt.uid})")
+        c.next_at = now + self.scaled(c.backoff)
+        self.world.events.record(pod, "Warning", "BackOff", f"Back-off restarting failed container {c.name} in pod "
+                                 f"{rt.name}_{rt.namespace}({rt.uid})", "kubelet")
+
+    def _kill(self, c: Container) -> None:
+        if c.app is not None:
+            c.app.kill()
+            c.app = None
+
+    # -- probes --
+
+    def _probes(self, rt: PodRuntime, c: Container, pod: dict, now: float) -> None:
+        if c.phase != "running":
+            return
+        for probe, kind in ((c.readiness, "Readiness"), (c.liveness, "Liveness")):
+            if probe is None:
+                continue
+            if probe.result is not None:
+                ok, probe.result = probe.result, None
+                threshold_ok = probe.spec.get("successThreshold", 1)
+                threshold_bad = probe.spec.get("failureThreshold", 3)
+                if ok:
+                    probe.successes, probe.failures = probe.successes + 1, 0
+                    if kind == "Readiness" and probe.successes >= threshold_ok:
+                        c.ready = True
+                else:
+                    probe.failures, probe.successes = probe.failures + 1, 0
+                    self.world.events.record(pod, "Warning", "Unhealthy", f"{kind} probe failed: {probe.detail}", "kubelet")
+                    if probe.failures >= threshold_bad:
+                        if kind == "Readiness":
+                            c.ready = False
+                        else:
+                            self.world.events.record(pod, "Normal", "Killing", f"Container {c.name} failed liveness "
+                                                     "probe, will be restarted", "kubelet")
+                            self._exited(rt, c, pod, now, 137, "Error")
+                            return
+            if not probe.inflight and now >= probe.next_at:
+                probe.inflight = True
+                probe.next_at = now + self.scaled(probe.spec.get("periodSeconds", 10))
+                task = asyncio.get_running_loop().create_task(self._run_probe(rt, c, probe))
+                rt.tasks.add(task)
+                task.add_done_callback(rt.tasks.discard)
+
+    async def _run_probe(self, rt: PodRuntime, c: Container, probe: Probe) -> None:
+        spec = probe.spec
+        timeout = max(0.05, self.scaled(spec.get("timeoutSeconds", 1)))
+        ok, detail = False, ""
+        try:
+            port = self.world.dataplane.app_port(rt.ip)
+            if port is None:
+                raise ConnectionRefusedError(f"dial tcp {rt.ip}: connect: connection refused")
+            if "httpGet" in spec:
+                path = spec["httpGet"].get("path", "/")
+                if self._session is None:
+                    self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+                async with self._session.get(f"http://127.0.0.1:{port}{path}", headers={"User-Agent": "kube-probe/1.32"},
+                                             timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                    await resp.read()
+                    ok = 200 <= resp.status < 400
+                    detail = "" if ok else f"HTTP probe failed with statuscode: {resp.status}"
+            elif "tcpSocket" in spec:
+                _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+                writer.close()
+                ok = True
+            else:  # exec and grpc probes: healthy when the app is up and ready
+                app = c.app
+                ok = bool(app is not None and app.listening and not app.never_ready)
+                detail = "" if ok else "command failed"
+        except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as e:
+            # the kubelet's wording (pkg/probe/http/http.go, net/http errors)
+            target = port_of(spec)
+            for p in c.spec.get("ports") or []:
+                if p.get("name") == target:
+                    target = p.get("containerPort")
+            why = ("context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+                   if isinstance(e, asyncio.TimeoutError) else f"dial tcp {rt.ip}:{target}: connect: connection refused")
+            if "httpGet" in spec:
+                detail = f'Get "http://{rt.ip}:{target}{spec["httpGet"].get("path", "/")}": {why}'
+            else:
+                detail = why
+        probe.detail, probe.result, probe.inflight = detail, ok, False
+        self.world.control._changed()
+
+    # -- termination --
+
+    def _begin_termination(self, rt: PodRuntime, pod: dict, now: float) -> None:
+        rt.terminating = True
+        grace = self.scaled(float(pod["metadata"].get("deletionGracePeriodSeconds") or 0))
+        rt.kill_at = now + grace
+        prestop = max((_prestop_seconds(c.spec) for c in rt.containers if c.phase == "running"), default=0.0)
+        rt.sigterm_at = min(now + self.scaled(prestop), rt.kill_at)
+        for c in rt.containers:
+            if c.phase == "running":
+                self.world.events.record(pod, "Normal", "Killing", f"Stopping container {c.name}", "kubelet")
+            c.ready = c.ready and c.phase == "running"
+
+    def _step_terminating(self, rt: PodRuntime, c: Container, pod: dict, now: float) -> None:
+        if c.phase == "gone":
+            return
+        if c.phase != "running" and c.phase != "stopping":
+            c.phase, c.state, c.finished_at = "gone", "terminated", now
+            return
+        if now >= rt.kill_at:
+            self._kill(c)
+            c.phase, c.state, c.ready, c.exit_code, c.finished_at = "gone", "terminated", False, 137, now
+            return
+        if c.phase == "running" and now >= rt.sigterm_at:
+            c.phase = "stopping"
+            if c.app is None or c.app.sigterm():
+                c.phase, c.state, c.ready, c.exit_code, c.finished_at = "gone", "terminated", False, 0, now
+                self._kill(c)
+            return
+        if c.phase == "stopping" and (c.app is None or c.app.exited):
+            c.phase, c.state, c.ready, c.exit_code, c.finished_at = "gone", "terminated", False, 0, now
+            self._kill(c)
+
+    # -- status --
+
+    def _write_status(self, rt: PodRuntime, pod: dict, now: float) -> None:
+        old = pod.get("status") or {}
+        started_all = all(c.ever_started for c in rt.containers)
+        all_ready = bool(rt.containers) and all(c.ready for c in rt.containers)
+        if all_ready and rt.ready_since is None:
+            rt.ready_since = now
+        elif not all_ready:
+            rt.ready_since = None
+        unready = [c.name for c in rt.containers if not c.ready]
+
+        def cond(ctype, ok, reason="", message=""):
+            prev = next((x for x in old.get("conditions") or [] if x.get("type") == ctype), None)
+            status = "True" if ok else "False"
+            ts = prev["lastTransitionTime"] if prev and prev.get("status") == status else rfc3339(now)
+            out = {"type": ctype, "status": status, "lastProbeTime": None, "lastTransitionTime": ts}
+            if not ok and reason:
+                out.update(reason=reason, message=message)
+            return out
+
+        msg = f"containers with unready status: [{' '.join(unready)}]"
+        status = {
+            "phase": "Running" if started_all else "Pending",
+            "conditions": [
+                cond("PodReadyToStartContainers", True),
+                cond("Initialized", True),
+                cond("Ready", all_ready, "ContainersNotReady", msg),
+                cond("ContainersReady", all_ready, "ContainersNotReady", msg),
+                cond("PodScheduled", True),
+            ],
+            "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
+            "podIP": rt.ip, "podIPs": [{"ip": rt.ip}],
+            "startTime": rfc3339(rt.started),
+            "containerStatuses": [self._container_status(c) for c in rt.containers],
+            "qosClass": old.get("qosClass", "BestEffort"),
+        }
+        if status != old:
+            fresh = copy.deepcopy(pod)
+            fresh["status"] = status
+            self.reg.update(POD, rt.namespace, rt.name, fresh, subresource="status")
+
+    def _container_status(self, c: Container) -> dict:
+        if c.state == "running":
+            state = {"running": {"startedAt": rfc3339(c.started_at)}}
+        elif c.state == "terminated":
+            state = {"terminated": {"exitCode": c.exit_code or 0, "reason": "Completed" if not c.exit_code else "Error",
+                                    "startedAt": rfc3339(c.started_at or 0),
+                                    "finishedAt": rfc3339(c.finished_at or c.started_at or 0),
+                                    "containerID": c.container_id}}
+        else:
+            state = {"waiting": {"reason": c.reason or "ContainerCreating", **({"message": c.message} if c.message else {})}}
+        out = {"name": c.name, "state": state, "lastState": {"terminated": c.last_terminated} if c.last_terminated else {},
+               "ready": c.ready, "restartCount": c.restarts, "image": c.image,
+               "imageID": f"{c.image.split(':')[0]}@sha256:{hashlib.sha256(c.image.encode()).hexdigest()}" if c.ever_started else "",
+               "started": c.state == "running"}
+        if c.container_id:
+            out["containerID"] = c.container_id
+        return out
+
+    async def shutdown(self) -> None:
+        for rt in list(self.pods.values()):
+            for c in rt.containers:
+                self._kill(c)
+            for t in rt.tasks:
+                t.cancel()
+        self.pods.clear()
+        if self._session is not None:
+            await self._session.close()
+
+
+def port_of(spec: dict):
+    for key in ("httpGet", "tcpSocket"):
+        if key in spec:
+            return spec[key].get("port")
+    return ""
