@@ -9,7 +9,7 @@ def call(Map args = [:]) {
     }
     Map a = ['env': [], 'label': ''] + args
 
-    String expected = '2ef688c0dfe5f9ddafcd8cb8108491d280a006666c57f193c0b41c81de64eb25'
+    String expected = 'bb2dc1911ad517d22896ede1bcc8872b4f7778be29474b18eb41c51cc1bd544f'
     String helper = "${pwd(tmp: true)}/enadu-helper-${expected.take(12)}.pyz"
     if (!fileExists(helper) || sha256(file: helper) != expected) {
         writeFile(file: helper, text: libraryResource(resource: 'enadu/enadu-helper.pyz', encoding: 'Base64'), encoding: 'Base64')

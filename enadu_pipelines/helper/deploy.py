@@ -255,24 +255,23 @@ class Deployer:
             return {"outcome": "unchanged", "colour": live, "message": f"{opts.image} already live in {live}"}
         idle = other(live) if live else "blue"
         self.result["colour"] = idle
-        bg.ensure_colour(kube, self.manifest, state, idle, opts.image, self.wanted_replicas(state, live),
-                         opts.build_url, log)
         deadline = time.monotonic() + opts.timeout
         try:
+            bg.ensure_colour(kube, self.manifest, state, idle, opts.image, self.wanted_replicas(state, live),
+                             opts.build_url, log)
             bg.wait_available(kube, opts.service, idle, opts.image, deadline=deadline, log=log)
             if opts.smoke_path:
                 self.smoke(idle, deadline)
             if not lock.held():
                 raise DeployFailed("lost the deploy lock before the switch")
+            state = bg.read_state(kube, opts.service)
+            if state.live != live:
+                raise DeployFailed(f"service {opts.service} was switched to {state.live} by someone else during the deploy")
+            bg.switch(kube, opts.service, state, idle,
+                      bg.history_entry(state, idle, opts.image, opts.build_url, self.identity), log, self.manifest)
         except HelperError as e:
-            self.discard(idle, e)
+            self.discard(idle, e)  # reads the Service first: a switch that did land is never undone here
             raise
-        state = bg.read_state(kube, opts.service)
-        if state.live != live:
-            self.discard(idle, DeployFailed("the live colour changed during the deploy"))
-            raise DeployFailed(f"service {opts.service} was switched to {state.live} by someone else during the deploy")
-        bg.switch(kube, opts.service, state, idle, bg.history_entry(state, idle, opts.image, opts.build_url,
-                                                                     self.identity), log, self.manifest)
         if live:
             bg.retarget_hpas(kube, opts.service, live, idle, log)
         try:
