@@ -71,3 +71,16 @@ def shipped_config_text() -> str:
 @pytest.fixture
 def python() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory):
+    """A real Prometheus on loopback (tests/support/prometheus), shared by the session; tests add
+    targets with ``add_target`` and should use service names of their own so series never mix."""
+    from support.prometheus import Prometheus
+
+    server = Prometheus(tmp_path_factory.mktemp("prometheus")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
