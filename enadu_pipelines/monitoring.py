@@ -1,4 +1,5 @@
-"""What Prometheus and Grafana need from us: the scrape job that labels pod metrics, and a dashboard.
+"""What Prometheus and Grafana need from us: the scrape job that labels pod metrics, a dashboard,
+and the resolution of the ``monitoring`` sections of ``enadu.yaml`` (their models are in config.py).
 
 The analysis queries (helper/analysis.py) and the dashboards select series by ``namespace``,
 ``app`` and ``color``. Those labels come from Prometheus' Kubernetes pod discovery, through the
@@ -16,9 +17,14 @@ Jinja2. The generated marker sits in the top-level ``description``.
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from .helper import analysis
 from .helper.analysis import DURATION_HISTOGRAM, REQUESTS_METRIC
+
+if TYPE_CHECKING:  # the models live in config.py, which imports this module
+    from .config import EnaduConfig, MonitoringSettings
 
 # Relabel rules after the annotation scheme of Prometheus' own example
 # (prometheus/prometheus documentation/examples/prometheus-kubernetes.yml, job "kubernetes-pods"),
@@ -53,6 +59,116 @@ SCRAPE_JOB = """\
     - source_labels: [__meta_kubernetes_pod_name]
       target_label: pod
 """
+
+# -- configuration: resolution and cross-checks of the `monitoring` sections --------------------
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """A service's monitoring with every default applied. Analysis thresholds are kept as the text
+    the helper parses; a query of None means the helper's documented default query."""
+
+    metrics_port: int
+    metrics_path: str
+    separate_metrics_port: bool  # metrics on a port other than the container's HTTP port
+    service_monitor: bool
+    prometheus_url: str | None
+    analysis: bool
+    before_switch: bool
+    window: str
+    interval: str
+    success_rate_query: str | None
+    min_success_rate: str
+    latency_query: str | None
+    max_latency: str
+    inconclusive: str
+    grafana_url: str | None
+    grafana_credentials_id: str | None
+
+    @property
+    def metrics_port_name(self) -> str:
+        return "metrics" if self.separate_metrics_port else "http"
+
+
+def _layered(*layers: Any) -> dict[str, Any]:
+    """Keys of pydantic models merged left to right, skipping None (a later layer overrides)."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key in type(layer).model_fields:
+            value = getattr(layer, key)
+            if value is not None:
+                merged[key] = value
+    return merged
+
+
+def resolve(top: MonitoringSettings, own: MonitoringSettings, kind_metrics_path: str, container_port: int) -> Monitoring:
+    """A service's monitoring: its own keys, else the global section's, else the defaults."""
+    m = _layered(top, own)
+    a = _layered(top.analysis, own.analysis)
+    g = _layered(top.grafana, own.grafana)
+    port = m.get("metrics_port", container_port)
+    return Monitoring(
+        metrics_port=port,
+        metrics_path=m.get("metrics_path", kind_metrics_path),
+        separate_metrics_port=port != container_port,
+        service_monitor=m.get("service_monitor", False),
+        prometheus_url=m.get("prometheus_url"),
+        analysis=a.get("enabled", False),
+        before_switch=a.get("before_switch", False),
+        window=a.get("window", analysis.DEFAULTS["window"]),
+        interval=a.get("interval", analysis.DEFAULTS["interval"]),
+        success_rate_query=a.get("success_rate_query"),
+        min_success_rate=_decimal(a["min_success_rate"]) if "min_success_rate" in a else analysis.DEFAULTS["min_success_rate"],
+        latency_query=a.get("latency_query"),
+        max_latency=_decimal(a["max_latency"]) if "max_latency" in a else analysis.DEFAULTS["max_latency"],
+        inconclusive=a.get("inconclusive", analysis.DEFAULTS["inconclusive"]),
+        grafana_url=g.get("url"),
+        grafana_credentials_id=g.get("credentials_id"),
+    )
+
+
+def problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
+    """Settings that are valid one by one but not together: (key path, message) pairs."""
+    found: list[tuple[tuple, str]] = []
+    for name, s in config.services.items():
+        here = ("services", name, "monitoring")
+
+        def where(*keys: str, section: str | None = None) -> tuple:
+            """The service's own key if it sets it, else the global one."""
+            own = getattr(s.monitoring, section) if section else s.monitoring
+            for key in keys:
+                if getattr(own, key) is not None:
+                    return here + ((section,) if section else ()) + (key,)
+            return ("monitoring",) + ((section,) if section else ()) + (keys[0],)
+
+        m = _layered(config.monitoring, s.monitoring)
+        a = _layered(config.monitoring.analysis, s.monitoring.analysis)
+        g = _layered(config.monitoring.grafana, s.monitoring.grafana)
+        if (a.get("enabled") or a.get("before_switch")) and not m.get("prometheus_url"):
+            found.append((where("enabled", "before_switch", section="analysis"),
+                             f"analysis of service {name!r} needs monitoring.prometheus_url"))
+        window = _seconds(a.get("window", analysis.DEFAULTS["window"]))
+        interval = _seconds(a.get("interval", analysis.DEFAULTS["interval"]))
+        if not 1 <= interval <= window <= 3600:
+            found.append((where("interval", "window", section="analysis"),
+                             f"service {name!r}: need 1s <= interval ({interval}s) <= window ({window}s) <= 1h"))
+        if bool(g.get("url")) != bool(g.get("credentials_id")):
+            found.append((where("url" if g.get("url") else "credentials_id", section="grafana"),
+                             f"Grafana annotations of service {name!r} need both grafana.url and grafana.credentials_id"))
+    return found
+
+
+def _decimal(value: float) -> str:
+    """A threshold as plain decimal text (never '1e-05'), as the vars/ step's pattern expects."""
+    return f"{value:.6f}".rstrip("0").rstrip(".") or "0"
+
+
+def _seconds(duration: str) -> int:
+    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
+
+
+
+# -- Grafana dashboard ---------------------------------------------------------------------------
 
 COLOURS = ("blue", "green")
 DASHBOARD_SCHEMA_VERSION = 39  # Grafana 10.4 / 11.x dashboards

@@ -135,9 +135,13 @@ def _post(config: Settings, body: Dict[str, Any], log: Callable[[str], None], se
     headers = {"Authorization": f"Bearer {config.token}", "Content-Type": "application/json",
                "Accept": "application/json"}
 
+    started = time.monotonic()
+
     def once() -> None:
+        # each attempt gets at most half the budget, and never more than what is left of it
+        left = max(0.5, min(config.timeout / 2, config.timeout - (time.monotonic() - started)))
         answer = http.post(f"{config.url}/api/annotations", json=body, headers=headers,
-                           timeout=(3.05, config.timeout / 2), allow_redirects=False)
+                           timeout=(min(3.05, left), left), allow_redirects=False)
         if answer.status_code == 200:
             return
         if answer.status_code == 429 or answer.status_code >= 500:
