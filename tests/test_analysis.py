@@ -319,6 +319,8 @@ def test_infinite_latency_fails() -> None:
 def test_analysis_is_off_unless_asked() -> None:
     assert analysis.settings(parse()) is None
     assert analysis.settings(parse("--prometheus-url", "http://p:9090")) is None
+    before_only = analysis.settings(parse("--prometheus-url", "http://p:9090", "--analysis-before-switch"))
+    assert (before_only.after_switch, before_only.before_switch) == (False, True)
 
 
 def test_flags_fall_back_to_the_environment(monkeypatch) -> None:
@@ -333,8 +335,8 @@ def test_flags_fall_back_to_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("ENADU_ANALYSIS_LATENCY_QUERY", "max(up{app=\"{service}\"})")
     config = analysis.settings(parse())
     assert config is not None
-    assert (config.prometheus_url, config.window, config.interval, config.inconclusive, config.before_switch) == (
-        "https://prometheus.enadu.dev/prom", 300.0, 30.0, "pass", True)
+    assert (config.prometheus_url, config.window, config.interval, config.inconclusive, config.after_switch,
+            config.before_switch) == ("https://prometheus.enadu.dev/prom", 300.0, 30.0, "pass", True, True)
     assert [(c.threshold, c.template) for c in config.checks] == [
         (0.995, analysis.DEFAULT_SUCCESS_RATE_QUERY), (0.25, 'max(up{app="{service}"})')]
     monkeypatch.setenv("ENADU_ANALYSIS_MAX_LATENCY", "0.3")

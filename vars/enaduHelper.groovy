@@ -9,7 +9,7 @@ def call(Map args = [:]) {
     }
     Map a = ['env': [], 'label': ''] + args
 
-    String expected = '76097ca52d3b387a94c32bd970afdfef8bbdea272d4ccbbfa2a15191472cb6c3'
+    String expected = '8b3eb42d319ba5190cd253157b993dd33d94a0731feee9d41f0b52c9dfe0bad3'
     String helper = "${pwd(tmp: true)}/enadu-helper-${expected.take(12)}.pyz"
     if (!fileExists(helper) || sha256(file: helper) != expected) {
         writeFile(file: helper, text: libraryResource(resource: 'enadu/enadu-helper.pyz', encoding: 'Base64'), encoding: 'Base64')

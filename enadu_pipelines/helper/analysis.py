@@ -122,12 +122,14 @@ class Settings:
     interval: float
     checks: Tuple[Check, ...]
     inconclusive: str = "fail"
-    before_switch: bool = False
+    after_switch: bool = True  # --analysis
+    before_switch: bool = False  # --analysis-before-switch
     request_timeout: float = 10.0
 
 
 def settings(args: argparse.Namespace) -> Optional[Settings]:
-    """The analysis settings from ``deploy``'s flags, or None when analysis is off; UsageProblem on bad values."""
+    """The analysis settings from ``deploy``'s flags, or None when neither --analysis nor
+    --analysis-before-switch is on (``after_switch``/``before_switch`` say which); UsageProblem on bad values."""
     enabled = _flag(args.analysis, "--analysis (ENADU_ANALYSIS)")
     before = _flag(args.analysis_before_switch, "--analysis-before-switch (ENADU_ANALYSIS_BEFORE_SWITCH)")
     if not enabled and not before:
@@ -151,7 +153,7 @@ def settings(args: argparse.Namespace) -> Optional[Settings]:
         Check("latency", _template(args.latency_query, "--latency-query"), max_latency, at_least=False, unit=" s"),
     )
     return Settings(prometheus_url=url, window=window, interval=interval, checks=checks,
-                    inconclusive=args.inconclusive, before_switch=before)
+                    inconclusive=args.inconclusive, after_switch=enabled, before_switch=before)
 
 
 def _flag(value: Any, what: str) -> bool:
