@@ -9,7 +9,7 @@ def call(Map args = [:]) {
     }
     Map a = ['env': [], 'label': ''] + args
 
-    String expected = '8b3eb42d319ba5190cd253157b993dd33d94a0731feee9d41f0b52c9dfe0bad3'
+    String expected = '35e7b0d87ab8ba3ed42348925e5b7bdb2809c242025e8e2a577274159ea041e4'
     String helper = "${pwd(tmp: true)}/enadu-helper-${expected.take(12)}.pyz"
     if (!fileExists(helper) || sha256(file: helper) != expected) {
         writeFile(file: helper, text: libraryResource(resource: 'enadu/enadu-helper.pyz', encoding: 'Base64'), encoding: 'Base64')

@@ -23,8 +23,9 @@ latest conclusive value, and a check that never had one makes the verdict inconc
 ``--inconclusive`` turns into a pass or (the default, fail safe) a failure.
 
 Nothing here can hang: every HTTP request has a timeout, retries (helper/retry.py) stop within the
-interval, and the loop never runs past the caller's deadline. ``requests`` is imported inside the
-functions that talk HTTP, so importing this module (as ``deploy``'s argument parser does) stays cheap.
+interval, and the loop never runs past the caller's deadline. ``requests`` and the retry helper
+(tenacity) are imported inside the functions that talk HTTP, so importing this module (as
+``deploy``'s argument parser does on every helper start) stays cheap.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import retry
 from .cli import env_default
 from .errors import UsageProblem
 from .report import parse_duration
@@ -299,6 +299,8 @@ class Client:
         """
         import requests
 
+        from . import retry  # tenacity: imported only when the analysis runs, not at helper start-up
+
         budget = max(0.5, budget)
         timeout = max(0.5, min(self.timeout, budget))
 
@@ -318,7 +320,7 @@ class Client:
             except ValueError:
                 raise Unavailable("the answer is not JSON (is the URL the Prometheus API?)") from None
 
-        def classify(exc: BaseException) -> Optional[retry.Transient]:
+        def classify(exc: BaseException) -> Optional[Any]:
             if isinstance(exc, _Transient):
                 return retry.Transient(str(exc))
             if isinstance(exc, requests.Timeout):

@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from . import retry
 from .analysis import URL_PATTERN
 from .cli import env_default
 from .errors import UsageProblem
@@ -93,6 +92,8 @@ def annotate(config: Optional[Settings], *, service: str, colour: str, image: st
     """Post one annotation; True if Grafana stored it. Never raises; a failure is one log line."""
     if config is None:
         return False
+    from . import retry  # tenacity: imported only when an annotation is posted
+
     token = config.token
     try:
         if not token:
@@ -130,6 +131,8 @@ class _Transient(Exception):
 def _post(config: Settings, body: Dict[str, Any], log: Callable[[str], None], session: Any) -> None:
     import requests
 
+    from . import retry
+
     own = session is None
     http = requests.Session() if own else session
     headers = {"Authorization": f"Bearer {config.token}", "Content-Type": "application/json",
@@ -149,7 +152,7 @@ def _post(config: Settings, body: Dict[str, Any], log: Callable[[str], None], se
         hint = {401: " (check the token in GRAFANA_TOKEN)", 403: " (the token may not create annotations)"}
         raise _Refused(f"HTTP {answer.status_code}{hint.get(answer.status_code, '')}")
 
-    def classify(exc: BaseException) -> Optional[retry.Transient]:
+    def classify(exc: BaseException) -> Optional[Any]:
         if isinstance(exc, _Transient):
             return retry.Transient(str(exc))
         if isinstance(exc, requests.Timeout):
