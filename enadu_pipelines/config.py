@@ -1,9 +1,10 @@
 """The ``enadu.yaml`` model: strict loading, kind defaults, and one-line errors.
 
-Every value that can end up inside Groovy, shell, YAML or XML is a *pattern type* below: it is
-checked against a strict regular expression when the file is loaded, so `be-dev'; sh 'x` or `$(id)`
-never reaches a template. Free text (a service's description) is the one exception: it is allowed
-any printable characters and the renderer escapes it for the context it lands in.
+Every value that can end up inside Groovy, shell, YAML or XML is a *pattern type*
+(:mod:`enadu_pipelines.configtypes`): it is checked against a strict regular expression when the
+file is loaded, so `be-dev'; sh 'x` or `$(id)` never reaches a template. Free text (a service's
+description, a PromQL query) is the one exception: it is allowed any printable characters and the
+renderer escapes it for the context it lands in.
 
 Loading turns pydantic's ``ValidationError`` into ``ConfigError`` lines of the form
 ``enadu.yaml:14: services.backend.branch: <what is wrong>``, with a "did you mean" hint for
@@ -13,194 +14,45 @@ unknown keys, the way copier reports its own configuration problems.
 from __future__ import annotations
 
 import difflib
-import re
 import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    WithJsonSchema,
-    field_validator,
-)
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from . import yamlsource
+from .configtypes import (  # noqa: F401 - the pattern types are part of this module's interface
+    AgentLabel,
+    Branch,
+    Command,
+    CredentialId,
+    DnsLabel,
+    Duration,
+    FolderPath,
+    FreeText,
+    GitRef,
+    Glob,
+    HttpPath,
+    HttpUrl,
+    ImageName,
+    LibraryName,
+    Name,
+    PromQL,
+    Quantity,
+    RegistryHost,
+    RelPath,
+    RepoUrl,
+    RoleId,
+    _Model,
+)
 from .errors import ConfigError
+from .monitoring import Monitoring, problems as monitoring_problems, resolve as resolve_monitoring
 
 DEFAULT_CONFIG = "enadu.yaml"
 
 
-# --------------------------------------------------------------------------------------------
-# Pattern types. Each names what it accepts so a rejection says why.
-
-
-def _pattern(regex: str, what: str, *, max_len: int = 200, extra: typing.Callable[[str], str | None] | None = None,
-             schema_regex: str | None = None):
-    compiled = re.compile(regex)
-
-    def check(value: str) -> str:
-        if not compiled.fullmatch(value):
-            raise ValueError(f"{_show(value)} is not {what}")
-        if len(value) > max_len:
-            raise ValueError(f"{_show(value)} is not {what}: longer than {max_len} characters")
-        if extra is not None:
-            problem = extra(value)
-            if problem:
-                raise ValueError(f"{_show(value)} is not {what}: {problem}")
-        return value
-
-    return Annotated[
-        str,
-        AfterValidator(check),
-        WithJsonSchema({"type": "string", "pattern": f"^(?:{schema_regex or regex})$", "maxLength": max_len, "description": what}),
-    ]
-
-
-def _show(value: str) -> str:
-    shown = value if len(value) <= 60 else value[:57] + "..."
-    return repr(shown)
-
-
-def _branch_problem(value: str) -> str | None:
-    # git check-ref-format rules that a character class cannot express.
-    if ".." in value or "//" in value or value.endswith((".", "/", ".lock")) or "/." in value:
-        return "git does not allow '..', '//', '/.' or a trailing '.', '/' or '.lock'"
-    return None
-
-
-def _glob_problem(value: str) -> str | None:
-    parts = value.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        return "path segments may not be empty, '.' or '..'"
-    if any("**" in p and p != "**" for p in parts):
-        return "'**' must be a whole path segment, as in 'common/**'"
-    return None
-
-
-def _relpath_problem(value: str) -> str | None:
-    if value == ".":
-        return None
-    parts = value.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        return "use a relative path without '..' or empty segments"
-    return None
-
-
-Name = _pattern(
-    r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?",
-    "a service name (lower-case letters, digits and '-', starting with a letter, at most 40 characters)",
-    max_len=40,
-)
-DnsLabel = _pattern(
-    r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?",
-    "a Kubernetes name (lower-case letters, digits and '-', at most 63 characters)",
-    max_len=63,
-)
-Branch = _pattern(
-    r"[A-Za-z0-9][A-Za-z0-9._/-]*",
-    "a git branch name (letters, digits and . _ / -)",
-    max_len=100,
-    extra=_branch_problem,
-)
-GitRef = _pattern(
-    r"[A-Za-z0-9][A-Za-z0-9._/-]*",
-    "a git tag or branch (letters, digits and . _ / -)",
-    max_len=100,
-    extra=_branch_problem,
-)
-Glob = _pattern(
-    r"[A-Za-z0-9_.*?/-]+",
-    "a path glob relative to the repository root (letters, digits, . _ - / and the wildcards * ** ?)",
-    extra=_glob_problem,
-)
-RelPath = _pattern(
-    r"[A-Za-z0-9_./-]+",
-    "a relative path (letters, digits and . _ - /)",
-    extra=_relpath_problem,
-)
-Command = _pattern(
-    r"[A-Za-z0-9_./:=@%+,-][A-Za-z0-9_./:=@%+, -]*",
-    "a simple command (words of letters, digits and . _ / : = @ % + , - separated by spaces;"
-    " no quotes, $, ;, |, &, redirections or backticks)",
-    max_len=300,
-)
-CredentialId = _pattern(
-    r"[A-Za-z0-9][A-Za-z0-9._-]*",
-    "a Jenkins credentials id (letters, digits and . _ -)",
-    max_len=128,
-)
-ImageName = _pattern(
-    r"[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*",
-    "a Docker image repository name (lower-case path components such as 'enadu/backend', no tag)",
-    max_len=200,
-)
-RegistryHost = _pattern(
-    r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?",
-    "a registry host name with an optional port (such as 'registry.example.com:5000')",
-    max_len=253,
-)
-RepoUrl = _pattern(
-    r"(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/|ssh://git@[A-Za-z0-9.-]+(:[0-9]{1,5})?/|git@[A-Za-z0-9.-]+:)"
-    r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*",
-    "a git repository URL (https://host/org/repo.git, ssh://git@host/org/repo.git or git@host:org/repo.git)",
-    max_len=300,
-)
-FolderPath = _pattern(
-    r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*",
-    "a Jenkins folder path such as 'enadu' or 'teams/enadu' (letters, digits and . _ -)",
-    max_len=200,
-)
-AgentLabel = _pattern(
-    r"[A-Za-z0-9][A-Za-z0-9._-]*",
-    "a Jenkins agent label (letters, digits and . _ -)",
-    max_len=100,
-)
-LibraryName = _pattern(
-    r"[A-Za-z0-9][A-Za-z0-9._-]*",
-    "a Jenkins library name (letters, digits and . _ -)",
-    max_len=100,
-)
-HttpPath = _pattern(
-    r"/[A-Za-z0-9._~/-]*",
-    "an HTTP path starting with '/' (letters, digits and . _ ~ / -)",
-    max_len=200,
-)
-Quantity = _pattern(
-    r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?",
-    "a Kubernetes quantity such as '250m', '1', '512Mi' or '1Gi'",
-    max_len=20,
-)
-Duration = _pattern(
-    r"[0-9]{1,6}(s|m|h)",
-    "a duration such as '30s', '10m' or '1h'",
-    max_len=7,
-)
-RoleId = _pattern(r"[0-9]{17,20}", "a Discord role id (17 to 20 digits)", max_len=20)
-
-
-def _free_text_problem(value: str) -> str | None:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        return "control characters (including newlines) are not allowed"
-    return None
-
-
-FreeText = _pattern(r"(?s).*", "text on one line", max_len=200, extra=_free_text_problem,
-                    schema_regex=r"[^\x00-\x1f\x7f]*")
-
-
-# --------------------------------------------------------------------------------------------
-# The file's model. ``extra="forbid"`` makes unknown keys errors; ``strict`` stops "2" from
-# quietly becoming 2.
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class LibrarySection(_Model):
@@ -265,6 +117,45 @@ class KubernetesSection(KubernetesSettings):
     credentials_id: CredentialId = Field(description="Jenkins secret-file credentials id holding the kubeconfig.")
 
 
+class AnalysisSettings(_Model):
+    """Metric analysis of a new colour (deploy --analysis); every key falls back to the global section."""
+
+    enabled: bool | None = Field(None, description="Check the new colour's metrics after the switch; switch back on failure.")
+    window: Duration | None = Field(None, description="How long to watch, and the range of the queries' {window} (default 2m).")
+    interval: Duration | None = Field(None, description="Time between two rounds of queries (default 20s).")
+    success_rate_query: PromQL | None = Field(
+        None, description="PromQL template for the share of good requests, with {service}, {namespace}, {colour}, {window}"
+                          " (default: non-5xx / all of http_requests_total).")
+    min_success_rate: float | None = Field(None, ge=0, le=1, description="Fail below this success rate (default 0.99).")
+    latency_query: PromQL | None = Field(
+        None, description="PromQL template for a latency in seconds (default: p95 of http_request_duration_seconds).")
+    max_latency: float | None = Field(None, gt=0, le=3600, description="Fail above this latency in seconds (default 0.5).")
+    inconclusive: Literal["fail", "pass"] | None = Field(
+        None, description="What an analysis without data (no traffic, Prometheus down) counts as (default fail).")
+    before_switch: bool | None = Field(
+        None, description="Also check the idle colour's smoke traffic through the preview Service before switching.")
+
+
+class GrafanaSettings(_Model):
+    """Where deploy annotations are posted."""
+
+    url: HttpUrl | None = Field(None, description="Grafana's base URL.")
+    credentials_id: CredentialId | None = Field(
+        None, description="Jenkins secret-text credentials id holding a Grafana service-account token.")
+
+
+class MonitoringSettings(_Model):
+    """Prometheus and Grafana; every key is optional here and falls back to the global section."""
+
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="Port the pod serves metrics on (default: the container port).")
+    metrics_path: HttpPath | None = Field(None, description="Metrics path (default: from kind).")
+    service_monitor: bool | None = Field(
+        None, description="Also render a Prometheus Operator ServiceMonitor (resources/enadu/k8s/<service>.servicemonitor.yaml).")
+    prometheus_url: HttpUrl | None = Field(None, description="Prometheus HTTP API base URL, reachable from the Jenkins agent.")
+    analysis: AnalysisSettings = AnalysisSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
+
+
 class DiscordSection(_Model):
     """Where and how build results are announced."""
 
@@ -303,6 +194,7 @@ class ServiceSection(_Model):
     build: BuildSettings = BuildSettings()
     image: ImageSettings
     kubernetes: KubernetesSettings = KubernetesSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
 
 class EnaduConfig(_Model):
@@ -314,6 +206,7 @@ class EnaduConfig(_Model):
     registry: RegistrySection
     kubernetes: KubernetesSection
     discord: DiscordSection
+    monitoring: MonitoringSettings = MonitoringSettings()
     services: dict[Name, ServiceSection] = Field(min_length=1)
 
     @field_validator("services")
@@ -352,6 +245,7 @@ class Kind:
     dockerfile: str
     container_port: int
     health_path: str
+    metrics_path: str
 
 
 KINDS: dict[str, Kind] = {
@@ -363,6 +257,7 @@ KINDS: dict[str, Kind] = {
         dockerfile="{module}/Dockerfile",
         container_port=8080,
         health_path="/actuator/health",
+        metrics_path="/actuator/prometheus",  # Spring Boot Actuator with micrometer-registry-prometheus
     ),
     "node": Kind(
         build_commands=("npm ci", "npm run build"),
@@ -372,6 +267,7 @@ KINDS: dict[str, Kind] = {
         dockerfile="Dockerfile",
         container_port=80,
         health_path="/",
+        metrics_path="/metrics",
     ),
 }
 
@@ -402,6 +298,7 @@ class Service:
     deploy_timeout: str
     old_colour: str
     smoke_test: bool
+    monitoring: Monitoring
 
 
 @dataclass(frozen=True)
@@ -466,6 +363,7 @@ def resolve(config: EnaduConfig, source: str) -> Project:
                 deploy_timeout=kube["deploy_timeout"],
                 old_colour=kube["old_colour"],
                 smoke_test=kube["smoke_test"],
+                monitoring=resolve_monitoring(config.monitoring, s.monitoring, kind.metrics_path, kube["container_port"]),
             )
         )
     return Project(
@@ -509,6 +407,11 @@ def load_located(located: yamlsource.Located, shown: str) -> Project:
     except ValidationError as e:
         lines = sorted({_format_error(err, located, shown) for err in e.errors()}, key=_line_sort_key)
         raise ConfigError("\n".join(lines)) from None
+    problems = monitoring_problems(config)
+    if problems:
+        lines = sorted({f"{shown}:{located.line_of(path)}: {yamlsource.dotted(path)}: {message}"
+                        for path, message in problems}, key=_line_sort_key)
+        raise ConfigError("\n".join(lines))
     return resolve(config, shown)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import jinja2
 
-from . import __version__, escaping, steps
+from . import __version__, escaping, monitoring, steps
 from .config import Project
 from .errors import TemplateError
 from .helper import exitcodes
@@ -82,6 +82,12 @@ def render_files(project: Project, helper_bundle: bytes) -> dict[str, bytes]:
         files[f"resources/enadu/k8s/{service.name}.yaml"] = _render(
             env, "k8s/service.yaml.j2", service=service, progress_deadline_seconds=_seconds(service.deploy_timeout)
         )
+        if service.monitoring.service_monitor:
+            files[f"resources/enadu/k8s/{service.name}.servicemonitor.yaml"] = _render(
+                env, "k8s/servicemonitor.yaml.j2", service=service)
+        files[f"resources/enadu/grafana/{service.name}.json"] = monitoring.dashboard_json(
+            service=service.name, title=service.description, namespace=service.namespace, version=__version__,
+            source=common["source_name"])
     files["jenkins/casc.yaml"] = _render(env, "jenkins/casc.yaml.j2", **common)
     return files
 

@@ -15,6 +15,8 @@ TYPES = {"String": "CharSequence", "List": "List", "Boolean": "Boolean", "Intege
 SERVICE_PATTERN = r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?"
 DURATION_PATTERN = r"[0-9]{1,6}(s|m|h)"
 CREDENTIALS_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+URL_PATTERN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?"
+QUERY_PATTERN = r"[^\x00-\x1f\x7f]{0,2000}"  # one line; the value reaches the helper as an environment value
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,10 @@ STEPS: tuple[Step, ...] = (
             " helper's 'deploy' with the kubeconfig from a secret-file credential (as KUBECONFIG): it"
             " starts the idle colour with the image, waits until it is fully available, switches the"
             " Service and retires the old colour after the scale-down delay. Any failure leaves the"
-            " live colour serving (or switches back to it) and fails the step."
+            " live colour serving (or switches back to it) and fails the step. With analysis, the new"
+            " colour's metrics are checked in Prometheus before the old colour is retired; with grafanaUrl,"
+            " the outcome is posted as a Grafana annotation with the token from a secret-text credential"
+            " (as GRAFANA_TOKEN)."
         ),
         params=(
             Param("service", "String", "Service name.", required=True, pattern=SERVICE_PATTERN),
@@ -165,6 +170,31 @@ STEPS: tuple[Step, ...] = (
                   choices=("scale-to-zero", "delete")),
             Param("smokePath", "String", "HTTP path requested on the idle colour before the switch; empty for none.",
                   default="", pattern=r"(/[A-Za-z0-9._~/-]*)?"),
+            Param("analysis", "Boolean", "After the switch, check the new colour's metrics in Prometheus for the"
+                  " analysis window and switch back if a check fails.", default=False),
+            Param("prometheusUrl", "String", "Base URL of the Prometheus HTTP API, reachable from the agent.",
+                  default="", pattern=f"({URL_PATTERN})?"),
+            Param("analysisWindow", "String", "How long the analysis watches, and the range of its queries.",
+                  default="2m", pattern=DURATION_PATTERN),
+            Param("analysisInterval", "String", "Time between two rounds of queries.", default="20s",
+                  pattern=DURATION_PATTERN),
+            Param("successRateQuery", "String", "PromQL template for the share of good requests, with {service},"
+                  " {namespace}, {colour} and {window}; empty for the helper's default.", default="",
+                  pattern=QUERY_PATTERN),
+            Param("minSuccessRate", "String", "Fail below this success rate (0 to 1).", default="0.99",
+                  pattern=r"0(\.[0-9]{1,6})?|1(\.0{1,6})?"),
+            Param("latencyQuery", "String", "PromQL template for a latency in seconds; empty for the helper's"
+                  " default (p95).", default="", pattern=QUERY_PATTERN),
+            Param("maxLatency", "String", "Fail above this latency in seconds.", default="0.5",
+                  pattern=r"[0-9]{1,4}(\.[0-9]{1,6})?"),
+            Param("inconclusive", "String", "What an analysis without data counts as.", default="fail",
+                  choices=("fail", "pass")),
+            Param("analysisBeforeSwitch", "Boolean", "Also check the idle colour's smoke traffic through the preview"
+                  " Service before switching.", default=False),
+            Param("grafanaUrl", "String", "Grafana to post deploy, rollback and abort annotations to; empty for none.",
+                  default="", pattern=f"({URL_PATTERN})?"),
+            Param("grafanaCredentialsId", "String", "Secret-text credentials id holding a Grafana service-account"
+                  " token (bound as GRAFANA_TOKEN).", default="", pattern=f"({CREDENTIALS_PATTERN})?"),
         ),
         returns="Nothing; the JSON result is at env.ENADU_DEPLOY_FILE.",
         example="enaduDeploy(service: 'backend', image: env.ENADU_IMAGE, namespace: 'enadu', credentialsId: 'enadu-kubeconfig')",

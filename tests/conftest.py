@@ -74,3 +74,16 @@ def python() -> str:
 
 # The Kubernetes test world's fixture (`kubeworld`), available to every test module.
 pytest_plugins = ["tests.support.kubeworld.fixtures"]
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory):
+    """A real Prometheus on loopback (tests/support/prometheus), shared by the session; tests add
+    targets with ``add_target`` and should use service names of their own so series never mix."""
+    from support.prometheus import Prometheus
+
+    server = Prometheus(tmp_path_factory.mktemp("prometheus")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

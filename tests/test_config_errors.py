@@ -129,6 +129,39 @@ CASES = [
                  ["bad.yaml:19: services.backend.test.enabled: expected true or false, got text"], id="bool-as-text"),
     pytest.param("- version: 1\n",
                  ["bad.yaml:1: the file must be a mapping of keys such as 'version' and 'services'"], id="not-a-mapping"),
+    pytest.param(insert(11, "monitoring:\n  analysis:\n    enabled: true"),
+                 ["bad.yaml:14: monitoring.analysis.enabled: analysis of service 'backend' needs"
+                  " monitoring.prometheus_url"], id="analysis-without-prometheus"),
+    pytest.param(insert(19, "    monitoring:\n      analysis:\n        before_switch: true"),
+                 ["bad.yaml:22: services.backend.monitoring.analysis.before_switch: analysis of service 'backend'"
+                  " needs monitoring.prometheus_url"], id="service-analysis-without-prometheus"),
+    pytest.param(insert(11, "monitoring:\n  grafana:\n    url: https://grafana.example.com"),
+                 ["bad.yaml:14: monitoring.grafana.url: Grafana annotations of service 'backend' need both"
+                  " grafana.url and grafana.credentials_id"], id="grafana-without-credentials"),
+    pytest.param(insert(11, "monitoring:\n  analysis:\n    latency_query: 'max(up{job=\"{job}\"})'"),
+                 ["bad.yaml:14: monitoring.analysis.latency_query: 'max(up{job=\"{job}\"})' is not a PromQL query"
+                  " template on one line: unknown placeholder {job} (known: {service}, {namespace}, {colour},"
+                  " {window})"], id="query-unknown-placeholder"),
+    pytest.param(insert(11, "monitoring:\n  analysis:\n    success_rate_query: \"up\\n# sh 'id'\""),
+                 ["bad.yaml:14: monitoring.analysis.success_rate_query: \"up\\n# sh 'id'\" is not a PromQL query"
+                  " template on one line: control characters (including newlines) are not allowed"],
+                 id="query-newline"),
+    pytest.param(insert(11, "monitoring:\n  prometheus_url: https://admin:s3cret@prom.example.com/?token=abc"),
+                 ["bad.yaml:13: monitoring.prometheus_url: 'https://prom.example.com/...' is not an http(s) URL such"
+                  " as 'https://prometheus.example.com:9090' (no credentials, query or fragment)"],
+                 id="prometheus-url-credentials-not-echoed"),
+    pytest.param(insert(11, "monitoring:\n  analysis:\n    min_success_rate: 1.5"),
+                 ["bad.yaml:14: monitoring.analysis.min_success_rate: Input should be less than or equal to 1"],
+                 id="success-rate-above-one"),
+    pytest.param(insert(11, "monitoring:\n  analysis:\n    window: 10s\n    interval: 20s"),
+                 ["bad.yaml:15: monitoring.analysis.interval: service 'backend': need 1s <= interval (20s) <= window"
+                  " (10s) <= 1h"], id="interval-longer-than-window"),
+    pytest.param(insert(11, "monitoring:\n  analysis:\n    inconclusive: maybe"),
+                 ["bad.yaml:14: monitoring.analysis.inconclusive: Input should be 'fail' or 'pass'"],
+                 id="inconclusive-choice"),
+    pytest.param(insert(11, "monitoring:\n  prometheus: http://p"),
+                 ["bad.yaml:13: monitoring.prometheus: unknown key (did you mean 'prometheus_url'?)"],
+                 id="monitoring-typo"),
     pytest.param(BASE.replace("    image:\n      name: enadu/backend\n", "    image: enadu/backend\n"),
                  ["bad.yaml:18: services.backend.image: expected a mapping, got text"], id="scalar-for-section"),
 ]

@@ -329,3 +329,30 @@ def test_the_bundle_deploys_from_an_empty_virtualenv(world, tmp_path) -> None:
                    extra_env={"PYTHONPATH": None})
     assert ok(run)["colour"] == "blue"
     assert d.selected_colour(world) == "blue"
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_deploys_rollbacks_and_aborts_are_annotated_in_grafana(world) -> None:
+    from support.fakegrafana import FakeGrafana
+
+    token = "glsa_enadu_test_token_5f1e"
+    with FakeGrafana(token=token) as grafana:
+        board = {"ENADU_GRAFANA_URL": grafana.url, "GRAFANA_TOKEN": token}
+        ok(d.deploy(world, "v1", extra_env=board))
+        ok(d.deploy(world, "v2", extra_env=board))
+        ok(d.deploy(world, "v2", extra_env=board))  # unchanged: nothing to annotate
+        ok(d.run(world, "rollback", extra_env=board))
+        ok(d.run(world, "abort", extra_env=board))
+        grafana.fail_next(500, times=20)
+        failing = d.deploy(world, "v3", extra_env={**board, "ENADU_GRAFANA_URL": grafana.url})
+        annotations = [a.body for a in grafana.annotations]
+    assert ok(failing)["outcome"] == "deployed", "a Grafana failure never fails a deploy"
+    assert "grafana: annotation 'deployed' not posted: HTTP 500" in failing.stderr
+    assert [(a["tags"][1:], a["text"].split(" - ")[0]) for a in annotations] == [
+        (["backend", "blue", d.image("v1"), "deployed"], f"backend: deployed {d.image('v1')} on blue"),
+        (["backend", "green", d.image("v2"), "deployed"], f"backend: deployed {d.image('v2')} on green"),
+        (["backend", "blue", d.image("v1"), "rolled-back"], f"backend: rolled-back {d.image('v1')} on blue"),
+        (["backend", "green", "aborted"], "backend: aborted (no image) on green"),
+    ]
+    assert all(a["tags"][0] == "enadu" and a["timeEnd"] >= a["time"] for a in annotations)
+    assert token not in failing.stdout + failing.stderr

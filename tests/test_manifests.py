@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import yaml
 from conftest import REPO, seed_bundle
+from support.crds import SERVICE_MONITOR_SCHEMA
 
 from enadu_pipelines.cli import main
 
@@ -49,12 +51,23 @@ def test_every_option_combination_validates(tmp_path: Path, runner) -> None:
     data["services"]["frontend"]["kubernetes"]["resources"] = {"limits": {"memory": "64Mi"}}  # limits only
     data["services"]["batch"]["kubernetes"] = {"namespace": "batch-jobs", "replicas": 7, "container_port": 65535,
                                                "health_path": "/", "deploy_timeout": "1h"}
+    data["monitoring"]["service_monitor"] = True  # a CRD document per service, next to the manifests
+    data["services"]["frontend"]["monitoring"] = {"metrics_port": 9113}  # an extra container and Service port
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
     seed_bundle(tmp_path)
     assert runner.invoke(main, ["render", "--config", str(tmp_path / "c.yaml")]).exit_code == 0
-    paths = sorted((tmp_path / "resources" / "enadu" / "k8s").glob("*.yaml"))
+    rendered = sorted((tmp_path / "resources" / "enadu" / "k8s").glob("*.yaml"))
+    # kubernetes-validate knows no CRDs: the ServiceMonitors (and only they) are checked against the
+    # CRD's schema instead
+    monitors = [p for p in rendered if p.name.endswith(".servicemonitor.yaml")]
+    paths = [p for p in rendered if p not in monitors]
+    assert len(monitors) == len(paths) == 3
+    for path in monitors:
+        [doc] = list(yaml.safe_load_all(path.read_text()))
+        jsonschema.validate(doc, SERVICE_MONITOR_SCHEMA)
     result = validate(paths)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("INFO") == 9, result.stdout
     batch = list(yaml.safe_load_all((tmp_path / "resources/enadu/k8s/batch.yaml").read_text()))[0]
     assert batch["metadata"]["namespace"] == "batch-jobs" and batch["spec"]["replicas"] == 7
     assert batch["spec"]["progressDeadlineSeconds"] == 3600

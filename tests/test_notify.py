@@ -105,12 +105,18 @@ def test_failure_pings_the_role_and_says_why_the_deploy_failed(fake, env, capsys
     env.setenv("ENADU_BUILD_RESULT", "FAILURE")
     env.setenv("ENADU_MENTION_ROLE", "123456789012345678")
     env.setenv("ENADU_DEPLOY_FILE", write(tmp_path / "d.json", {
-        "outcome": "rolled-back", "colour": "blue", "message": "endpoints never converged"}))
+        "outcome": "rolled-back", "colour": "green", "previous_colour": "blue",
+        "image": "registry.enadu.dev/enadu/backend:abc1234-42",
+        "message": "endpoints never converged",
+        "analysis": {"stage": "after switch", "outcome": "failed", "checks": [
+            {"name": "success rate", "shown": "0.62", "comparison": ">=", "threshold": 0.99, "status": "failed"}]}}))
     assert notify(capsys)[0] == 0
     [message] = fake.messages
     assert message["pings"] == {"everyone": False, "roles": ["123456789012345678"], "users": []}
     assert message["payload"]["content"] == "<@&123456789012345678> enadu/backend #42 failed"
-    assert fields(message)["Deploy"] == "rolled back to **blue**: endpoints never converged"
+    assert fields(message)["Deploy"] == (
+        "`registry.enadu.dev/enadu/backend:abc1234-42` failed on **green** and traffic went back to **blue**:"
+        " endpoints never converged\nanalysis after switch: **failed** - success rate 0.62 (\\>= 0.99): failed")
     assert fields(message)["Changes"] == "not reached"
 
 

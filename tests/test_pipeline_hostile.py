@@ -28,7 +28,7 @@ DESCRIPTIONS = {
 BRANCH = "release/2024.1_rc-1"
 COMMIT_MESSAGE = "Fix \"quoted\" 'thing' ${env.DISCORD_WEBHOOK_URL} $(rm -rf /) `id` \\\" done"
 CREDENTIAL_IDS = {"git": "enadu.github_ci-1", "registry": "enadu.registry-ci_1", "kube": "kube.enadu-prod_2",
-                  "discord": "discord.builds-1"}
+                  "discord": "discord.builds-1", "grafana": "grafana.annotations_3"}
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,7 @@ def rendered(tmp_path_factory):
     data["registry"]["credentials_id"] = CREDENTIAL_IDS["registry"]
     data["kubernetes"]["credentials_id"] = CREDENTIAL_IDS["kube"]
     data["discord"]["credentials_id"] = CREDENTIAL_IDS["discord"]
+    data["monitoring"]["grafana"]["credentials_id"] = CREDENTIAL_IDS["grafana"]
     for name, text in DESCRIPTIONS.items():
         data["services"][name]["description"] = text
     backend = data["services"]["backend"]
@@ -59,7 +60,8 @@ def rendered(tmp_path_factory):
 
 def credentials() -> dict:
     ids = {"enadu-github": CREDENTIAL_IDS["git"], "enadu-registry": CREDENTIAL_IDS["registry"],
-           "enadu-kubeconfig": CREDENTIAL_IDS["kube"], "enadu-discord-webhook": CREDENTIAL_IDS["discord"]}
+           "enadu-kubeconfig": CREDENTIAL_IDS["kube"], "enadu-discord-webhook": CREDENTIAL_IDS["discord"],
+           "enadu-grafana-token": CREDENTIAL_IDS["grafana"]}
     return {ids[k]: v for k, v in sc.CREDENTIALS.items()}
 
 
@@ -108,7 +110,7 @@ def test_branch_paths_and_commands_arrive_unchanged(runs, rendered):
 
 def test_credential_ids_arrive_unchanged(runs):
     bound = [b["credentialsId"] for e in runs["backend"].steps("withCredentials") for b in e["args"]["bindings"]]
-    assert bound == [CREDENTIAL_IDS["registry"], CREDENTIAL_IDS["kube"], CREDENTIAL_IDS["discord"]]
+    assert bound == [CREDENTIAL_IDS["registry"], CREDENTIAL_IDS["kube"], CREDENTIAL_IDS["grafana"], CREDENTIAL_IDS["discord"]]
 
 
 @pytest.mark.parametrize("name", list(DESCRIPTIONS))

@@ -7,23 +7,59 @@ def call(Map args = [:]) {
     if (problems) {
         error('enaduDeploy: ' + problems.join('; '))
     }
-    Map a = ['timeout': '10m', 'scaleDownDelay': '30s', 'oldColour': 'scale-to-zero', 'smokePath': ''] + args
+    Map a = [
+        'timeout': '10m',
+        'scaleDownDelay': '30s',
+        'oldColour': 'scale-to-zero',
+        'smokePath': '',
+        'analysis': false,
+        'prometheusUrl': '',
+        'analysisWindow': '2m',
+        'analysisInterval': '20s',
+        'successRateQuery': '',
+        'minSuccessRate': '0.99',
+        'latencyQuery': '',
+        'maxLatency': '0.5',
+        'inconclusive': 'fail',
+        'analysisBeforeSwitch': false,
+        'grafanaUrl': '',
+        'grafanaCredentialsId': '',
+    ] + args
 
     String dir = pwd(tmp: true)
     String manifest = "${dir}/enadu-${a.service}.yaml"
     writeFile(file: manifest, text: libraryResource("enadu/k8s/${a.service}.yaml"))
     String resultFile = "${dir}/enadu-deploy-${a.service}.json"
     env.ENADU_DEPLOY_FILE = resultFile
+    if ((a.analysis || a.analysisBeforeSwitch) && !a.prometheusUrl) {
+        error('enaduDeploy: analysis needs prometheusUrl')
+    }
+    if (a.grafanaUrl && !a.grafanaCredentialsId) {
+        error('enaduDeploy: grafanaUrl needs grafanaCredentialsId (a secret-text credential with the Grafana token)')
+    }
+    // Queries are free text: they reach the helper as environment values, never through the shell;
+    // an empty value means the helper's default.
+    List<String> entries = [
+        "ENADU_SERVICE=${a.service}", "ENADU_IMAGE=${a.image}", "ENADU_NAMESPACE=${a.namespace}",
+        "ENADU_MANIFEST=${manifest}", "ENADU_TIMEOUT=${a.timeout}",
+        "ENADU_SCALE_DOWN_DELAY=${a.scaleDownDelay}", "ENADU_OLD_COLOUR=${a.oldColour}",
+        "ENADU_SMOKE_PATH=${a.smokePath}", "ENADU_RESULT_FILE=${resultFile}",
+        "ENADU_ANALYSIS=${a.analysis ? 'true' : ''}", "ENADU_PROMETHEUS_URL=${a.prometheusUrl}",
+        "ENADU_ANALYSIS_WINDOW=${a.analysisWindow}", "ENADU_ANALYSIS_INTERVAL=${a.analysisInterval}",
+        "ENADU_ANALYSIS_SUCCESS_RATE_QUERY=${a.successRateQuery}",
+        "ENADU_ANALYSIS_MIN_SUCCESS_RATE=${a.minSuccessRate}",
+        "ENADU_ANALYSIS_LATENCY_QUERY=${a.latencyQuery}", "ENADU_ANALYSIS_MAX_LATENCY=${a.maxLatency}",
+        "ENADU_ANALYSIS_INCONCLUSIVE=${a.inconclusive}",
+        "ENADU_ANALYSIS_BEFORE_SWITCH=${a.analysisBeforeSwitch ? 'true' : ''}",
+        "ENADU_GRAFANA_URL=${a.grafanaUrl}",
+    ]
+    List bindings = [file(credentialsId: a.credentialsId, variable: 'KUBECONFIG')]
+    if (a.grafanaCredentialsId) {
+        bindings << string(credentialsId: a.grafanaCredentialsId, variable: 'GRAFANA_TOKEN')
+    }
     int status = 0
-    withCredentials([file(credentialsId: a.credentialsId, variable: 'KUBECONFIG')]) {
-        status = enaduHelper(
-            command: 'deploy',
-            env: ["ENADU_SERVICE=${a.service}", "ENADU_IMAGE=${a.image}", "ENADU_NAMESPACE=${a.namespace}",
-                  "ENADU_MANIFEST=${manifest}", "ENADU_TIMEOUT=${a.timeout}",
-                  "ENADU_SCALE_DOWN_DELAY=${a.scaleDownDelay}", "ENADU_OLD_COLOUR=${a.oldColour}",
-                  "ENADU_SMOKE_PATH=${a.smokePath}", "ENADU_RESULT_FILE=${resultFile}"],
-            label: "deploy ${a.service} ${a.image}",
-        )
+    withCredentials(bindings) {
+        status = enaduHelper(command: 'deploy', env: entries, label: "deploy ${a.service} ${a.image}")
     }
     Map reasons = [
         '1': 'the deploy failed before the switch; the live colour still serves',
@@ -41,7 +77,12 @@ def call(Map args = [:]) {
 @NonCPS
 private static List<String> checkArguments(Map args) {
     List<String> problems = []
-    List<String> known = ['service', 'image', 'namespace', 'credentialsId', 'timeout', 'scaleDownDelay', 'oldColour', 'smokePath']
+    List<String> known = [
+        'service', 'image', 'namespace', 'credentialsId', 'timeout', 'scaleDownDelay',
+        'oldColour', 'smokePath', 'analysis', 'prometheusUrl', 'analysisWindow', 'analysisInterval',
+        'successRateQuery', 'minSuccessRate', 'latencyQuery', 'maxLatency', 'inconclusive', 'analysisBeforeSwitch',
+        'grafanaUrl', 'grafanaCredentialsId',
+    ]
     args.keySet().each { Object key ->
         if (!(key in known)) {
             problems << "unknown argument '${key}' (allowed: ${known.join(', ')})".toString()
@@ -109,6 +150,98 @@ private static List<String> checkArguments(Map args) {
             problems << "argument 'smokePath' must be a String, not ${smokePath.getClass().simpleName}".toString()
         } else if (!(smokePath.toString() ==~ '(/[A-Za-z0-9._~/-]*)?')) {
             problems << 'argument \'smokePath\' does not match (/[A-Za-z0-9._~/-]*)?'
+        }
+    }
+    Object analysis = args['analysis']
+    if (analysis != null) {
+        if (!(analysis instanceof Boolean)) {
+            problems << "argument 'analysis' must be a Boolean, not ${analysis.getClass().simpleName}".toString()
+        }
+    }
+    Object prometheusUrl = args['prometheusUrl']
+    if (prometheusUrl != null) {
+        if (!(prometheusUrl instanceof CharSequence)) {
+            problems << "argument 'prometheusUrl' must be a String, not ${prometheusUrl.getClass().simpleName}".toString()
+        } else if (!(prometheusUrl.toString() ==~ '(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?)?')) {
+            problems << 'argument \'prometheusUrl\' does not match (https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?)?'
+        }
+    }
+    Object analysisWindow = args['analysisWindow']
+    if (analysisWindow != null) {
+        if (!(analysisWindow instanceof CharSequence)) {
+            problems << "argument 'analysisWindow' must be a String, not ${analysisWindow.getClass().simpleName}".toString()
+        } else if (!(analysisWindow.toString() ==~ '[0-9]{1,6}(s|m|h)')) {
+            problems << 'argument \'analysisWindow\' does not match [0-9]{1,6}(s|m|h)'
+        }
+    }
+    Object analysisInterval = args['analysisInterval']
+    if (analysisInterval != null) {
+        if (!(analysisInterval instanceof CharSequence)) {
+            problems << "argument 'analysisInterval' must be a String, not ${analysisInterval.getClass().simpleName}".toString()
+        } else if (!(analysisInterval.toString() ==~ '[0-9]{1,6}(s|m|h)')) {
+            problems << 'argument \'analysisInterval\' does not match [0-9]{1,6}(s|m|h)'
+        }
+    }
+    Object successRateQuery = args['successRateQuery']
+    if (successRateQuery != null) {
+        if (!(successRateQuery instanceof CharSequence)) {
+            problems << "argument 'successRateQuery' must be a String, not ${successRateQuery.getClass().simpleName}".toString()
+        } else if (!(successRateQuery.toString() ==~ '[^\\x00-\\x1f\\x7f]{0,2000}')) {
+            problems << 'argument \'successRateQuery\' does not match [^\\x00-\\x1f\\x7f]{0,2000}'
+        }
+    }
+    Object minSuccessRate = args['minSuccessRate']
+    if (minSuccessRate != null) {
+        if (!(minSuccessRate instanceof CharSequence)) {
+            problems << "argument 'minSuccessRate' must be a String, not ${minSuccessRate.getClass().simpleName}".toString()
+        } else if (!(minSuccessRate.toString() ==~ '0(\\.[0-9]{1,6})?|1(\\.0{1,6})?')) {
+            problems << 'argument \'minSuccessRate\' does not match 0(\\.[0-9]{1,6})?|1(\\.0{1,6})?'
+        }
+    }
+    Object latencyQuery = args['latencyQuery']
+    if (latencyQuery != null) {
+        if (!(latencyQuery instanceof CharSequence)) {
+            problems << "argument 'latencyQuery' must be a String, not ${latencyQuery.getClass().simpleName}".toString()
+        } else if (!(latencyQuery.toString() ==~ '[^\\x00-\\x1f\\x7f]{0,2000}')) {
+            problems << 'argument \'latencyQuery\' does not match [^\\x00-\\x1f\\x7f]{0,2000}'
+        }
+    }
+    Object maxLatency = args['maxLatency']
+    if (maxLatency != null) {
+        if (!(maxLatency instanceof CharSequence)) {
+            problems << "argument 'maxLatency' must be a String, not ${maxLatency.getClass().simpleName}".toString()
+        } else if (!(maxLatency.toString() ==~ '[0-9]{1,4}(\\.[0-9]{1,6})?')) {
+            problems << 'argument \'maxLatency\' does not match [0-9]{1,4}(\\.[0-9]{1,6})?'
+        }
+    }
+    Object inconclusive = args['inconclusive']
+    if (inconclusive != null) {
+        if (!(inconclusive instanceof CharSequence)) {
+            problems << "argument 'inconclusive' must be a String, not ${inconclusive.getClass().simpleName}".toString()
+        } else if (!(inconclusive.toString() in ['fail', 'pass'])) {
+            problems << 'argument \'inconclusive\' must be one of: fail, pass'
+        }
+    }
+    Object analysisBeforeSwitch = args['analysisBeforeSwitch']
+    if (analysisBeforeSwitch != null) {
+        if (!(analysisBeforeSwitch instanceof Boolean)) {
+            problems << "argument 'analysisBeforeSwitch' must be a Boolean, not ${analysisBeforeSwitch.getClass().simpleName}".toString()
+        }
+    }
+    Object grafanaUrl = args['grafanaUrl']
+    if (grafanaUrl != null) {
+        if (!(grafanaUrl instanceof CharSequence)) {
+            problems << "argument 'grafanaUrl' must be a String, not ${grafanaUrl.getClass().simpleName}".toString()
+        } else if (!(grafanaUrl.toString() ==~ '(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?)?')) {
+            problems << 'argument \'grafanaUrl\' does not match (https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?)?'
+        }
+    }
+    Object grafanaCredentialsId = args['grafanaCredentialsId']
+    if (grafanaCredentialsId != null) {
+        if (!(grafanaCredentialsId instanceof CharSequence)) {
+            problems << "argument 'grafanaCredentialsId' must be a String, not ${grafanaCredentialsId.getClass().simpleName}".toString()
+        } else if (!(grafanaCredentialsId.toString() ==~ '([A-Za-z0-9][A-Za-z0-9._-]{0,127})?')) {
+            problems << 'argument \'grafanaCredentialsId\' does not match ([A-Za-z0-9][A-Za-z0-9._-]{0,127})?'
         }
     }
     return problems

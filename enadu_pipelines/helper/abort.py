@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         state = bg.read_state(kube, opts.service)
         idle = [c for c in COLOURS if c != state.live and state.deployments[c] is not None
                 and (opts.old_colour == "delete" or state.replicas(c) > 0)]
-        result["colour"] = state.live
+        result["colour"] = ",".join(idle) if idle else state.live  # what the abort removes
         if not idle:
             return {"outcome": "unchanged", "message": "no idle colour to remove"}
         how = "delete" if opts.old_colour == "delete" else "scale to 0"

@@ -71,6 +71,9 @@ def add_switch_arguments(parser: argparse.ArgumentParser, *, default_old: str) -
                         help="read the cluster and print the plan; write nothing [ENADU_DRY_RUN]")
     parser.add_argument("--build-url", default=env_default("BUILD_URL", ""),
                         help="recorded in the Service's deploy history [BUILD_URL]")
+    from . import grafana
+
+    grafana.add_arguments(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoke-path", default=env_default("ENADU_SMOKE_PATH", ""),
                         help="GET this path on the new colour through its preview Service before switching [ENADU_SMOKE_PATH]")
     add_switch_arguments(parser, default_old="scale-to-zero")
+    from . import analysis
+
+    analysis.add_arguments(parser)
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ class Options:
     image: str = ""
     manifest_path: str = ""
     smoke_path: str = ""
+    analysis: Any = None  # analysis.Settings, or None when no metric analysis was asked for
 
 
 def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
@@ -121,11 +128,18 @@ def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
     ttl = parse_duration(args.lock_ttl, "--lock-ttl")
     if ttl < 5:
         raise UsageProblem("--lock-ttl: must be at least 5s")
+    checks = None
+    if hasattr(args, "analysis"):
+        from . import analysis
+
+        checks = analysis.settings(args)
+        if checks is not None and checks.before_switch and not smoke:
+            raise UsageProblem("--analysis-before-switch needs --smoke-path: the smoke requests are the traffic it measures")
     return Options(service=args.service, namespace=args.namespace, timeout=parse_duration(args.timeout, "--timeout"),
                    scale_down_delay=parse_duration(args.scale_down_delay, "--scale-down-delay"),
                    old_colour=args.old_colour, lock_timeout=parse_duration(args.lock_timeout, "--lock-timeout"),
                    lock_ttl=int(ttl), dry_run=bool(args.dry_run), build_url=args.build_url or "",
-                   image=image, manifest_path=manifest, smoke_path=smoke)
+                   image=image, manifest_path=manifest, smoke_path=smoke, analysis=checks)
 
 
 def run_command(command: str, args: argparse.Namespace, body: Callable[[Reporter, Dict[str, Any]], Dict[str, Any]]) -> int:
@@ -137,19 +151,40 @@ def run_command(command: str, args: argparse.Namespace, body: Callable[[Reporter
         raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}")
 
     previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
+    started_ms = int(time.time() * 1000)
     try:
         outcome = body(report, result)
         result.update(outcome)
-        return report.finish(result, exitcodes.OK)
+        code = exitcodes.OK
     except HelperError as e:
         result.setdefault("outcome", OUTCOMES.get(e.exit_code, "failed"))
         if isinstance(e, RolledBack):
             result["outcome"] = "rolled-back"
         result["message"] = str(e)
-        return report.finish(result, e.exit_code)
+        code = e.exit_code
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    annotate(args, report, result, started_ms)
+    return report.finish(result, code)
+
+
+def annotate(args: argparse.Namespace, report: Reporter, result: Dict[str, Any], started_ms: int) -> None:
+    """One Grafana annotation per deploy, rollback or abort that changed or failed something;
+    never fails the command (grafana.annotate logs and swallows every problem)."""
+    if not getattr(args, "grafana_url", "") or result.get("outcome") in ("planned", "unchanged", "status", None):
+        return
+    from . import grafana
+
+    try:
+        board = grafana.settings(args)
+    except HelperError as e:
+        report.log(f"grafana: annotation not posted: {e}")
+        return
+    grafana.annotate(board, service=str(result.get("service") or ""), colour=str(result.get("colour") or ""),
+                     image=str(result.get("image") or ""), outcome=str(result["outcome"]),
+                     build_url=str(getattr(args, "build_url", "") or ""), message=str(result.get("message") or ""),
+                     start_ms=started_ms, log=report.log)
 
 
 def open_cluster(args: argparse.Namespace, opts: Options, report: Reporter):
@@ -262,6 +297,8 @@ class Deployer:
             bg.wait_available(kube, opts.service, idle, opts.image, deadline=deadline, log=log)
             if opts.smoke_path:
                 self.smoke(idle, deadline)
+            if opts.analysis is not None and opts.analysis.before_switch:
+                self.analyse_before_switch(idle, deadline)
             if not lock.held():
                 raise DeployFailed("lost the deploy lock before the switch")
             state = bg.read_state(kube, opts.service)
@@ -281,8 +318,14 @@ class Deployer:
             if not live:
                 raise DeployFailed(f"first deploy switched but did not converge: {e}") from e
             self.switch_back(live, idle, e)
+        analysed = 0.0
+        if opts.analysis is not None and opts.analysis.after_switch:
+            if live:
+                analysed = self.analyse_after_switch(live, idle)
+            else:
+                log("first deploy: no previous colour to go back to, so no metric analysis")
         if live:
-            self.retire_after_delay(live)
+            self.retire_after_delay(live, already=analysed)
         return {"outcome": "deployed", "colour": idle,
                 "message": f"{opts.image} is live in {idle}" + (f" (was {live})" if live else "")}
 
@@ -297,6 +340,53 @@ class Deployer:
         except ApiFailure as e:
             raise DeployFailed(f"smoke test GET {self.opts.smoke_path} on the new colour {colour} failed: {e}") from e
         self.log(f"smoke test GET {self.opts.smoke_path} on {colour}: ok")
+
+    def analyse_after_switch(self, live: str, idle: str) -> float:
+        """Judge the new colour by its metrics while the old one still runs; switch back on a
+        failure. Returns the seconds spent (they count towards the scale-down delay)."""
+        from . import analysis
+
+        started = time.monotonic()
+        checks = self.opts.analysis
+        verdict = analysis.analyse(checks, service=self.opts.service, namespace=self.opts.namespace, colour=idle,
+                                   deadline=started + checks.window + 60, log=self.log, stage="after switch")
+        self.result["analysis"] = verdict.to_dict()
+        self.log(verdict.line())
+        if not verdict.passed:
+            self.switch_back(live, idle, DeployFailed(f"metric analysis: {verdict.line()}"))
+        return time.monotonic() - started
+
+    def analyse_before_switch(self, idle: str, deadline: float) -> None:
+        """Judge the idle colour by its metrics under smoke traffic sent through the preview Service."""
+        import threading
+
+        from . import analysis
+        from .kube.client import ApiFailure
+
+        stop = threading.Event()
+        preview = self.manifest.preview_name()
+
+        def traffic() -> None:
+            while not stop.wait(0.25):
+                try:
+                    self.kube.service_proxy_get(preview, self.manifest.port_name, self.opts.smoke_path, quiet=True)
+                except (ApiFailure, HelperError):
+                    pass  # a failing request is exactly what the analysis is there to see
+
+        sender = threading.Thread(target=traffic, name="smoke-traffic", daemon=True)
+        sender.start()
+        try:
+            checks = self.opts.analysis
+            verdict = analysis.analyse(checks, service=self.opts.service, namespace=self.opts.namespace, colour=idle,
+                                       deadline=min(deadline, time.monotonic() + checks.window + 60), log=self.log,
+                                       stage="before switch")
+        finally:
+            stop.set()
+            sender.join(timeout=10)
+        self.result["analysis_before_switch"] = verdict.to_dict()
+        self.log(verdict.line())
+        if not verdict.passed:
+            raise DeployFailed(f"metric analysis before the switch: {verdict.line()}")
 
     def discard(self, idle: str, cause: HelperError) -> None:
         """After a failure before the switch: the live colour was never touched; stop the idle one."""
@@ -323,10 +413,12 @@ class Deployer:
         try:
             bg.wait_endpoints(self.kube, opts.service, opts.service, live, deadline=time.monotonic() + 60, log=self.log)
         finally:
-            bg.retire(self.kube, opts.service, bg.read_state(self.kube, opts.service), idle, "scale-to-zero", self.log)
+            # The failed colour may still get requests from proxies that have not seen the switch back
+            # yet: it drains for the scale-down delay like any old colour, then scales to zero.
+            self.retire_after_delay(idle, how="scale-to-zero")
         raise RolledBack(f"{cause}; traffic is back on {live}")
 
-    def retire_after_delay(self, old: str, already: float = 0.0) -> None:
+    def retire_after_delay(self, old: str, already: float = 0.0, how: Optional[str] = None) -> None:
         from .kube import bluegreen as bg
 
         wait = max(0.0, self.opts.scale_down_delay - already)
@@ -337,7 +429,7 @@ class Deployer:
         if state.live == old:
             self.log(f"{old} is live again (rolled back meanwhile); not retiring it")
             return
-        bg.retire(self.kube, self.opts.service, state, old, self.opts.old_colour, self.log)
+        bg.retire(self.kube, self.opts.service, state, old, how or self.opts.old_colour, self.log)
 
     def settle(self, state: Any, live: str) -> None:
         """For a re-run: make sure the endpoints converged and the other colour was retired."""

@@ -221,14 +221,36 @@ def _deploy_field(state: str, data: Dict[str, object], changes: Tuple[str, Dict[
         before.append(_code(data["previous_image"]))
     was = f" (was {', '.join(before)})" if before else ""
     if outcome == "deployed":
-        return f"{image} is live on {colour}{was}"
-    if outcome == "unchanged":
-        return f"{image} was already live on {colour}"
-    if outcome == "rolled-back":
-        return f"rolled back to {colour}{message}"
-    if outcome == "failed":
-        return f"failed{message}; the live colour still serves"
-    return f"{outcome}{message}"
+        text = f"{image} is live on {colour}{was}"
+    elif outcome == "unchanged":
+        text = f"{image} was already live on {colour}"
+    elif outcome == "rolled-back":
+        # deploy's result names the colour it tried in `colour`; traffic went back to `previous_colour`
+        back = f"**{data['previous_colour']}**" if data.get("previous_colour") else "the previous colour"
+        text = f"{image} failed on {colour} and traffic went back to {back}{message}"
+    elif outcome == "failed":
+        text = f"failed{message}; the live colour still serves"
+    else:
+        text = f"{outcome}{message}"
+    return text + _analysis_text(data)
+
+
+def _analysis_text(data: Dict[str, object]) -> str:
+    """The metric analysis verdicts recorded by ``deploy --analysis``, one line each."""
+    lines = []
+    for key in ("analysis_before_switch", "analysis"):
+        verdict = data.get(key)
+        if not isinstance(verdict, dict):
+            continue
+        checks = []
+        for check in verdict.get("checks") or []:
+            if isinstance(check, dict):
+                checks.append(f"{check.get('name')} {check.get('shown') or 'no data'} "
+                              f"({check.get('comparison')} {check.get('threshold')}): {check.get('status')}")
+        stage = str(verdict.get("stage") or "")
+        lines.append(f"\nanalysis {_plain(stage)}: **{_plain(str(verdict.get('outcome')))}**"
+                     + (f" - {_plain('; '.join(checks))}" if checks else ""))
+    return "".join(lines)
 
 
 def build_message(opts: Dict[str, object], env: Dict[str, str], repo: str, changes_file: Optional[str],

@@ -30,7 +30,8 @@ class ApiFailure(HelperError):
     """The API server rejected a request for a reason the deploy logic does not handle."""
 
     def __init__(self, what: str, status: int, reason: str, message: str) -> None:
-        super().__init__(f"{what}: HTTP {status} {reason}: {message}" if message else f"{what}: HTTP {status} {reason}")
+        head = f"{what}: HTTP {status} {reason}".rstrip() if status else f"{what}: {reason}"
+        super().__init__(f"{head}: {message}" if message else head)
         self.status = status
         self.reason = reason
 
@@ -245,20 +246,25 @@ class Kube:
                          self.autoscaling.patch_namespaced_horizontal_pod_autoscaler, name, self.namespace, ops,
                          write=True)
 
-    def service_proxy_get(self, service: str, port: str, path: str) -> str:
-        """GET ``path`` on a Service through the API server's service proxy (no cluster network needed)."""
+    def service_proxy_get(self, service: str, port: str, path: str, *, quiet: bool = False) -> str:
+        """GET ``path`` on a Service through the API server's service proxy (no cluster network needed).
+
+        ``quiet``: one attempt, no retry and no log line (for repeated smoke traffic)."""
         from kubernetes.client.exceptions import ApiException
 
         what = f"GET {path} on service {service} (API server proxy)"
+        policy = retry.Policy(backoffs=(), deadline=REQUEST_TIMEOUT[1]) if quiet else \
+            retry.Policy(backoffs=(0.5, 1, 2, 3), deadline=15)
         try:
             response = retry.run(
                 lambda: self.core.connect_get_namespaced_service_proxy_with_path(
                     f"{service}:{port}", self.namespace, path.lstrip("/"), _preload_content=False,
                     _request_timeout=REQUEST_TIMEOUT),
-                what=what, classify=classify, policy=self.policy, log=self.log)
+                what=what, classify=classify, policy=policy, log=(lambda line: None) if quiet else self.log)
         except retry.GaveUp as e:
-            status = getattr(e.last, "status", None)
-            raise ApiFailure(what, status or 0, e.reason, "") from None
+            if isinstance(e.last, ApiException):
+                raise api_failure(e.last, what) from None
+            raise ApiFailure(what, 0, e.reason, "") from None
         except ApiException as e:
             raise api_failure(e, what) from None
         return response.data.decode("utf-8", "replace")[:200]

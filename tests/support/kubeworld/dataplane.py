@@ -4,8 +4,11 @@ Addresses: pod IPs (127.244.x.y) and cluster IPs (127.96.x.y) are taken from the
 no client can send traffic off this machine by mistake; nothing listens on them. The real sockets
 are ephemeral ports on 127.0.0.1, mapped here from pod IP to the pod's app.
 
-- Pod apps answer every path with JSON naming the pod and image, 503 for `neverready` images, and
-  serve `/metrics` in the Prometheus text format (http_requests_total by code). SIGTERM closes the
+- Pod apps answer every path with JSON naming the pod and image, 503 for `neverready` images, 500
+  to everything but the kubelet's probes for `errors` images, and serve `/metrics` in the
+  Prometheus text format: http_requests_total by code and the http_request_duration_seconds
+  histogram, the metric names of most HTTP instrumentation libraries (prometheus_client's
+  conventions, https://prometheus.io/docs/practices/naming/). SIGTERM closes the
   listener at once and lets in-flight requests finish (what most HTTP servers do; `ignoresigterm`
   images keep serving); SIGKILL resets every connection.
 - Service proxies (kube-proxy's iptables mode, https://kubernetes.io/docs/reference/networking/virtual-ips/):
@@ -55,6 +58,10 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
+# prometheus_client's default histogram buckets (prometheus_client/metrics.py, Histogram.DEFAULT_BUCKETS)
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, float("inf"))
+
+
 class App:
     """One container's HTTP server."""
 
@@ -65,12 +72,15 @@ class App:
         self.image = container.image
         self.container = container.name
         self.never_ready = container.kind.never_ready
+        self.serves_errors = container.kind.serves_errors
         self.ignores_sigterm = container.kind.ignores_sigterm
         self.listening = False
         self.exited = False
         self.port: Optional[int] = None
         self.inflight = 0
         self.counts: Dict[int, int] = {}
+        self.buckets = [0] * len(BUCKETS)  # cumulative histogram counts, per upper bound in BUCKETS
+        self.duration_sum = 0.0
         self._server: Optional[web.Server] = None
         self._listener = None
         self._starter = asyncio.get_running_loop().call_later(delay, self._listen)
@@ -99,8 +109,15 @@ class App:
             if request.path == "/metrics":
                 return web.Response(text=self.metrics(), content_type="text/plain", charset="utf-8",
                                     headers={"X-Pod": self.pod_name})
-            code = 503 if self.never_ready else 200
+            started = time.monotonic()
+            probe = request.headers.get("User-Agent", "").startswith("kube-probe/")
+            code = 503 if self.never_ready else 500 if (self.serves_errors and not probe) else 200
             self.counts[code] = self.counts.get(code, 0) + 1
+            elapsed = time.monotonic() - started
+            self.duration_sum += elapsed
+            for i, bound in enumerate(BUCKETS):
+                if elapsed <= bound:
+                    self.buckets[i] += 1
             body = {"pod": self.pod_name, "namespace": self.namespace, "container": self.container,
                     "image": self.image, "path": request.path, "method": request.method,
                     **({"ready": False} if self.never_ready else {})}
@@ -115,8 +132,17 @@ class App:
     def metrics(self) -> str:
         lines = ["# HELP http_requests_total HTTP requests this pod answered, by status code.",
                  "# TYPE http_requests_total counter"]
+        labels = f'pod="{self.pod_name}",image="{self.image}"'
         for code in sorted(self.counts):
-            lines.append(f'http_requests_total{{code="{code}",pod="{self.pod_name}",image="{self.image}"}} {self.counts[code]}')
+            lines.append(f'http_requests_total{{code="{code}",{labels}}} {self.counts[code]}')
+        lines += ["# HELP http_request_duration_seconds Time to answer an HTTP request.",
+                  "# TYPE http_request_duration_seconds histogram"]
+        for bound, count in zip(BUCKETS, self.buckets):
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            lines.append(f'http_request_duration_seconds_bucket{{le="{le}",{labels}}} {count}')
+        total = sum(self.counts.values())
+        lines.append(f"http_request_duration_seconds_sum{{{labels}}} {self.duration_sum}")
+        lines.append(f"http_request_duration_seconds_count{{{labels}}} {total}")
         return "\n".join(lines) + "\n"
 
     def sigterm(self) -> bool:

@@ -13,6 +13,8 @@ A token anywhere in the reference, delimited by `/ : @ . _ -` or the ends, selec
 | `slow<N>` / `slow<N>s` | starts listening N seconds (decimals allowed) after the container starts |
 | `ignoresigterm`     | keeps serving after SIGTERM until the kubelet's SIGKILL at the grace period |
 | `exit0`             | runs `crash_after` s, then exits 0 (a Completed container, restarted)       |
+| `errors`            | passes its probes (kube-probe answers 200) but answers 500 to all other traffic: |
+|                     | a release that is "ready" yet broken, which only its metrics reveal         |
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Behaviour:
     never_ready: bool = False
     start_delay: float = 0.0  # seconds beyond the world's app_start
     ignores_sigterm: bool = False
+    serves_errors: bool = False
 
 
 def behaviour(image: str) -> Behaviour:
@@ -48,4 +51,5 @@ def behaviour(image: str) -> Behaviour:
         never_ready=_has(image, "neverready"),
         start_delay=float(slow.group(2)) if slow else 0.0,
         ignores_sigterm=_has(image, "ignoresigterm"),
+        serves_errors=_has(image, "errors"),
     )

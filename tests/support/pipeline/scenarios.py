@@ -34,6 +34,7 @@ CREDENTIALS: dict[str, dict[str, Any]] = {
                          "content": "apiVersion: v1\nkind: Config\nusers:\n- name: ci\n  user: {token: FAKE-kube-token-5e2f11}\n"},
     "enadu-discord-webhook": {"type": "string",
                               "secret": "https://discord.com/api/webhooks/123456789012345678/FAKE-webhook-token-d41d8c"},
+    "enadu-grafana-token": {"type": "string", "secret": "glsa_FAKE-grafana-token-7b3e90"},
 }
 
 # How long each command takes on the fake clock (ms); the notification must report their sum.

@@ -1,0 +1,109 @@
+"""Deploys gated on metrics (issue 9): a real Prometheus scrapes the test world's pods.
+
+Prometheus is Debian's 2.42 (tests/support/prometheus), configured with the documented scrape job;
+a small thread plays Kubernetes pod discovery, writing each running pod of the world as a file_sd
+target with the pod's labels, so the analysis queries select exactly what they would in a cluster.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests.support import deployrun as d
+
+WORLD = {"time_scale": 0.1, "propagation_lag": 0.3, "seed": 21}
+RATE = 40  # requests per second through the Service during the deploy
+WINDOW, INTERVAL = 6, 2  # seconds
+
+
+class PodDiscovery(threading.Thread):
+    """Keeps Prometheus' file_sd targets equal to the world's running pods, like kubernetes_sd would."""
+
+    def __init__(self, world, prometheus) -> None:
+        super().__init__(name="pod-discovery", daemon=True)
+        self.world, self.prometheus = world, prometheus
+        self.stop = threading.Event()
+        self.known: set = set()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            self.sync()
+
+    def sync(self) -> None:
+        current = {}
+        for pod in self.world.list("pods", d.NAMESPACE):
+            url = self.world.pod_url(pod["metadata"]["name"], d.NAMESPACE)
+            labels = pod["metadata"].get("labels") or {}
+            if url and "color" in labels and not pod["metadata"].get("deletionTimestamp"):
+                current[pod["metadata"]["name"]] = (url.split("//", 1)[1], labels)
+        for name in self.known - set(current):
+            self.prometheus.remove_target(name)
+        for name, (address, labels) in current.items():
+            if name not in self.known:
+                self.prometheus.add_target(name, address, app=labels["app"], color=labels["color"],
+                                           namespace=d.NAMESPACE, pod=name)
+        self.known = set(current)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.join(timeout=5)
+        for name in self.known:
+            self.prometheus.remove_target(name)
+
+
+@pytest.fixture
+def scraped(kubeworld, prometheus):
+    d.prepare(kubeworld)
+    discovery = PodDiscovery(kubeworld, prometheus)
+    discovery.start()
+    yield kubeworld
+    discovery.close()
+    kubeworld.invariants.assert_ok()
+
+
+def analysis_env(prometheus) -> dict:
+    # no smoke test: it would stop a colour answering 5xx before the switch (see test_deploy.py)
+    return {"ENADU_SMOKE_PATH": "", "ENADU_ANALYSIS": "true", "ENADU_PROMETHEUS_URL": prometheus.url,
+            "ENADU_ANALYSIS_WINDOW": f"{WINDOW}s", "ENADU_ANALYSIS_INTERVAL": f"{INTERVAL}s"}
+
+
+@pytest.mark.parametrize("kubeworld", [WORLD], indirect=True)
+def test_a_healthy_new_colour_passes_its_analysis(scraped, prometheus) -> None:
+    world = scraped
+    assert d.deploy(world, "v1").returncode == 0
+    with world.load(world.service_url("backend", d.NAMESPACE), concurrency=3, rate=RATE) as load:
+        load.wait_for_requests(40)
+        run = d.deploy(world, "v2", extra_env=analysis_env(prometheus))
+        load.wait_for_requests(load.summary()["total"] + 20)
+    assert run.returncode == 0, run.stdout + run.stderr
+    verdict = run.result["analysis"]
+    assert (run.result["outcome"], verdict["outcome"], verdict["stage"]) == ("deployed", "passed", "after switch")
+    rate = next(c for c in verdict["checks"] if c["name"] == "success rate")
+    assert rate["status"] == "passed" and rate["value"] == 1.0
+    assert d.selected_colour(world) == "green" and d.replicas(world, "blue") == 0
+    assert load.summary()["failed"] == 0
+
+
+@pytest.mark.parametrize("kubeworld", [WORLD], indirect=True)
+def test_a_colour_answering_5xx_is_rolled_back(scraped, prometheus) -> None:
+    world = scraped
+    assert d.deploy(world, "v1").returncode == 0
+    bad = d.image("v2-errors")
+    with world.load(world.service_url("backend", d.NAMESPACE), concurrency=3, rate=RATE) as load:
+        load.wait_for_requests(40)
+        run = d.deploy(world, "v2-errors", extra_env=analysis_env(prometheus))
+        load.wait_for_requests(load.summary()["total"] + 40)
+    assert run.returncode == 5, run.stdout + run.stderr
+    result = run.result
+    assert result["outcome"] == "rolled-back" and result["analysis"]["outcome"] == "failed"
+    assert "metric analysis: analysis of backend green (after switch): failed" in result["message"]
+    assert d.selected_colour(world) == "blue" and d.running_image(world, "blue") == d.image("v1")
+    assert d.replicas(world, "green") == 0
+    failures = [r for r in load.results if not r.ok]
+    # The bad colour did receive traffic (so the check had something to see) ...
+    assert failures and {r.image for r in failures} == {bad}, [r for r in failures if r.image != bad][:5]
+    # ... and no more than the requests of one analysis window went to it.
+    assert len(failures) <= RATE * WINDOW, f"{len(failures)} failed requests"
+    assert d.history(world)[0]["reason"].startswith("rolled back: metric analysis")
