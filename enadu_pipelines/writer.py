@@ -53,6 +53,7 @@ def sync(
     Returns one ``Change`` per wanted or obsolete file, sorted by path.
     """
     changes: list[Change] = []
+    made: set[Path] = set()  # directories known to exist: one mkdir per directory, not per file
     for rel in sorted(files):
         target = out / rel
         wanted = files[rel]
@@ -63,6 +64,9 @@ def sync(
         status = Status.CREATED if current is None else Status.UPDATED
         changes.append(Change(rel, status, _diff(rel, current, wanted) if diff else None))
         if write:
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
             _atomic_write(target, wanted)
     for rel in sorted(obsolete(files, out, roots)):
         target = out / rel
@@ -107,7 +111,6 @@ def _read(path: Path) -> bytes | None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
