@@ -6,7 +6,7 @@ The analysis queries (helper/analysis.py) and the dashboards select series by ``
 relabelling in :data:`SCRAPE_JOB` below: it keeps pods annotated ``prometheus.io/scrape: "true"``
 (the rendered Deployments are), scrapes the annotated port and path, and copies the pod's
 namespace, its ``app`` and ``color`` labels and its name onto every series. The same text is in
-docs/monitoring.md (a test keeps the two identical) and is what the tests' real Prometheus runs,
+the README's "Monitoring" section (a test keeps the two identical) and is what the tests' real Prometheus runs,
 with file-based discovery standing in for the Kubernetes API.
 
 The dashboard is built as data and serialised with ``json.dumps`` rather than templated: JSON

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-TOP_LEVEL = ["kubernetes==35.0.0", "requests==2.32.5", "PyYAML==6.0.3", "tenacity==9.2.1"]
+TOP_LEVEL = ["kubernetes==35.0.0", "requests==2.32.5", "PyYAML==6.0.3", "tenacity"]
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from enadu_pipelines.bundle import PIP_PLATFORM_ARGS, lock_path  # noqa: E402
@@ -33,7 +33,7 @@ def main() -> int:
                 wheel.unlink()
                 subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
                                 "--only-binary=:all:", "--platform", "any", "--implementation", "py",
-                                "--abi", "none", "--python-version", "3.11", "-d", tmp, f"{name}=={version}"],
+                                "--abi", "none", "--python-version", "3.9", "-d", tmp, f"{name}=={version}"],
                                check=True)
         for wheel in sorted(Path(tmp).glob("*.whl"), key=lambda p: p.name.lower()):
             name, version = wheel.name.split("-")[:2]

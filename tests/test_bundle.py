@@ -148,3 +148,31 @@ def test_bundle_usage_error_exit_code(empty_venv: Path) -> None:
     result = run_bundle(empty_venv, "no-such-command")
     assert result.returncode == 2
     assert "invalid choice: 'no-such-command'" in result.stderr
+
+
+MIN_PYTHON = "3.9"  # the oldest python3 the README promises on Jenkins agents
+
+
+def test_helper_code_needs_no_newer_python_than_promised() -> None:
+    """Our own code in the bundle, checked by vermin (a static minimum-version detector)."""
+    vermin = Path(sys.executable).parent / "vermin"  # the console script (the package has no __main__)
+    result = subprocess.run([str(vermin), f"-t={MIN_PYTHON}-", "--violations", "--no-tips",
+                             "--eval-annotations", "enadu_pipelines/helper", "enadu_pipelines/__init__.py"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Minimum required versions: 3." in result.stdout
+
+
+def test_every_bundled_dependency_supports_the_promised_python(tmp_path: Path) -> None:
+    """The lock is resolved for the oldest promised python3; each wheel's own Requires-Python says so."""
+    from packaging.specifiers import SpecifierSet
+
+    wheels = bundle.download(bundle.read_lock(), bundle.cache_dir())
+    assert len(wheels) == len(bundle.read_lock())
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as zf:
+            [meta] = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+            requires = [line.split(":", 1)[1].strip() for line in zf.read(meta).decode().splitlines()
+                        if line.startswith("Requires-Python:")]
+        for spec in requires:
+            assert SpecifierSet(spec).contains(f"{MIN_PYTHON}.0"), f"{wheel.name} requires Python {spec}"

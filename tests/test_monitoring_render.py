@@ -197,5 +197,5 @@ def test_dashboard_queries_run_on_prometheus_and_find_the_traffic(prometheus, tm
 
 
 def test_the_documented_scrape_job_is_the_tested_one() -> None:
-    docs = (REPO / "docs/monitoring.md").read_text()
+    docs = (REPO / "README.md").read_text()
     assert f"```yaml\n{SCRAPE_JOB}```" in docs

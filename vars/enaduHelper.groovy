@@ -9,7 +9,7 @@ def call(Map args = [:]) {
     }
     Map a = ['env': [], 'label': ''] + args
 
-    String expected = 'a622e683138b1e66e19f9f5ba4f7dd2bcf836a43e86c54301465e736a02d46d8'
+    String expected = '629117a6ed8354c646bedb28efe109d62f12075f9458df95b6b7308d933496db'
     String helper = "${pwd(tmp: true)}/enadu-helper-${expected.take(12)}.pyz"
     if (!fileExists(helper) || sha256(file: helper) != expected) {
         writeFile(file: helper, text: libraryResource(resource: 'enadu/enadu-helper.pyz', encoding: 'Base64'), encoding: 'Base64')

@@ -11,7 +11,6 @@ import argparse
 from typing import Any, Dict
 
 from .deploy import add_cluster_arguments, add_switch_arguments, open_cluster, options, run_command
-from .errors import HelperError
 from .report import Reporter
 
 
@@ -23,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     def body(report: Reporter, result: Dict[str, Any]) -> Dict[str, Any]:
         from .kube import bluegreen as bg
-        from .kube.lock import LeaseLock, default_identity
+        from .kube.lock import holding
         from .kube.manifest import COLOURS
 
         opts = options(args, needs_image=False)
@@ -40,18 +39,11 @@ def run(args: argparse.Namespace) -> int:
             for line in plan:
                 report.log(f"plan: {line}")
             return {"outcome": "planned", "dry_run": True, "plan": plan, "message": "dry run: nothing was changed"}
-        lock = LeaseLock(kube, opts.service, identity=default_identity(), ttl=opts.lock_ttl, log=report.log)
-        lock.acquire(opts.lock_timeout)
-        try:
+        with holding(kube, opts.service, ttl=opts.lock_ttl, timeout=opts.lock_timeout, log=report.log):
             state = bg.read_state(kube, opts.service)
             for colour in idle:
                 if colour != state.live:
                     bg.retire(kube, opts.service, state, colour, opts.old_colour, report.log)
-        finally:
-            try:
-                lock.release()
-            except HelperError as e:
-                report.log(f"could not release the deploy lock ({e}); it expires by itself")
         return {"outcome": "aborted", "removed": idle, "message": f"removed idle colour(s): {', '.join(idle)}"}
 
     return run_command("abort", args, body)

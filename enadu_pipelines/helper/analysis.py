@@ -8,7 +8,7 @@ still kept, and the deploy switches back when a check fails. Two checks by defau
 - success rate: non-5xx requests / all requests of the colour over the window, at least 0.99;
 - latency: the 95th percentile of the request-duration histogram over the window, at most 0.5 s.
 
-What the default queries assume (docs/monitoring.md has the Prometheus relabel config that yields
+What the default queries assume (the README's "Monitoring" section has the relabel config that yields
 it): each pod exports ``http_requests_total{code="<status>"}`` and the histogram
 ``http_request_duration_seconds_bucket{le=...}``, and Prometheus attaches the pod's labels ``app``
 and ``color`` and its ``namespace`` to every series it scrapes. Queries are templates with the
@@ -44,7 +44,7 @@ from .report import parse_duration
 # Metric names the default queries and the generated dashboards use.
 REQUESTS_METRIC = "http_requests_total"
 DURATION_HISTOGRAM = "http_request_duration_seconds"
-# The labels Prometheus attaches from the pod (see docs/monitoring.md, "Scraping").
+# The labels Prometheus attaches from the pod (README, "Scraping: the Prometheus configuration").
 SELECTOR = 'namespace="{namespace}",app="{service}",color="{colour}"'
 
 # ``or vector(0)``: when every request failed there is no non-5xx series at all, and an empty

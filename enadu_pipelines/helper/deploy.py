@@ -225,19 +225,13 @@ class Deployer:
 
     def run(self) -> Dict[str, Any]:
         from .kube.bluegreen import read_state
-        from .kube.lock import LeaseLock
+        from .kube.lock import holding
 
         if self.opts.dry_run:
             return self.plan(read_state(self.kube, self.opts.service))
-        lock = LeaseLock(self.kube, self.opts.service, identity=self.identity, ttl=self.opts.lock_ttl, log=self.log)
-        lock.acquire(self.opts.lock_timeout)
-        try:
+        with holding(self.kube, self.opts.service, identity=self.identity, ttl=self.opts.lock_ttl,
+                     timeout=self.opts.lock_timeout, log=self.log) as lock:
             return self.deploy(lock)
-        finally:
-            try:
-                lock.release()
-            except HelperError as e:
-                self.log(f"could not release the deploy lock ({e}); it expires by itself")
 
     def plan(self, state: Any) -> Dict[str, Any]:
         from .kube.bluegreen import fully_available

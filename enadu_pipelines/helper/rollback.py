@@ -15,7 +15,7 @@ import time
 from typing import Any, Dict
 
 from .deploy import Deployer, Options, add_cluster_arguments, add_switch_arguments, open_cluster, options, run_command
-from .errors import DeployFailed, HelperError, UsageProblem
+from .errors import DeployFailed, UsageProblem
 from .cli import env_default
 from .report import Reporter
 
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     def body(report: Reporter, result: Dict[str, Any]) -> Dict[str, Any]:
         from .kube import bluegreen as bg
-        from .kube.lock import LeaseLock, default_identity
+        from .kube.lock import default_identity, holding
         from .kube.manifest import other
 
         opts = options(args, needs_image=False)
@@ -64,9 +64,8 @@ def run(args: argparse.Namespace) -> int:
                 report.log(f"plan: {line}")
             return {"outcome": "planned", "dry_run": True, "plan": steps, "message": "dry run: nothing was changed"}
         identity = default_identity()
-        lock = LeaseLock(kube, opts.service, identity=identity, ttl=opts.lock_ttl, log=report.log)
-        lock.acquire(opts.lock_timeout)
-        try:
+        with holding(kube, opts.service, identity=identity, ttl=opts.lock_ttl, timeout=opts.lock_timeout,
+                     log=report.log):
             deployer = Deployer(kube, None, opts, report.log, result)
             state = bg.read_state(kube, opts.service)
             if not bg.fully_available(state.deployments[previous]):
@@ -83,11 +82,6 @@ def run(args: argparse.Namespace) -> int:
             bg.wait_endpoints(kube, opts.service, opts.service, previous, deadline=time.monotonic() + opts.timeout,
                               log=report.log)
             deployer.retire_after_delay(live)
-        finally:
-            try:
-                lock.release()
-            except HelperError as e:
-                report.log(f"could not release the deploy lock ({e}); it expires by itself")
         return {"outcome": "rolled-back", "message": f"{image} is live again in {previous} (was {live})"}
 
     return run_command("rollback", args, body)

@@ -10,14 +10,15 @@ precondition when done. Waiting for a held lock watches the Lease rather than po
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
-from ..errors import LockHeld
+from ..errors import HelperError, LockHeld
 from .client import Conflict, Kube
 
 
@@ -157,3 +158,19 @@ class LeaseLock:
                 self.kube.delete_lease(self.name, self.lease["metadata"]["resourceVersion"])
                 self.log(f"released the deploy lock {self.name}")
             self.lease = None
+
+
+@contextlib.contextmanager
+def holding(kube: Kube, service: str, *, ttl: int, timeout: float, log: Callable[[str], None],
+            identity: Optional[str] = None) -> Iterator[LeaseLock]:
+    """Hold the service's deploy lock for the ``with`` block; a failed release is logged (the lease
+    then expires by itself), never raised over the block's own outcome."""
+    lock = LeaseLock(kube, service, identity=identity or default_identity(), ttl=ttl, log=log)
+    lock.acquire(timeout)
+    try:
+        yield lock
+    finally:
+        try:
+            lock.release()
+        except HelperError as e:
+            log(f"could not release the deploy lock ({e}); it expires by itself")
