@@ -119,7 +119,10 @@ def cache_dir() -> Path:
 
 def download(pins: list[Pin], dest: Path) -> list[Path]:
     """Fetch exactly the pinned files with pip (hash-checked); reuse what ``dest`` has."""
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BundleError(f"{dest}: cannot create the wheel cache ({e.strerror}); set XDG_CACHE_HOME") from None
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as req:
         for pin in pins:
             req.write(f"{pin.name}=={pin.version} " + " ".join(f"--hash=sha256:{h}" for h in pin.hashes) + "\n")

@@ -95,7 +95,12 @@ def schema(out: Path | None) -> None:
     if out is None:
         click.echo(text, nl=False)
     else:
-        out.write_text(text, "utf-8")
+        from .errors import OutputError
+
+        try:
+            out.write_text(text, "utf-8")
+        except OSError as e:
+            raise OutputError(f"{out}: {e.strerror or type(e).__name__}") from None
         click.echo(f"wrote {out}", err=True)
 
 

@@ -104,7 +104,9 @@ class KubernetesSettings(_Model):
     health_path: HttpPath | None = Field(None, description="Readiness/liveness and smoke-test path.")
     resources: ResourcesSection | None = Field(None, description="Container resource requests and limits.")
     scale_down_delay: Duration | None = Field(None, description="How long the old colour is kept after a switch.")
-    deploy_timeout: Duration | None = Field(None, description="Bound on the whole deploy command.")
+    deploy_timeout: Duration | None = Field(
+        None, description="Bound on waiting for the new colour, its smoke test and the switch; the Deployment's "
+                          "progress deadline is half of it.")
     old_colour: Literal["scale-to-zero", "delete"] | None = Field(
         None, description="What happens to the old colour after the delay."
     )

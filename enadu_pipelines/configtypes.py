@@ -49,6 +49,21 @@ def _show(value: str) -> str:
     return repr(shown)
 
 
+def _url_shown(value: str) -> str:
+    """A rejected URL or host without what could be a secret: user info (``user:token@``, with or
+    without a scheme; ``git@`` is kept), query and fragment are replaced by ``...``."""
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        scheme, rest = "", value
+    userinfo, at, host = rest.rpartition("@")
+    hidden = bool(at) and userinfo != "git"
+    if hidden:
+        rest = host
+    if re.search(r"[?#]", rest):
+        rest, hidden = re.split(r"[?#]", rest, maxsplit=1)[0], True
+    return _show(scheme + sep + rest + ("..." if hidden else ""))
+
+
 def _branch_problem(value: str) -> str | None:
     # git check-ref-format rules that a character class cannot express.
     if ".." in value or "//" in value or value.endswith((".", "/", ".lock")) or "/." in value:
@@ -126,12 +141,14 @@ RegistryHost = _pattern(
     r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?",
     "a registry host name with an optional port (such as 'registry.example.com:5000')",
     max_len=253,
+    shown=_url_shown,
 )
 RepoUrl = _pattern(
     r"(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/|ssh://git@[A-Za-z0-9.-]+(:[0-9]{1,5})?/|git@[A-Za-z0-9.-]+:)"
     r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*",
     "a git repository URL (https://host/org/repo.git, ssh://git@host/org/repo.git or git@host:org/repo.git)",
     max_len=300,
+    shown=_url_shown,
 )
 FolderPath = _pattern(
     r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*",
@@ -163,14 +180,14 @@ Duration = _pattern(
     "a duration such as '30s', '10m' or '1h'",
     max_len=7,
 )
+
+
+def duration_seconds(duration: str) -> int:
+    """Seconds in a validated Duration ('30s', '10m', '1h')."""
+    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
+
+
 RoleId = _pattern(r"[0-9]{17,20}", "a Discord role id (17 to 20 digits)", max_len=20)
-def _url_shown(value: str) -> str:
-    """A rejected URL without what could be a secret: its user info, query and fragment."""
-    scheme, sep, rest = value.partition("://")
-    rest = rest.rsplit("@", 1)[-1] if sep else rest
-    return _show(scheme + sep + re.split(r"[?#]", rest, maxsplit=1)[0] + ("..." if re.search(r"[@?#]", value) else ""))
-
-
 HttpUrl = _pattern(
     r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?",
     "an http(s) URL such as 'https://prometheus.example.com:9090' (no credentials, query or fragment)",

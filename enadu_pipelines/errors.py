@@ -14,14 +14,20 @@ class EnaduError(Exception):
     exit_code = 1
 
 
-class ConfigError(EnaduError):
-    """The configuration file is missing, unreadable, not YAML, or fails validation."""
+class UsageProblem(EnaduError):
+    """A command-line value that cannot work (a malformed --url, an empty --token-file)."""
+
+    exit_code = 2
+
+
+class OutputError(EnaduError):
+    """A generated file or directory cannot be read or written where it belongs."""
 
     exit_code = 1
 
 
-class StaleError(EnaduError):
-    """``render --check`` found generated files that differ from what render would write."""
+class ConfigError(EnaduError):
+    """The configuration file is missing, unreadable, not YAML, or fails validation."""
 
     exit_code = 1
 

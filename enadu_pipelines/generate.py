@@ -19,15 +19,12 @@ class Result:
     changes: list[writer.Change]
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def stale(self) -> list[writer.Change]:
-        return [c for c in self.changes if c.status is not writer.Status.UNCHANGED]
 
 
 def generate(config_path: Path, out: Path, *, write: bool, diff: bool = False, rebuild_bundle: bool = False) -> Result:
     project = config.load(config_path)
     notes: list[str] = []
-    current = _read(out / render.HELPER_RESOURCE)
+    current = writer.read(out / render.HELPER_RESOURCE)
     fresh = current is not None and bundle.bundled_fingerprint(current) == bundle.fingerprint()
     bundle_stale = False
     if fresh and not rebuild_bundle:
@@ -45,10 +42,3 @@ def generate(config_path: Path, out: Path, *, write: bool, diff: bool = False, r
         status = writer.Status.CREATED if current is None else writer.Status.UPDATED
         changes = [writer.Change(c.path, status) if c.path == render.HELPER_RESOURCE else c for c in changes]
     return Result(changes, notes)
-
-
-def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None

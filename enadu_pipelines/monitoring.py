@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .configtypes import duration_seconds
 from .helper import analysis
 from .helper.analysis import DURATION_HISTOGRAM, REQUESTS_METRIC
 
@@ -147,8 +148,8 @@ def problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
         if (a.get("enabled") or a.get("before_switch")) and not m.get("prometheus_url"):
             found.append((where("enabled", "before_switch", section="analysis"),
                              f"analysis of service {name!r} needs monitoring.prometheus_url"))
-        window = _seconds(a.get("window", analysis.DEFAULTS["window"]))
-        interval = _seconds(a.get("interval", analysis.DEFAULTS["interval"]))
+        window = duration_seconds(a.get("window", analysis.DEFAULTS["window"]))
+        interval = duration_seconds(a.get("interval", analysis.DEFAULTS["interval"]))
         if not 1 <= interval <= window <= 3600:
             found.append((where("interval", "window", section="analysis"),
                              f"service {name!r}: need 1s <= interval ({interval}s) <= window ({window}s) <= 1h"))
@@ -161,10 +162,6 @@ def problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
 def _decimal(value: float) -> str:
     """A threshold as plain decimal text (never '1e-05'), as the vars/ step's pattern expects."""
     return f"{value:.6f}".rstrip("0").rstrip(".") or "0"
-
-
-def _seconds(duration: str) -> int:
-    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
 
 
 

@@ -17,6 +17,7 @@ import jinja2
 
 from . import __version__, escaping, monitoring, steps
 from .config import Project
+from .configtypes import duration_seconds
 from .errors import TemplateError
 from .helper import exitcodes
 
@@ -80,7 +81,7 @@ def render_files(project: Project, helper_bundle: bytes) -> dict[str, bytes]:
             env, "pipelines/Jenkinsfile.j2", service=service, **common
         )
         files[f"resources/enadu/k8s/{service.name}.yaml"] = _render(
-            env, "k8s/service.yaml.j2", service=service, progress_deadline_seconds=_seconds(service.deploy_timeout)
+            env, "k8s/service.yaml.j2", service=service, progress_deadline_seconds=progress_deadline(service.deploy_timeout)
         )
         if service.monitoring.service_monitor:
             files[f"resources/enadu/k8s/{service.name}.servicemonitor.yaml"] = _render(
@@ -102,6 +103,9 @@ def _render(env: jinja2.Environment, name: str, **context: Any) -> bytes:
     return text.encode("utf-8")
 
 
-def _seconds(duration: str) -> int:
-    unit = {"s": 1, "m": 60, "h": 3600}[duration[-1]]
-    return int(duration[:-1]) * unit
+def progress_deadline(deploy_timeout: str) -> int:
+    """The Deployment's progressDeadlineSeconds: half the deploy timeout (at least 60 s), so a rollout
+    that stops progressing is reported as such before the helper's own --timeout ends the wait."""
+    return max(60, duration_seconds(deploy_timeout) // 2)
+
+

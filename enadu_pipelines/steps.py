@@ -15,6 +15,9 @@ TYPES = {"String": "CharSequence", "List": "List", "Boolean": "Boolean", "Intege
 SERVICE_PATTERN = r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?"
 DURATION_PATTERN = r"[0-9]{1,6}(s|m|h)"
 CREDENTIALS_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+# the "simple command" of enadu.yaml (configtypes.Command): words, no quotes or shell operators
+COMMAND_PATTERN = r"[A-Za-z0-9_./:=@%+,-][A-Za-z0-9_./:=@%+, -]{0,299}"
+GLOB_PATTERN = r"[A-Za-z0-9_.*?/-]{1,200}"
 URL_PATTERN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?"
 QUERY_PATTERN = r"[^\x00-\x1f\x7f]{0,2000}"  # one line; the value reaches the helper as an environment value
 
@@ -26,7 +29,7 @@ class Param:
     description: str
     required: bool = False
     default: object = None  # a Python value rendered as a Groovy literal
-    pattern: str | None = None  # for String arguments: a full-match regular expression
+    pattern: str | None = None  # for String arguments (and each item of a List): a full-match regex
     choices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -88,7 +91,8 @@ STEPS: tuple[Step, ...] = (
         ),
         params=(
             Param("service", "String", "Service name.", required=True, pattern=SERVICE_PATTERN),
-            Param("paths", "List", "Path globs relative to the repository root ('**' matches any depth).", required=True),
+            Param("paths", "List", "Path globs relative to the repository root ('**' matches any depth).", required=True,
+                  pattern=GLOB_PATTERN),
         ),
         returns="true when the service must be rebuilt.",
         example="enaduChanges(service: 'backend', paths: ['backend/**', 'common/**'])",
@@ -106,8 +110,9 @@ STEPS: tuple[Step, ...] = (
             " a command fails."
         ),
         params=(
-            Param("commands", "List", "Shell commands, run in order.", required=True),
-            Param("junit", "String", "Glob of JUnit XML result files to publish."),
+            Param("commands", "List", "Shell commands, run in order (plain words: no quotes or shell operators).",
+                  required=True, pattern=COMMAND_PATTERN),
+            Param("junit", "String", "Glob of JUnit XML result files to publish.", pattern=GLOB_PATTERN),
         ),
         returns="Nothing.",
         example="enaduTest(commands: ['./gradlew --no-daemon :backend:test'], junit: 'backend/build/test-results/test/*.xml')",
@@ -116,7 +121,8 @@ STEPS: tuple[Step, ...] = (
         name="enaduBuild",
         summary="Build the service.",
         description="Runs each command with sh, in order; the first failing command fails the build.",
-        params=(Param("commands", "List", "Shell commands, run in order.", required=True),),
+        params=(Param("commands", "List", "Shell commands, run in order (plain words: no quotes or shell operators).",
+                      required=True, pattern=COMMAND_PATTERN),),
         returns="Nothing.",
         example="enaduBuild(commands: ['npm ci', 'npm run build'])",
     ),
@@ -163,7 +169,8 @@ STEPS: tuple[Step, ...] = (
             Param("namespace", "String", "Kubernetes namespace.", required=True, pattern=r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"),
             Param("credentialsId", "String", "Secret-file credentials id holding the kubeconfig.", required=True,
                   pattern=CREDENTIALS_PATTERN),
-            Param("timeout", "String", "Bound on the whole deploy.", default="10m", pattern=DURATION_PATTERN),
+            Param("timeout", "String", "Bound on waiting for the new colour, its smoke test and the switch.",
+                  default="10m", pattern=DURATION_PATTERN),
             Param("scaleDownDelay", "String", "How long the old colour is kept after the switch.", default="30s",
                   pattern=DURATION_PATTERN),
             Param("oldColour", "String", "What happens to the old colour after the delay.", default="scale-to-zero",

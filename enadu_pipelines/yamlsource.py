@@ -54,7 +54,7 @@ def load(text: str) -> Located:
             node = loader.get_single_node()
             located = Located(data={}, lines={(): 1})
             if node is not None:
-                located.data = _build(loader, node, (), located.lines)
+                located.data = _build(loader, node, (), located.lines, _Walk())
             return located
         finally:
             loader.dispose()
@@ -78,7 +78,33 @@ def load_file(path: Path) -> Located:
     return load(text)
 
 
-def _build(loader: _Loader, node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Any:
+MAX_VALUES = 100_000  # far above any real enadu.yaml; stops "billion laughs" alias expansion
+
+
+class _Walk:
+    """Guards the walk over the node graph: YAML aliases make it a graph, possibly cyclic or
+    exponentially large when expanded."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.active: set[int] = set()
+
+
+def _build(loader: _Loader, node: yaml.Node, path: Path_, lines: dict[Path_, int], walk: _Walk) -> Any:
+    walk.count += 1
+    if walk.count > MAX_VALUES:
+        raise YamlSourceError(node.start_mark.line + 1,
+                              f"the document expands to more than {MAX_VALUES} values (YAML aliases?)")
+    if id(node) in walk.active:
+        raise YamlSourceError(node.start_mark.line + 1, f"{dotted(path)}: a YAML alias refers to itself")
+    walk.active.add(id(node))
+    try:
+        return _build_node(loader, node, path, lines, walk)
+    finally:
+        walk.active.discard(id(node))
+
+
+def _build_node(loader: _Loader, node: yaml.Node, path: Path_, lines: dict[Path_, int], walk: _Walk) -> Any:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves YAML merge keys (<<) the way SafeLoader does
@@ -95,10 +121,10 @@ def _build(loader: _Loader, node: yaml.Node, path: Path_, lines: dict[Path_, int
                     f"{dotted(path + (key,))}: duplicate key (first given on line {lines[path + (key,)]})",
                 )
             lines[path + (key,)] = key_node.start_mark.line + 1
-            result[key] = _build(loader, value_node, path + (key,), lines)
+            result[key] = _build(loader, value_node, path + (key,), lines, walk)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(loader, item, path + (i,), lines) for i, item in enumerate(node.value)]
+        return [_build(loader, item, path + (i,), lines, walk) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 

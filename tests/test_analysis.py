@@ -369,7 +369,7 @@ def test_bad_flags_are_one_line_usage_problems(argv: list[str], message: str) ->
 
 def test_bad_boolean_environment(monkeypatch) -> None:
     monkeypatch.setenv("ENADU_ANALYSIS", "sometimes")
-    with pytest.raises(UsageProblem, match=r"^--analysis \(ENADU_ANALYSIS\): 'sometimes' is not true or false$"):
+    with pytest.raises(UsageProblem, match=r"^--analysis \(ENADU_ANALYSIS\): 'sometimes' is not true or false \(1/true/yes/on or 0/false/no/off\)$"):
         analysis.settings(parse())
 
 

@@ -225,7 +225,7 @@ def test_token_file(fake, tmp_path):
     assert result.exit_code == 0, result.stderr
     token_file.write_text("\n")
     empty = cli(fake.url, cfg(tmp_path, ["api"]), "--token-file", str(token_file), token=None)
-    assert empty.exit_code == 3 and "is empty" in empty.stderr
+    assert empty.exit_code == 2 and "is empty" in empty.stderr
     no_user = cli(fake.url, cfg(tmp_path, ["api"]), user=None)
     assert no_user.exit_code == 2 and "needs --user" in no_user.stderr
 
@@ -239,7 +239,7 @@ def test_token_file(fake, tmp_path):
 ])
 def test_bad_urls(tmp_path, url, message):
     result = cli(url, cfg(tmp_path, ["api"]))
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     assert message in result.stderr and result.stderr.count("\n") == 1
     assert "pa55word" not in result.stderr
 

@@ -90,6 +90,13 @@ CASES = [
                  ["bad.yaml:15: services.backend.repository: 'file:///etc/passwd' is not a git repository URL"
                   " (https://host/org/repo.git, ssh://git@host/org/repo.git or git@host:org/repo.git)"],
                  id="repository-file-url"),
+    pytest.param(replace(15, "    repository: https://ci-bot:ghp_SECRET0123456789@github.com/enadu/enadu.git"),
+                 ["bad.yaml:15: services.backend.repository: 'https://github.com/enadu/enadu.git...' is not a git"
+                  " repository URL (https://host/org/repo.git, ssh://git@host/org/repo.git or git@host:org/repo.git)"],
+                 id="repository-credentials-not-echoed"),
+    pytest.param(replace(6, "  host: deploy:s3cr3t-pass@registry.example.com"),
+                 ["bad.yaml:6: registry.host: 'registry.example.com...' is not a registry host name with an optional"
+                  " port (such as 'registry.example.com:5000')"], id="registry-credentials-not-echoed"),
     pytest.param(replace(13, "  Backend:"),
                  ["bad.yaml:13: services.Backend: 'Backend' is not a service name (lower-case letters, digits and '-',"
                   " starting with a letter, at most 40 characters)"], id="service-name-uppercase"),
@@ -215,3 +222,34 @@ def test_base_config_is_valid(tmp_path: Path, runner) -> None:
     result = runner.invoke(main, ["render", "--config", str(tmp_path / "good.yaml")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "pipelines" / "backend" / "Jenkinsfile").is_file()
+
+
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path, runner) -> None:
+    lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for prev, name in zip("abcdefg", "bcdefgh"):
+        lines.append(f"{name}: &{name} [{', '.join(['*' + prev] * 10)}]")
+    (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\n")
+    result = runner.invoke(main, ["render", "--check", "--config", str(tmp_path / "bomb.yaml")])
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {tmp_path}/bomb.yaml:1: the document expands to more than 100000 values (YAML aliases?)\n"
+
+
+def test_recursive_yaml_alias(tmp_path: Path, runner) -> None:
+    (tmp_path / "loop.yaml").write_text("version: 1\nlibrary: &lib\n  nested: *lib\n")
+    result = runner.invoke(main, ["render", "--check", "--config", str(tmp_path / "loop.yaml")])
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {tmp_path}/loop.yaml:2: library.nested: a YAML alias refers to itself\n"
+
+
+def test_merge_keys_still_work(tmp_path: Path, runner) -> None:
+    from conftest import seed_bundle
+
+    text = BASE.replace("registry:\n  host: registry.example.com\n  credentials_id: reg\n",
+                        "x-registry: &registry\n  host: registry.example.com\n  credentials_id: reg\n"
+                        "registry:\n  <<: *registry\n")
+    (tmp_path / "merge.yaml").write_text(text)
+    seed_bundle(tmp_path)
+    result = runner.invoke(main, ["render", "--config", str(tmp_path / "merge.yaml")])
+    # merge keys are resolved (the registry is complete), and the anchor's own key is still unknown
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {tmp_path}/merge.yaml:5: x-registry: unknown key (did you mean 'registry'?)\n"

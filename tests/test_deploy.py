@@ -87,7 +87,7 @@ def test_failing_images_abort_and_the_live_colour_keeps_serving(world, tag: str,
     assert d.replicas(world, "green") == 0
     summary = load.summary()
     assert summary["failed"] == 0 and set(summary["by_image"]) == {d.image("v1")}
-    # the failure came from the pods, not from the Deployment's own deadline (600 s, 60 s scaled)
+    # the failure came from the pods, not from the Deployment's own deadline (300 s, 30 s scaled)
     conditions = d.deployment(world, "green").get("status", {}).get("conditions") or []
     assert not any(c.get("reason") == "ProgressDeadlineExceeded" for c in conditions)
 
@@ -356,3 +356,61 @@ def test_deploys_rollbacks_and_aborts_are_annotated_in_grafana(world) -> None:
     ]
     assert all(a["tags"][0] == "enadu" and a["timeEnd"] >= a["time"] for a in annotations)
     assert token not in failing.stdout + failing.stderr
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_an_autoscaler_the_deploy_may_not_touch_does_not_fail_it(world) -> None:
+    ok(d.deploy(world, "v1"))
+    world.faults.add(Fault(verb="list", resource="horizontalpodautoscalers", status=403))
+    run = d.deploy(world, "v2")
+    assert ok(run)["outcome"] == "deployed" and d.selected_colour(world) == "green"
+    assert "warning: could not retarget horizontalpodautoscalers from blue to green: list horizontalpodautoscalers:" \
+           " HTTP 403 Forbidden" in run.stderr
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_interrupted_after_the_switch_says_what_is_live(world) -> None:
+    ok(d.deploy(world, "v1"))
+    proc = d.start(world, "deploy", "--image", d.image("v2"), "--scale-down-delay", "60s")
+    world.wait_for(lambda w: d.selected_colour(w) == "green", timeout=60, what="the switch")
+    world.wait_for(lambda w: w.get("leases", "enadu-deploy-backend", d.NAMESPACE) is not None, timeout=5)
+    import time as _time
+
+    _time.sleep(1.0)  # into the scale-down delay
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 6, out + err
+    result = d.Run(proc.returncode, out, err).result
+    assert result["outcome"] == "incomplete"
+    assert result["message"] == (f"{d.image('v2')} is live in green, but the deploy did not finish: interrupted by"
+                                 " signal SIGTERM; backend-blue still runs (run deploy again to retire it)")
+    assert d.selected_colour(world) == "green" and d.replicas(world, "blue") == 2
+    again = ok(d.deploy(world, "v2", "--scale-down-delay", "0s"))
+    assert again["outcome"] == "unchanged" and d.replicas(world, "blue") == 0
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_no_switch_back_to_a_colour_that_is_gone(world) -> None:
+    ok(d.deploy(world, "v1"))
+    # after the switch the endpoint wait is refused, and by then backend-blue reads as gone
+    world.faults.add(Fault(verb="list", resource="endpointslices", status=403))
+    world.faults.add(Fault(verb="get", resource="deployments", name="backend-blue", status=404, after=2))
+    run = d.deploy(world, "v2", extra_env={"ENADU_SMOKE_PATH": ""})
+    assert run.returncode == 6, run.stdout + run.stderr
+    message = run.result["message"]
+    assert "switching back to blue failed (refusing to point service backend at blue: deployment backend-blue" \
+           " does not exist): the Service still selects green" in message
+    assert d.selected_colour(world) == "green"  # fully available, so the invariant holds
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_boolean_environment_values_are_parsed(world, tmp_path) -> None:
+    ok(d.deploy(world, "v1", extra_env={"ENADU_DRY_RUN": "false"}))
+    assert d.selected_colour(world) == "blue", "ENADU_DRY_RUN=false must deploy"
+    bad = d.deploy(world, "v2", extra_env={"ENADU_DRY_RUN": "maybe"})
+    assert bad.returncode == 2
+    assert bad.result["message"] == ("--dry-run (ENADU_DRY_RUN): 'maybe' is not true or false"
+                                     " (1/true/yes/on or 0/false/no/off)")
+    nowhere = d.deploy(world, "v2", "--result-file", str(tmp_path / "missing" / "deploy.json"))
+    assert nowhere.returncode == 2
+    assert nowhere.result["message"] == f"--result-file {tmp_path}/missing/deploy.json: its directory does not exist"

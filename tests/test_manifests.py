@@ -70,5 +70,5 @@ def test_every_option_combination_validates(tmp_path: Path, runner) -> None:
     assert result.stdout.count("INFO") == 9, result.stdout
     batch = list(yaml.safe_load_all((tmp_path / "resources/enadu/k8s/batch.yaml").read_text()))[0]
     assert batch["metadata"]["namespace"] == "batch-jobs" and batch["spec"]["replicas"] == 7
-    assert batch["spec"]["progressDeadlineSeconds"] == 3600
+    assert batch["spec"]["progressDeadlineSeconds"] == 1800  # half of deploy_timeout 1h
     assert "resources" not in batch["spec"]["template"]["spec"]["containers"][0]

@@ -288,7 +288,7 @@ def test_a_rejected_payload_is_not_retried_and_discords_reason_is_shown(fake):
     ("ENADU_DURATION_MS", "ten", "is not a number of milliseconds"),
     ("ENADU_MENTION_ROLE", "@devs", "is not a Discord role id"),
     ("ENADU_NOTIFY_TIMEOUT", "0", "is not a number of seconds"),
-    ("ENADU_STRICT", "maybe", "ENADU_STRICT (--strict) must be 1 or empty"),
+    ("ENADU_STRICT", "maybe", "ENADU_STRICT (--strict): 'maybe' is not true or false"),
 ])
 def test_bad_environment_is_a_usage_error(fake, env, capsys, name, value, said):
     env.setenv(name, value)

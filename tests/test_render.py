@@ -178,7 +178,7 @@ def test_manifests_follow_the_configuration(tmp_path: Path, runner) -> None:
                                       "limits": {"cpu": "1", "memory": "1Gi"}}
     frontend = list(yaml.safe_load_all((tmp_path / "resources/enadu/k8s/frontend.yaml").read_text()))[0]
     assert frontend["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 80
-    assert frontend["spec"]["progressDeadlineSeconds"] == 600
+    assert frontend["spec"]["progressDeadlineSeconds"] == 300  # half of deploy_timeout 10m
 
 
 def test_helper_step_carries_the_bundle_sha256() -> None:
@@ -209,3 +209,19 @@ def test_render_does_not_import_kubernetes_or_requests(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.splitlines()[-1]) == []
+
+
+def test_output_problems_are_one_line(tmp_path: Path, runner) -> None:
+    seed_bundle(tmp_path)
+    (tmp_path / "pipelines").write_text("a file where a directory belongs")
+    result = render(runner, tmp_path)
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {tmp_path}/pipelines/backend: Not a directory\n"
+    (tmp_path / "pipelines").unlink()
+    (tmp_path / "vars" / "enaduBuild.groovy").mkdir(parents=True)
+    result = render(runner, tmp_path, "--check")
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {tmp_path}/vars/enaduBuild.groovy: is a directory, but a generated file belongs there\n"
+    schema = runner.invoke(main, ["schema", "--out", str(tmp_path / "missing" / "schema.json")])
+    assert schema.exit_code == 1
+    assert schema.stderr == f"error: {tmp_path}/missing/schema.json: No such file or directory\n"

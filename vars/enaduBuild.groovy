@@ -30,6 +30,8 @@ private static List<String> checkArguments(Map args) {
         problems << "argument 'commands' must be a List, not ${commands.getClass().simpleName}".toString()
     } else if (!commands.every { Object item -> item instanceof CharSequence }) {
         problems << 'argument \'commands\' must be a List of Strings'
+    } else if (!commands.every { Object item -> item.toString() ==~ '[A-Za-z0-9_./:=@%+,-][A-Za-z0-9_./:=@%+, -]{0,299}' }) {
+        problems << 'every item of argument \'commands\' must match [A-Za-z0-9_./:=@%+,-][A-Za-z0-9_./:=@%+, -]{0,299}'
     }
     return problems
 }

@@ -51,6 +51,8 @@ private static List<String> checkArguments(Map args) {
         problems << "argument 'paths' must be a List, not ${paths.getClass().simpleName}".toString()
     } else if (!paths.every { Object item -> item instanceof CharSequence }) {
         problems << 'argument \'paths\' must be a List of Strings'
+    } else if (!paths.every { Object item -> item.toString() ==~ '[A-Za-z0-9_.*?/-]{1,200}' }) {
+        problems << 'every item of argument \'paths\' must match [A-Za-z0-9_.*?/-]{1,200}'
     }
     return problems
 }

@@ -67,6 +67,7 @@ def call(Map args = [:]) {
         '3': 'another deploy of this service holds its lock',
         '4': 'the cluster is unreachable or refused the credentials',
         '5': 'the new colour failed after the switch; traffic was switched back',
+        '6': 'the deploy switched the Service but did not finish; the log says which colour is live',
     ]
     if (status != 0) {
         String reason = reasons[status.toString()] ?: 'the deploy failed'

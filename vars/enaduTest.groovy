@@ -36,11 +36,15 @@ private static List<String> checkArguments(Map args) {
         problems << "argument 'commands' must be a List, not ${commands.getClass().simpleName}".toString()
     } else if (!commands.every { Object item -> item instanceof CharSequence }) {
         problems << 'argument \'commands\' must be a List of Strings'
+    } else if (!commands.every { Object item -> item.toString() ==~ '[A-Za-z0-9_./:=@%+,-][A-Za-z0-9_./:=@%+, -]{0,299}' }) {
+        problems << 'every item of argument \'commands\' must match [A-Za-z0-9_./:=@%+,-][A-Za-z0-9_./:=@%+, -]{0,299}'
     }
     Object junit = args['junit']
     if (junit != null) {
         if (!(junit instanceof CharSequence)) {
             problems << "argument 'junit' must be a String, not ${junit.getClass().simpleName}".toString()
+        } else if (!(junit.toString() ==~ '[A-Za-z0-9_.*?/-]{1,200}')) {
+            problems << 'argument \'junit\' does not match [A-Za-z0-9_.*?/-]{1,200}'
         }
     }
     return problems

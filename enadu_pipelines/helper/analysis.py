@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .cli import env_default
+from .cli import env_default, flag
 from .errors import UsageProblem
 from .report import parse_duration
 
@@ -69,7 +69,6 @@ PLACEHOLDERS = ("service", "namespace", "colour", "window")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 URL_PATTERN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
 MAX_QUERY = 2000
-TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -130,8 +129,8 @@ class Settings:
 def settings(args: argparse.Namespace) -> Optional[Settings]:
     """The analysis settings from ``deploy``'s flags, or None when neither --analysis nor
     --analysis-before-switch is on (``after_switch``/``before_switch`` say which); UsageProblem on bad values."""
-    enabled = _flag(args.analysis, "--analysis (ENADU_ANALYSIS)")
-    before = _flag(args.analysis_before_switch, "--analysis-before-switch (ENADU_ANALYSIS_BEFORE_SWITCH)")
+    enabled = flag(args.analysis, "--analysis (ENADU_ANALYSIS)")
+    before = flag(args.analysis_before_switch, "--analysis-before-switch (ENADU_ANALYSIS_BEFORE_SWITCH)")
     if not enabled and not before:
         return None
     url = (args.prometheus_url or "").rstrip("/")
@@ -154,15 +153,6 @@ def settings(args: argparse.Namespace) -> Optional[Settings]:
     )
     return Settings(prometheus_url=url, window=window, interval=interval, checks=checks,
                     inconclusive=args.inconclusive, after_switch=enabled, before_switch=before)
-
-
-def _flag(value: Any, what: str) -> bool:
-    text = str(value or "").strip().lower()
-    if text in TRUE:
-        return True
-    if text in FALSE:
-        return False
-    raise UsageProblem(f"{what}: {value!r} is not true or false")
 
 
 def _number(text: str, what: str, low: float, high: float) -> float:

@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 from .. import __version__
 from . import exitcodes
-from .errors import HelperError
+from .errors import HelperError, UsageProblem
 
 # command name -> module (relative to this package) providing add_arguments() and run()
 COMMANDS = {
@@ -35,8 +35,8 @@ COMMANDS = {
 }
 
 
-class UsageError(Exception):
-    """A bad flag value or environment variable; exits with exitcodes.USAGE."""
+# One error tree: a bad flag or environment value is the helper's UsageProblem (exit 2).
+UsageError = UsageProblem
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,6 +72,19 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def flag(value: object, what: str) -> bool:
+    """A boolean flag or environment value: 1/true/yes/on or empty/0/false/no/off, else a UsageError."""
+    text = str(value if value is not None else "").strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise UsageError(f"{what}: {value!r} is not true or false (1/true/yes/on or 0/false/no/off)")
+
+
 def env_default(name: str, default: Optional[str] = None) -> Optional[str]:
     """The value of environment variable ``name`` if set and not empty, else ``default``."""
     value = os.environ.get(name)
@@ -105,9 +118,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._run(args))
-    except UsageError as e:
-        print(f"enadu-helper {args.command}: {e}", file=sys.stderr)
-        return exitcodes.USAGE
     except HelperError as e:
         print(f"enadu-helper {args.command}: {e}", file=sys.stderr)
         return e.exit_code

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
 from . import exitcodes
-from .cli import env_default
-from .errors import DeployFailed, HelperError, RolledBack, UsageProblem
+from .cli import env_default, flag
+from .errors import DeployFailed, HelperError, Incomplete, RolledBack, UsageProblem
 from .report import Reporter, parse_duration
 
 IMAGE_PATTERN = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+"
@@ -30,7 +30,7 @@ IMAGE_PATTERN = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0
 NAME_PATTERN = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
 NAMESPACE_PATTERN = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 OUTCOMES = {exitcodes.FAILED: "failed", exitcodes.USAGE: "error", exitcodes.LOCK_HELD: "lock-held",
-            exitcodes.CLUSTER: "error", exitcodes.ROLLED_BACK: "rolled-back"}
+            exitcodes.CLUSTER: "error", exitcodes.ROLLED_BACK: "rolled-back", exitcodes.INCOMPLETE: "incomplete"}
 
 
 class Interrupted(DeployFailed):
@@ -67,7 +67,7 @@ def add_switch_arguments(parser: argparse.ArgumentParser, *, default_old: str) -
                         help="how long to wait for another deploy of the service to finish (default 5m) [ENADU_LOCK_TIMEOUT]")
     parser.add_argument("--lock-ttl", default=env_default("ENADU_LOCK_TTL", "60s"),
                         help="the lock expires this long after its holder stops renewing it (default 60s) [ENADU_LOCK_TTL]")
-    parser.add_argument("--dry-run", action="store_true", default=bool(env_default("ENADU_DRY_RUN")),
+    parser.add_argument("--dry-run", action="store_const", const="true", default=env_default("ENADU_DRY_RUN", ""),
                         help="read the cluster and print the plan; write nothing [ENADU_DRY_RUN]")
     parser.add_argument("--build-url", default=env_default("BUILD_URL", ""),
                         help="recorded in the Service's deploy history [BUILD_URL]")
@@ -138,14 +138,17 @@ def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
     return Options(service=args.service, namespace=args.namespace, timeout=parse_duration(args.timeout, "--timeout"),
                    scale_down_delay=parse_duration(args.scale_down_delay, "--scale-down-delay"),
                    old_colour=args.old_colour, lock_timeout=parse_duration(args.lock_timeout, "--lock-timeout"),
-                   lock_ttl=int(ttl), dry_run=bool(args.dry_run), build_url=args.build_url or "",
+                   lock_ttl=int(ttl), dry_run=flag(args.dry_run, "--dry-run (ENADU_DRY_RUN)"), build_url=args.build_url or "",
                    image=image, manifest_path=manifest, smoke_path=smoke, analysis=checks)
 
 
 def run_command(command: str, args: argparse.Namespace, body: Callable[[Reporter, Dict[str, Any]], Dict[str, Any]]) -> int:
     """Common frame of the cluster commands: signals, connect, report, map errors to exit codes."""
-    report = Reporter(command, args.output, args.result_file)
     result: Dict[str, Any] = {"service": args.service, "namespace": args.namespace}
+    try:
+        report = Reporter(command, args.output, args.result_file)
+    except HelperError as e:  # the result file itself is the problem: report without it
+        return Reporter(command, args.output).finish({**result, "outcome": "error", "message": str(e)}, e.exit_code)
 
     def interrupt(signum: int, _frame: Any) -> None:
         raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}")
@@ -222,6 +225,7 @@ class Deployer:
         self.log = log
         self.result = result  # filled in as we go, so a failure still reports what was reached
         self.identity = default_identity()
+        self.lock: Any = None  # the held deploy lock, once the switch is done
 
     def run(self) -> Dict[str, Any]:
         from .kube.bluegreen import read_state
@@ -301,27 +305,47 @@ class Deployer:
             bg.switch(kube, opts.service, state, idle,
                       bg.history_entry(state, idle, opts.image, opts.build_url, self.identity), log, self.manifest)
         except HelperError as e:
-            self.discard(idle, e)  # reads the Service first: a switch that did land is never undone here
+            if self.discard(idle, e):  # reads the Service first: a switch that did land is never undone
+                raise Incomplete(f"{e}; but the switch to {idle} had landed: the Service selects {idle}, "
+                                 f"{live or 'no other colour'} still runs (run deploy again to finish)") from e
             raise
-        if live:
-            bg.retarget_hpas(kube, opts.service, live, idle, log)
+        self.lock = lock
+        # From here on traffic is on the new colour: a failure either switches back (RolledBack) or
+        # is reported as Incomplete, naming the colour the Service selects. Never as "before the switch".
         try:
-            bg.wait_endpoints(kube, opts.service, opts.service, idle,
-                              deadline=max(deadline, time.monotonic() + 60), log=log)
-        except HelperError as e:
-            if not live:
-                raise DeployFailed(f"first deploy switched but did not converge: {e}") from e
-            self.switch_back(live, idle, e)
-        analysed = 0.0
-        if opts.analysis is not None and opts.analysis.after_switch:
             if live:
-                analysed = self.analyse_after_switch(live, idle)
-            else:
-                log("first deploy: no previous colour to go back to, so no metric analysis")
-        if live:
-            self.retire_after_delay(live, already=analysed)
+                self.retarget(live, idle)
+            try:
+                bg.wait_endpoints(kube, opts.service, opts.service, idle,
+                                  deadline=max(deadline, time.monotonic() + min(60.0, opts.timeout)), log=log)
+            except HelperError as e:
+                if not live:
+                    raise Incomplete(f"the Service selects {idle}, but its endpoints did not converge: {e}") from e
+                self.switch_back(live, idle, e)
+            analysed = 0.0
+            if opts.analysis is not None and opts.analysis.after_switch:
+                if live:
+                    analysed = self.analyse_after_switch(live, idle)
+                else:
+                    log("first deploy: no previous colour to go back to, so no metric analysis")
+            if live:
+                self.retire_after_delay(live, already=analysed)
+        except (RolledBack, Incomplete):
+            raise
+        except HelperError as e:
+            leftover = f"; {opts.service}-{live} still runs (run deploy again to retire it)" if live else ""
+            raise Incomplete(f"{opts.image} is live in {idle}, but the deploy did not finish: {e}{leftover}") from e
         return {"outcome": "deployed", "colour": idle,
                 "message": f"{opts.image} is live in {idle}" + (f" (was {live})" if live else "")}
+
+    def retarget(self, source: str, target: str) -> None:
+        """Autoscalers follow the live colour; a failure here (often RBAC) must not fail the switch."""
+        from .kube import bluegreen as bg
+
+        try:
+            bg.retarget_hpas(self.kube, self.opts.service, source, target, self.log)
+        except HelperError as e:
+            self.log(f"warning: could not retarget horizontalpodautoscalers from {source} to {target}: {e}")
 
     def smoke(self, colour: str, deadline: float) -> None:
         from .kube import bluegreen as bg
@@ -382,34 +406,45 @@ class Deployer:
         if not verdict.passed:
             raise DeployFailed(f"metric analysis before the switch: {verdict.line()}")
 
-    def discard(self, idle: str, cause: HelperError) -> None:
-        """After a failure before the switch: the live colour was never touched; stop the idle one."""
+    def discard(self, idle: str, cause: HelperError) -> bool:
+        """After a failure before the switch: the live colour was never touched; stop the idle one.
+
+        Returns True when the Service turns out to select ``idle`` after all (the switch landed but
+        its answer was lost): then nothing is stopped."""
         from .kube import bluegreen as bg
 
         self.log(f"deploy failed before the switch: {cause}")
         try:
             state = bg.read_state(self.kube, self.opts.service)
-            if state.live != idle:
-                bg.retire(self.kube, self.opts.service, state, idle, "scale-to-zero", self.log)
+            if state.live == idle:
+                return True
+            bg.retire(self.kube, self.opts.service, state, idle, "scale-to-zero", self.log)
         except HelperError as e:
             self.log(f"could not scale down {self.opts.service}-{idle} ({e}); run abort to remove it")
+        return False
 
     def switch_back(self, live: str, idle: str, cause: HelperError) -> None:
+        """Traffic back to ``live`` while it still runs; raises RolledBack, or Incomplete when going
+        back is impossible (``live`` no longer fully available) or fails."""
         from .kube import bluegreen as bg
 
         opts = self.opts
         self.log(f"the new colour {idle} failed after the switch: {cause}; switching back to {live}")
-        state = bg.read_state(self.kube, opts.service)
-        entry = bg.history_entry(state, live, state.image(live) or "", opts.build_url, self.identity)
-        entry["reason"] = f"rolled back: {cause}"[:300]
-        bg.switch(self.kube, opts.service, state, live, entry, self.log, self.manifest)
-        bg.retarget_hpas(self.kube, opts.service, idle, live, self.log)
+        try:
+            state = bg.read_state(self.kube, opts.service)
+            entry = bg.history_entry(state, live, state.image(live) or "", opts.build_url, self.identity)
+            entry["reason"] = f"rolled back: {cause}"[:300]
+            bg.switch(self.kube, opts.service, state, live, entry, self.log, self.manifest)
+        except HelperError as e:
+            raise Incomplete(f"{cause}; switching back to {live} failed ({e}): the Service still selects {idle}") from e
+        self.retarget(idle, live)
         try:
             bg.wait_endpoints(self.kube, opts.service, opts.service, live, deadline=time.monotonic() + 60, log=self.log)
-        finally:
-            # The failed colour may still get requests from proxies that have not seen the switch back
-            # yet: it drains for the scale-down delay like any old colour, then scales to zero.
-            self.retire_after_delay(idle, how="scale-to-zero")
+        except HelperError as e:
+            self.log(f"warning: the Service selects {live} again, but its endpoints did not converge: {e}")
+        # The failed colour may still get requests from proxies that have not seen the switch back
+        # yet: it drains for the scale-down delay like any old colour, then scales to zero.
+        self.retire_after_delay(idle, how="scale-to-zero")
         raise RolledBack(f"{cause}; traffic is back on {live}")
 
     def retire_after_delay(self, old: str, already: float = 0.0, how: Optional[str] = None) -> None:
@@ -419,6 +454,9 @@ class Deployer:
         if wait:
             self.log(f"keeping {self.opts.service}-{old} for {wait:.0f} s so connections drain and a rollback stays instant")
             time.sleep(wait)
+        lock = getattr(self, "lock", None)
+        if lock is not None and not lock.held():
+            raise Incomplete(f"lost the deploy lock during the scale-down delay; {self.opts.service}-{old} was not retired")
         state = bg.read_state(self.kube, self.opts.service)
         if state.live == old:
             self.log(f"{old} is live again (rolled back meanwhile); not retiring it")

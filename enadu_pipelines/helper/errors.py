@@ -40,3 +40,10 @@ class RolledBack(HelperError):
     """The deploy switched, the new colour then failed, and traffic went back to the old one."""
 
     exit_code = exitcodes.ROLLED_BACK
+
+
+class Incomplete(HelperError):
+    """The deploy switched the Service, then could not finish (retire the old colour, converge, or
+    switch back); the message says which colour the Service selects."""
+
+    exit_code = exitcodes.INCOMPLETE

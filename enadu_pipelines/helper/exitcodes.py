@@ -6,6 +6,7 @@ USAGE = 2  # bad arguments, environment or manifest
 LOCK_HELD = 3  # another deploy of the service holds its lock
 CLUSTER = 4  # the cluster is unreachable or refused the credentials
 ROLLED_BACK = 5  # ``deploy`` switched, then the new colour failed and traffic went back
+INCOMPLETE = 6  # ``deploy`` switched, then could not finish (see the message for which colour is live)
 UNCHANGED = 10  # ``changes``: none of the service's paths changed
 
 DEPLOY_REASONS = {
@@ -14,4 +15,5 @@ DEPLOY_REASONS = {
     LOCK_HELD: "another deploy of this service holds its lock",
     CLUSTER: "the cluster is unreachable or refused the credentials",
     ROLLED_BACK: "the new colour failed after the switch; traffic was switched back",
+    INCOMPLETE: "the deploy switched the Service but did not finish; the log says which colour is live",
 }

@@ -24,7 +24,7 @@ from typing import Dict, Optional, Tuple
 
 from .. import __version__
 from . import embed, exitcodes
-from .cli import UsageError, env_default
+from .cli import UsageError, env_default, flag
 
 _SERVICE = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
 _ROLE = re.compile(r"[0-9]{17,20}")
@@ -61,15 +61,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # options
-
-
-def _flag(value: Optional[str], name: str) -> bool:
-    text = (value or "").strip().lower()
-    if text in ("", "0", "false", "no"):
-        return False
-    if text in ("1", "true", "yes"):
-        return True
-    raise UsageError(f"{name} must be 1 or empty, not {value!r}")
 
 
 def _options(args: argparse.Namespace) -> Dict[str, object]:
@@ -110,7 +101,7 @@ def _options(args: argparse.Namespace) -> Dict[str, object]:
         "duration_ms": duration,
         "role": role or None,
         "timeout": timeout,
-        "strict": _flag(args.strict, "ENADU_STRICT (--strict)"),
+        "strict": flag(args.strict, "ENADU_STRICT (--strict)"),
     }
 
 
@@ -230,6 +221,8 @@ def _deploy_field(state: str, data: Dict[str, object], changes: Tuple[str, Dict[
         text = f"{image} failed on {colour} and traffic went back to {back}{message}"
     elif outcome == "failed":
         text = f"failed{message}; the live colour still serves"
+    elif outcome == "incomplete":
+        text = f"switched to {colour} but did not finish{message}"
     else:
         text = f"{outcome}{message}"
     return text + _analysis_text(data)

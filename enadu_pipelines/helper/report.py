@@ -28,14 +28,17 @@ class Reporter:
         self.started = time.monotonic()
         self._lock = threading.Lock()
         if result_file:
+            from .errors import UsageProblem
+
+            directory = os.path.dirname(os.path.abspath(result_file))
+            if not os.path.isdir(directory):
+                raise UsageProblem(f"--result-file {result_file}: its directory does not exist")
             # A result left by an earlier build must never be read as this build's (notify reads it).
             try:
                 os.unlink(result_file)
             except FileNotFoundError:
                 pass
             except OSError as e:
-                from .errors import UsageProblem
-
                 raise UsageProblem(f"--result-file {result_file}: cannot replace it ({e.strerror})") from None
 
     def log(self, message: str) -> None:
@@ -51,7 +54,10 @@ class Reporter:
             result.setdefault("build_url", os.environ["BUILD_URL"])
         text = json.dumps(result, sort_keys=True)
         if self.result_file:
-            write_atomically(self.result_file, text + "\n")
+            try:
+                write_atomically(self.result_file, text + "\n")
+            except OSError as e:  # the command itself is done: say so, keep its exit code
+                self.log(f"could not write the result file {self.result_file} ({e.strerror})")
         if self.output == "json":
             sys.stdout.write(text + "\n")
             sys.stdout.flush()

@@ -107,8 +107,13 @@ def prepare_url(url: Optional[str]) -> str:
     """
     if not url or not url.strip():
         raise WebhookURLError("DISCORD_WEBHOOK_URL is not set (bind the webhook credential with withCredentials)")
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    try:
+        parts = urlsplit(url.strip())
+        hostname = parts.hostname  # parses the netloc: a malformed one raises here
+        parts.port  # noqa: B018 - likewise for a port that is not a number
+    except ValueError:
+        raise WebhookURLError("DISCORD_WEBHOOK_URL is not a valid URL (value not shown: it holds a token)") from None
+    if parts.scheme not in ("https", "http") or not hostname:
         raise WebhookURLError("DISCORD_WEBHOOK_URL is not an http(s) URL (value not shown: it holds a token)")
     if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
         raise WebhookURLError("DISCORD_WEBHOOK_URL must use https (plain http would send the token in clear)")

@@ -25,7 +25,7 @@ import jenkins
 import requests
 
 from ..config import Project
-from ..errors import JenkinsError
+from ..errors import JenkinsError, UsageProblem
 from ..helper import retry
 from . import jobs, xmlnorm
 from .client import Client, HttpFailure, NotJenkins
@@ -91,9 +91,9 @@ def read_token(token_file: Path | None, environ: Mapping[str, str]) -> str | Non
     try:
         token = token_file.read_text("utf-8").strip()
     except (OSError, UnicodeDecodeError) as e:
-        raise JenkinsError(f"--token-file {token_file}: cannot read: {getattr(e, 'strerror', None) or 'not UTF-8 text'}") from None
+        raise UsageProblem(f"--token-file {token_file}: cannot read: {getattr(e, 'strerror', None) or 'not UTF-8 text'}") from None
     if not token:
-        raise JenkinsError(f"--token-file {token_file} is empty")
+        raise UsageProblem(f"--token-file {token_file} is empty")
     return token
 
 
@@ -104,13 +104,13 @@ def check_url(url: str) -> str:
         parts = urlsplit(url)
         parts.port  # noqa: B018 — raises ValueError on a bad port
     except ValueError:
-        raise JenkinsError("--url is not a valid URL") from None
+        raise UsageProblem("--url is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise JenkinsError("--url must be an http:// or https:// URL with a host name, such as https://jenkins.example.com/")
+        raise UsageProblem("--url must be an http:// or https:// URL with a host name, such as https://jenkins.example.com/")
     if parts.username is not None or parts.password is not None:
-        raise JenkinsError("--url must not contain credentials: pass --user and the API token in JENKINS_API_TOKEN or --token-file")
+        raise UsageProblem("--url must not contain credentials: pass --user and the API token in JENKINS_API_TOKEN or --token-file")
     if parts.query or parts.fragment:
-        raise JenkinsError("--url must be the controller's base URL, without '?' or '#' parts")
+        raise UsageProblem("--url must be the controller's base URL, without '?' or '#' parts")
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/"
 
 

@@ -67,9 +67,11 @@ def read_state(kube: Kube, service_name: str) -> State:
             raise UsageProblem(f"service {service_name} selects {LABEL}={colour}, which is not blue or green")
         state.live = colour
         try:
-            state.history = json.loads((service["metadata"].get("annotations") or {}).get(HISTORY) or "[]")
+            history = json.loads((service["metadata"].get("annotations") or {}).get(HISTORY) or "[]")
         except ValueError:
-            state.history = []
+            history = []
+        # someone else's edit must not break a deploy: keep only well-formed entries
+        state.history = [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
     return state
 
 
@@ -105,6 +107,13 @@ def fully_available(dep: Optional[Dict[str, Any]]) -> bool:
         return rollout_status(dep)[0]
     except DeployFailed:
         return False
+
+
+def rollout_status_line(dep: Dict[str, Any]) -> str:
+    try:
+        return "is not fully available (" + rollout_status(dep)[1].split(": ", 1)[-1] + ")"
+    except DeployFailed as e:
+        return f"is not available ({e})"
 
 
 def pod_failure(pods: Dict[str, Dict[str, Any]], image: str) -> Optional[str]:
@@ -250,6 +259,10 @@ def switch(kube: Kube, name: str, state: State, colour: str, entry: Dict[str, An
     if the test fails we read again, and a Service already selecting ``colour`` (our own earlier,
     unacknowledged write) counts as done.
     """
+    target = state.deployments.get(colour)
+    if not fully_available(target):
+        problem = "does not exist" if target is None else rollout_status_line(target)
+        raise DeployFailed(f"refusing to point service {name} at {colour}: deployment {name}-{colour} {problem}")
     history = json.dumps(([entry] + state.history)[:HISTORY_LIMIT], separators=(",", ":"))
     service = state.service
     for _ in range(5):

@@ -171,10 +171,16 @@ class Kube:
         def attempt() -> Dict[str, Any]:
             response = fn(*args, **kwargs)
             data = response.data
-            return json.loads(data) if data else {}
+            try:
+                return json.loads(data) if data else {}
+            except ValueError:
+                raise ClusterError(f"{what}: the API server answered with something that is not JSON "
+                                   "(a proxy or login page in the way?)") from None
 
         if write:
             self.writes += 1
+        from kubernetes.config import ConfigException
+
         try:
             return retry.run(attempt, what=what, classify=classify, policy=self.policy, log=self.log)
         except retry.GaveUp as e:
@@ -183,6 +189,9 @@ class Kube:
             raise ClusterError(f"{what}: the API server is unreachable ({e.reason}, {e.attempts} attempts)") from None
         except ApiException as e:
             raise api_failure(e, what) from None
+        except ConfigException as e:  # e.g. an exec or OIDC credential plugin failing to refresh a token
+            raise ClusterError(f"{what}: the kubeconfig's credentials could not be refreshed "
+                               f"({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})") from None
 
     def get(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Optional[Dict[str, Any]]:
         try:
@@ -283,9 +292,13 @@ class Kube:
         return self.call(f"update lease {name}", self.coordination.replace_namespaced_lease, name, self.namespace,
                          body, write=True)
 
-    def delete_lease(self, name: str, resource_version: str) -> None:
+    def delete_lease(self, name: str, resource_version: str) -> bool:
+        """Delete the lease if it is still at ``resource_version``; False if it changed meanwhile."""
         try:
             self.call(f"delete lease {name}", self.coordination.delete_namespaced_lease, name, self.namespace,
                       body={"preconditions": {"resourceVersion": resource_version}}, write=True)
-        except (NotFound, Conflict):
-            pass  # gone, or no longer ours: either way not ours to delete
+        except NotFound:
+            return True  # already gone
+        except Conflict:
+            return False
+        return True

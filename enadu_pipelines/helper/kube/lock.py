@@ -1,11 +1,13 @@
 """One deploy per service at a time: a ``coordination.k8s.io/v1`` Lease as a lock.
 
-Same idea as client-go's leader election (tools/leaderelection/resourcelock/leaselock.go): the Lease
-names its holder and when it last renewed; a holder that stops renewing for ``leaseDurationSeconds``
-loses it. We create the Lease to take a free lock (409 AlreadyExists: someone was faster), take over
-an expired one or our own (a re-run of the same build after a crash) with a resourceVersion-checked
-update, renew it from a background thread while we work, and delete it with a resourceVersion
-precondition when done. Waiting for a held lock watches the Lease rather than polling it.
+Same idea as client-go's leader election (tools/leaderelection/leaderelection.go, ``tryAcquireOrRenew``):
+the Lease names its holder, and a holder that stops renewing for ``leaseDurationSeconds`` loses it.
+Like client-go, we judge expiry by our own clock — how long *we* have seen the Lease unchanged (its
+resourceVersion) — never by comparing its ``renewTime`` with our clock, so clock skew between agents
+cannot break mutual exclusion. We create the Lease to take a free lock (409 AlreadyExists: someone
+was faster), take over an expired one or our own (a re-run of the same build after a crash) with a
+resourceVersion-checked update, renew it from a background thread (each renewal bounded by a third
+of the TTL), and delete it when done. Waiting for a held lock watches the Lease rather than polling.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, Optional
 
+from .. import retry
 from ..errors import HelperError, LockHeld
 from .client import Conflict, Kube
 
@@ -28,16 +31,6 @@ def _now() -> dt.datetime:
 
 def _micro(t: dt.datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # metav1.MicroTime
-
-
-def _parse(value: Optional[str]) -> Optional[dt.datetime]:
-    if not value:
-        return None
-    text = value.replace("Z", "+00:00")
-    try:
-        return dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def default_identity() -> str:
@@ -58,6 +51,12 @@ class LeaseLock:
         self._stop = threading.Event()
         self._renewer: Optional[threading.Thread] = None
         self._mutex = threading.Lock()
+        self._observed: Dict[Any, float] = {}  # (uid, resourceVersion) -> when we first saw it
+        self.acquired_at = 0.0
+        self.renewed_at = 0.0
+        # renewals and the release must fit well inside the TTL, whatever the default API deadline
+        self._quick = Kube(kube.api_client, kube.namespace, log=log,
+                           policy=retry.Policy(backoffs=(0.5, 1, 2), deadline=max(2.0, ttl / 3)))
 
     def _body(self, previous: Optional[Dict[str, Any]]) -> Dict[str, Any]:
         now = _micro(_now())
@@ -78,39 +77,42 @@ class LeaseLock:
             body["metadata"]["resourceVersion"] = previous["metadata"]["resourceVersion"]
         return body
 
-    @staticmethod
-    def expires_in(lease: Dict[str, Any]) -> float:
-        spec = lease.get("spec") or {}
-        renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
-        if renewed is None:
-            return 0.0
-        return (renewed - _now()).total_seconds() + float(spec.get("leaseDurationSeconds") or 0)
+    def expires_in(self, lease: Dict[str, Any]) -> float:
+        """Seconds until ``lease`` expires, judged by how long we have seen it unchanged."""
+        key = (lease["metadata"].get("uid"), lease["metadata"].get("resourceVersion"))
+        first_seen = self._observed.setdefault(key, time.monotonic())
+        duration = float((lease.get("spec") or {}).get("leaseDurationSeconds") or 0)
+        return first_seen + duration - time.monotonic()
 
     def acquire(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         announced = ""
         while True:
             lease = self.kube.get_lease(self.name)
+            holder = ((lease or {}).get("spec") or {}).get("holderIdentity") or ""
             try:
                 if lease is None:
                     self.lease = self.kube.create_lease(self._body(None))
                     break
-                holder = (lease.get("spec") or {}).get("holderIdentity") or ""
                 if holder in ("", self.identity) or self.expires_in(lease) <= 0:
                     self.lease = self.kube.replace_lease(self._body(lease))
                     if holder and holder != self.identity:
                         self.log(f"took over the expired deploy lock of {holder}")
                     break
             except Conflict:
-                continue  # someone else wrote it between our read and write: look again
+                lease = None  # someone else wrote it between our read and write: look again
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise LockHeld(f"lease {self.name} is held by {holder} (expires in {max(0, self.expires_in(lease)):.0f} s"
-                               f" unless renewed); gave up after waiting {timeout:.0f} s")
+                left = f" (expires in {max(0.0, self.expires_in(lease)):.0f} s unless renewed)" if lease else ""
+                raise LockHeld(f"lease {self.name} is held by {holder or 'another deploy'}{left}; "
+                               f"gave up after waiting {timeout:.0f} s")
+            if lease is None:
+                continue
             if holder != announced:
                 self.log(f"waiting for the deploy lock held by {holder} (up to {remaining:.0f} s)")
                 announced = holder
             self._wait_for_change(lease, min(remaining, max(1.0, self.expires_in(lease) + 0.5)))
+        self.acquired_at = time.monotonic()
         self.log(f"acquired the deploy lock (lease {self.name}, holder {self.identity})")
         self._renewer = threading.Thread(target=self._renew_loop, name="lease-renew", daemon=True)
         self._renewer.start()
@@ -131,32 +133,44 @@ class LeaseLock:
             time.sleep(min(1.0, seconds))
 
     def _renew_loop(self) -> None:
+        self.renewed_at = self.acquired_at
         while not self._stop.wait(max(1.0, self.ttl / 3)):
             try:
                 with self._mutex:
-                    current = self.kube.get_lease(self.name)
+                    current = self._quick.get_lease(self.name)
                     if current is None or (current.get("spec") or {}).get("holderIdentity") != self.identity:
                         self.lost.set()
                         self.log(f"lost the deploy lock {self.name}")
                         return
-                    self.lease = self.kube.replace_lease(self._body(current))
-            except Exception:  # noqa: BLE001 - renewal failures are judged by expiry, below
-                if self.lease is not None and self.expires_in(self.lease) <= 0:
+                    self.lease = self._quick.replace_lease(self._body(current))
+                    self.renewed_at = time.monotonic()
+            except Exception:  # noqa: BLE001 - renewal failures are judged by the last renewal's age, below
+                if time.monotonic() - self.renewed_at >= self.ttl:
                     self.lost.set()
                     self.log(f"could not renew the deploy lock {self.name} before it expired")
                     return
 
     def held(self) -> bool:
-        return self.lease is not None and not self.lost.is_set() and self.expires_in(self.lease) > 0
+        """Still ours: not lost, and renewed (by our clock) within the TTL."""
+        return (self.lease is not None and not self.lost.is_set()
+                and time.monotonic() - max(self.renewed_at, self.acquired_at) < self.ttl)
 
     def release(self) -> None:
         self._stop.set()
         if self._renewer is not None:
-            self._renewer.join(timeout=10)
+            self._renewer.join(timeout=self.ttl)
         with self._mutex:
             if self.lease is not None and not self.lost.is_set():
-                self.kube.delete_lease(self.name, self.lease["metadata"]["resourceVersion"])
-                self.log(f"released the deploy lock {self.name}")
+                # delete_lease has a resourceVersion precondition; after a renewal whose answer was
+                # lost our copy is stale, so read again and delete if the holder is still us.
+                for _ in range(3):
+                    if self._quick.delete_lease(self.name, self.lease["metadata"]["resourceVersion"]):
+                        self.log(f"released the deploy lock {self.name}")
+                        break
+                    current = self._quick.get_lease(self.name)
+                    if current is None or (current.get("spec") or {}).get("holderIdentity") != self.identity:
+                        break
+                    self.lease = current
             self.lease = None
 
 

@@ -100,15 +100,26 @@ def load(path: str, service: str) -> Manifest:
         raise UsageProblem(f"manifest {path}: not valid YAML{where}") from None
     found: Dict[str, Dict[str, Any]] = {}
     for doc in docs:
-        if not isinstance(doc, dict):
-            raise UsageProblem(f"manifest {path}: every document must be a Kubernetes object")
+        if not isinstance(doc, dict) or not isinstance(doc.get("metadata", {}), dict):
+            raise UsageProblem(f"manifest {path}: every document must be a Kubernetes object with metadata")
         found[f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"] = doc
     deployment = found.get(f"Deployment/{service}")
     svc = found.get(f"Service/{service}")
     if deployment is None or svc is None:
         raise UsageProblem(f"manifest {path}: needs a Deployment and a Service named {service!r}")
-    selector = deployment.get("spec", {}).get("selector", {}).get("matchLabels") or {}
-    labels = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("labels") or {}
+    try:
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        containers = deployment["spec"]["template"]["spec"]["containers"]
+        ports = svc["spec"]["ports"]
+        shaped = isinstance(selector, dict) and isinstance(labels, dict) and isinstance(containers, list) \
+            and all(isinstance(c, dict) for c in containers) and isinstance(ports, list) and ports \
+            and isinstance(ports[0], dict)
+    except (KeyError, TypeError):
+        shaped = False
+    if not shaped:
+        raise UsageProblem(f"manifest {path}: the Deployment needs spec.selector.matchLabels, a pod template with "
+                           "labels and containers, and the Service spec.ports")
     if not selector or any(labels.get(k) != v for k, v in selector.items()):
         raise UsageProblem(f"manifest {path}: the Deployment's selector must match its pod template's labels")
     return Manifest(service, deployment, svc, found.get(f"Service/{service}-preview"))

@@ -92,13 +92,10 @@ class Informer:
         self.stop_event = threading.Event()
         self.caches: Dict[str, Dict[str, Dict[str, Any]]] = {}
         self.synced: set = set()
-        self.threads: list = []
 
     def watch(self, source: str, list_fn: Callable[..., Any], **selectors: str) -> "Informer":
         self.caches[source] = {}
-        thread = Watcher(self.kube, source, list_fn, self.events, self.stop_event, **selectors)
-        self.threads.append(thread)
-        thread.start()
+        Watcher(self.kube, source, list_fn, self.events, self.stop_event, **selectors).start()
         return self
 
     def __enter__(self) -> "Informer":
@@ -147,3 +144,5 @@ class Informer:
                 last = status
             if done:
                 return status
+            if time.monotonic() >= deadline:  # a steady stream of events must not carry us past it
+                raise timeout_message(last)
