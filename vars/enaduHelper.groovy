@@ -9,7 +9,7 @@ def call(Map args = [:]) {
     }
     Map a = ['env': [], 'label': ''] + args
 
-    String expected = '79afd2c23a5d5707a3140568e9bbf28b50cda83213839c5589b99af66da295f3'
+    String expected = '3b70dcb2a70556e20c9f1d40ee7a2e58cb28e27c75cbcea0be2d51728fe0603f'
     String helper = "${pwd(tmp: true)}/enadu-helper-${expected.take(12)}.pyz"
     if (!fileExists(helper) || sha256(file: helper) != expected) {
         writeFile(file: helper, text: libraryResource(resource: 'enadu/enadu-helper.pyz', encoding: 'Base64'), encoding: 'Base64')

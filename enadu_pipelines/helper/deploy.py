@@ -266,12 +266,9 @@ class Deployer:
                 "previous_image": state.image(live), "plan": lines, "message": "dry run: nothing was changed"}
 
     def wanted_replicas(self, state: Any, live: Optional[str]) -> int:
-        wanted = self.manifest.replicas
-        dep = state.deployments.get(live) if live else None
-        if dep:
-            wanted = max(wanted, int(dep["spec"].get("replicas") or 0),
-                         int((dep.get("status") or {}).get("replicas") or 0))
-        return max(wanted, 1)
+        from .kube.bluegreen import live_replicas
+
+        return max(self.manifest.replicas, live_replicas(state, live), 1)
 
     def deploy(self, lock: Any) -> Dict[str, Any]:
         from .kube import bluegreen as bg

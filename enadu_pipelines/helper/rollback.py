@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             deployer = Deployer(kube, None, opts, report.log, result)
             state = bg.read_state(kube, opts.service)
             if not bg.fully_available(state.deployments[previous]):
-                replicas = deployer_replicas(state, live, previous)
+                replicas = max(1, bg.live_replicas(state, live))
                 kube.scale_deployment(f"{opts.service}-{previous}", replicas)
                 report.log(f"scaled {opts.service}-{previous} to {replicas} to roll back to it")
                 bg.wait_available(kube, opts.service, previous, image or "", deadline=time.monotonic() + opts.timeout,
@@ -86,8 +86,3 @@ def run(args: argparse.Namespace) -> int:
 
     return run_command("rollback", args, body)
 
-
-def deployer_replicas(state: Any, live: str, previous: str) -> int:
-    live_dep = state.deployments.get(live) or {}
-    return max(1, int(live_dep.get("spec", {}).get("replicas") or 0),
-               int((live_dep.get("status") or {}).get("replicas") or 0))

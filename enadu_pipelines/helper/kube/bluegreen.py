@@ -238,11 +238,24 @@ def ensure_colour(kube: Kube, manifest: Manifest, state: State, colour: str, ima
 
 
 def _wait_gone(kube: Kube, name: str, seconds: float = 60) -> None:
-    end = time.monotonic() + seconds
-    while kube.get_deployment(name) is not None:
-        if time.monotonic() > end:
-            raise DeployFailed(f"deployment {name} was not deleted within {seconds:.0f} s")
-        time.sleep(0.5)
+    """Watch until the Deployment ``name`` no longer exists."""
+
+    def check(caches: Dict[str, Dict[str, Dict[str, Any]]]) -> Tuple[bool, str]:
+        gone = name not in caches["deployments"]
+        return gone, f"deployment {name}: {'deleted' if gone else 'waiting for its deletion'}"
+
+    with Informer(kube, lambda line: None) as informer:
+        informer.watch("deployments", kube.apps.list_namespaced_deployment, field_selector=f"metadata.name={name}")
+        informer.wait(check, deadline=time.monotonic() + seconds,
+                      timeout_message=lambda last: DeployFailed(f"deployment {name} was not deleted within {seconds:.0f} s"))
+
+
+def live_replicas(state: State, colour: Optional[str]) -> int:
+    """What a colour runs now: the larger of its spec and status (an autoscaler may have moved both)."""
+    dep = state.deployments.get(colour) if colour else None
+    if not dep:
+        return 0
+    return max(int(dep["spec"].get("replicas") or 0), int((dep.get("status") or {}).get("replicas") or 0))
 
 
 def history_entry(state: State, colour: str, image: str, build_url: str, by: str) -> Dict[str, Any]:

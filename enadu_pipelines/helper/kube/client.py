@@ -158,11 +158,12 @@ class Kube:
         self.coordination = client.CoordinationV1Api(api_client)
         self.discovery = client.DiscoveryV1Api(api_client)
         self.autoscaling = client.AutoscalingV2Api(api_client)
-        self.writes = 0
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def call(self, what: str, fn: Callable[..., Any], *args: Any, write: bool = False, **kwargs: Any) -> Dict[str, Any]:
+    def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Dict[str, Any]:
+        """One request, retried per the policy. Retrying a write is safe: every write we make is a
+        create (409 if it landed), carries a resourceVersion, or is idempotent (scale, delete)."""
         from kubernetes.client.exceptions import ApiException
 
         kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
@@ -177,8 +178,6 @@ class Kube:
                 raise ClusterError(f"{what}: the API server answered with something that is not JSON "
                                    "(a proxy or login page in the way?)") from None
 
-        if write:
-            self.writes += 1
         from kubernetes.config import ConfigException
 
         try:
@@ -206,23 +205,22 @@ class Kube:
 
     def create_deployment(self, body: Dict[str, Any]) -> Dict[str, Any]:
         name = body["metadata"]["name"]
-        return self.call(f"create deployment {name}", self.apps.create_namespaced_deployment, self.namespace, body,
-                         write=True)
+        return self.call(f"create deployment {name}", self.apps.create_namespaced_deployment, self.namespace, body)
 
     def replace_deployment(self, body: Dict[str, Any]) -> Dict[str, Any]:
         name = body["metadata"]["name"]
         return self.call(f"replace deployment {name}", self.apps.replace_namespaced_deployment, name, self.namespace,
-                         body, write=True)
+                         body)
 
     def scale_deployment(self, name: str, replicas: int) -> Dict[str, Any]:
         # A dict body goes out as a strategic-merge patch (the client's choice for non-list bodies).
         return self.call(f"scale deployment {name} to {replicas}", self.apps.patch_namespaced_deployment_scale, name,
-                         self.namespace, {"spec": {"replicas": replicas}}, write=True)
+                         self.namespace, {"spec": {"replicas": replicas}})
 
     def delete_deployment(self, name: str) -> None:
         try:
             self.call(f"delete deployment {name}", self.apps.delete_namespaced_deployment, name, self.namespace,
-                      body={"propagationPolicy": "Background"}, write=True)
+                      body={"propagationPolicy": "Background"})
         except NotFound:
             pass  # already gone: what we wanted
 
@@ -231,20 +229,10 @@ class Kube:
 
     def create_service(self, body: Dict[str, Any]) -> Dict[str, Any]:
         name = body["metadata"]["name"]
-        return self.call(f"create service {name}", self.core.create_namespaced_service, self.namespace, body,
-                         write=True)
+        return self.call(f"create service {name}", self.core.create_namespaced_service, self.namespace, body)
 
     def json_patch_service(self, name: str, ops: List[Dict[str, Any]]) -> Dict[str, Any]:
-        return self.call(f"patch service {name}", self.core.patch_namespaced_service, name, self.namespace, ops,
-                         write=True)
-
-    def list_pods(self, selector: str) -> Dict[str, Any]:
-        return self.call(f"list pods {selector}", self.core.list_namespaced_pod, self.namespace,
-                         label_selector=selector)
-
-    def list_endpoint_slices(self, service: str) -> Dict[str, Any]:
-        return self.call(f"list endpointslices of {service}", self.discovery.list_namespaced_endpoint_slice,
-                         self.namespace, label_selector=f"kubernetes.io/service-name={service}")
+        return self.call(f"patch service {name}", self.core.patch_namespaced_service, name, self.namespace, ops)
 
     def list_hpas(self) -> Dict[str, Any]:
         return self.call("list horizontalpodautoscalers", self.autoscaling.list_namespaced_horizontal_pod_autoscaler,
@@ -252,8 +240,7 @@ class Kube:
 
     def json_patch_hpa(self, name: str, ops: List[Dict[str, Any]]) -> Dict[str, Any]:
         return self.call(f"patch horizontalpodautoscaler {name}",
-                         self.autoscaling.patch_namespaced_horizontal_pod_autoscaler, name, self.namespace, ops,
-                         write=True)
+                         self.autoscaling.patch_namespaced_horizontal_pod_autoscaler, name, self.namespace, ops)
 
     def service_proxy_get(self, service: str, port: str, path: str, *, quiet: bool = False) -> str:
         """GET ``path`` on a Service through the API server's service proxy (no cluster network needed).
@@ -285,18 +272,18 @@ class Kube:
 
     def create_lease(self, body: Dict[str, Any]) -> Dict[str, Any]:
         return self.call(f"create lease {body['metadata']['name']}", self.coordination.create_namespaced_lease,
-                         self.namespace, body, write=True)
+                         self.namespace, body)
 
     def replace_lease(self, body: Dict[str, Any]) -> Dict[str, Any]:
         name = body["metadata"]["name"]
         return self.call(f"update lease {name}", self.coordination.replace_namespaced_lease, name, self.namespace,
-                         body, write=True)
+                         body)
 
     def delete_lease(self, name: str, resource_version: str) -> bool:
         """Delete the lease if it is still at ``resource_version``; False if it changed meanwhile."""
         try:
             self.call(f"delete lease {name}", self.coordination.delete_namespaced_lease, name, self.namespace,
-                      body={"preconditions": {"resourceVersion": resource_version}}, write=True)
+                      body={"preconditions": {"resourceVersion": resource_version}})
         except NotFound:
             return True  # already gone
         except Conflict:
