@@ -107,3 +107,21 @@ def test_a_colour_answering_5xx_is_rolled_back(scraped, prometheus) -> None:
     # ... and no more than the requests of one analysis window went to it.
     assert len(failures) <= RATE * WINDOW, f"{len(failures)} failed requests"
     assert d.history(world)[0]["reason"].startswith("rolled back: metric analysis")
+
+
+@pytest.mark.parametrize("kubeworld", [WORLD], indirect=True)
+def test_before_the_switch_the_idle_colour_is_judged_on_smoke_traffic(scraped, prometheus) -> None:
+    world = scraped
+    assert d.deploy(world, "v1").returncode == 0
+    env = {**analysis_env(prometheus), "ENADU_SMOKE_PATH": "/actuator/health", "ENADU_ANALYSIS": "false",
+           "ENADU_ANALYSIS_BEFORE_SWITCH": "true"}
+    run = d.deploy(world, "v2", extra_env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    verdict = run.result["analysis_before_switch"]
+    assert (verdict["outcome"], verdict["stage"], verdict["colour"]) == ("passed", "before switch", "green")
+    assert "analysis" not in run.result  # only the before-switch checks were asked for
+    # the verdict rests on the helper's own smoke traffic, sent through the API server's service proxy
+    # to the preview Service (4 per second during the window) before any user request reached green
+    smoke = [r for r in world.requests.all() if "/services/backend-preview:http/proxy/actuator/health" in r.path]
+    assert len(smoke) >= 2 * WINDOW, len(smoke)
+    assert d.selected_colour(world) == "green"
