@@ -9,7 +9,7 @@ def call(Map args = [:]) {
     }
     Map a = ['env': [], 'label': ''] + args
 
-    String expected = '3b70dcb2a70556e20c9f1d40ee7a2e58cb28e27c75cbcea0be2d51728fe0603f'
+    String expected = 'fe61c26885a0e5b510335a45e9a4a1a849ad69a52702a19f21a275ff8250f01c'
     String helper = "${pwd(tmp: true)}/enadu-helper-${expected.take(12)}.pyz"
     if (!fileExists(helper) || sha256(file: helper) != expected) {
         writeFile(file: helper, text: libraryResource(resource: 'enadu/enadu-helper.pyz', encoding: 'Base64'), encoding: 'Base64')

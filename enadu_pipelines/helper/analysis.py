@@ -302,7 +302,7 @@ class Client:
             if answer.status_code in (400, 422):  # bad_data / execution: the query itself is wrong
                 raise Rejected(f"HTTP {answer.status_code} {_api_error(answer)}")
             if answer.status_code >= 500 or answer.status_code == 429:
-                raise _Transient(f"HTTP {answer.status_code}")
+                raise retry.TransientHTTP(answer.status_code)
             if answer.status_code != 200:
                 raise Unavailable(f"HTTP {answer.status_code}")
             try:
@@ -310,27 +310,14 @@ class Client:
             except ValueError:
                 raise Unavailable("the answer is not JSON (is the URL the Prometheus API?)") from None
 
-        def classify(exc: BaseException) -> Optional[Any]:
-            if isinstance(exc, _Transient):
-                return retry.Transient(str(exc))
-            if isinstance(exc, requests.Timeout):
-                return retry.Transient("timed out")
-            if isinstance(exc, requests.ConnectionError):
-                return retry.Transient("connection failed")
-            return None
-
         policy = retry.Policy(backoffs=(0.5, 1, 2, 3), deadline=budget)
         try:
-            body = retry.run(once, what="prometheus query", classify=classify, policy=policy, log=self.log)
+            body = retry.run(once, what="prometheus query", classify=retry.classify_requests, policy=policy, log=self.log)
         except retry.GaveUp as e:
             raise Unavailable(f"Prometheus unreachable: {e.reason}") from None
         except requests.RequestException as e:
             raise Unavailable(f"Prometheus unreachable: {type(e).__name__}") from None
         return _values(body)
-
-
-class _Transient(Exception):
-    pass
 
 
 def _api_error(answer: Any) -> str:

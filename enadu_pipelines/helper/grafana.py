@@ -124,10 +124,6 @@ class _Refused(Exception):
     """Grafana answered with a status we do not retry (401, 403, 400, ...)."""
 
 
-class _Transient(Exception):
-    pass
-
-
 def _post(config: Settings, body: Dict[str, Any], log: Callable[[str], None], session: Any) -> None:
     import requests
 
@@ -148,21 +144,12 @@ def _post(config: Settings, body: Dict[str, Any], log: Callable[[str], None], se
         if answer.status_code == 200:
             return
         if answer.status_code == 429 or answer.status_code >= 500:
-            raise _Transient(f"HTTP {answer.status_code}")
+            raise retry.TransientHTTP(answer.status_code)
         hint = {401: " (check the token in GRAFANA_TOKEN)", 403: " (the token may not create annotations)"}
         raise _Refused(f"HTTP {answer.status_code}{hint.get(answer.status_code, '')}")
 
-    def classify(exc: BaseException) -> Optional[Any]:
-        if isinstance(exc, _Transient):
-            return retry.Transient(str(exc))
-        if isinstance(exc, requests.Timeout):
-            return retry.Transient("timed out")
-        if isinstance(exc, requests.ConnectionError):
-            return retry.Transient("connection failed")
-        return None
-
     try:
-        retry.run(once, what="grafana annotation", classify=classify,
+        retry.run(once, what="grafana annotation", classify=retry.classify_requests,
                   policy=retry.Policy(backoffs=(0.5, 1, 2), deadline=config.timeout), log=log)
     except requests.RequestException as e:
         raise _Refused(type(e).__name__) from None

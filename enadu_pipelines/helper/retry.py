@@ -32,6 +32,28 @@ class Transient:
 Classifier = Callable[[BaseException], Optional[Transient]]
 
 
+class TransientHTTP(Exception):
+    """Raised by an attempt for an HTTP answer worth another try (429, 5xx)."""
+
+    def __init__(self, status: int, retry_after: Optional[float] = None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+def classify_requests(exc: BaseException) -> Optional[Transient]:
+    """The classifier of clients built on ``requests``: TransientHTTP, timeouts, connection errors."""
+    import requests
+
+    if isinstance(exc, TransientHTTP):
+        return Transient(str(exc), retry_after=exc.retry_after)
+    if isinstance(exc, requests.Timeout):
+        return Transient("timed out")
+    if isinstance(exc, requests.ConnectionError):
+        return Transient("connection failed")
+    return None
+
+
 @dataclass(frozen=True)
 class Policy:
     """How long and how often to retry.
