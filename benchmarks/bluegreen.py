@@ -79,6 +79,7 @@ def measure(name: str, flow, args: argparse.Namespace, workdir: Path) -> dict:
         assert d.deploy(world, "v1").returncode == 0
         before = len(world.requests.all())
         watch = Watch(world)
+        d.wait_serving(world)
         with world.load(world.service_url("backend", d.NAMESPACE), concurrency=4, rate=args.rate) as load:
             load.wait_for_requests(int(args.rate))  # a second of steady traffic first
             watch.start()

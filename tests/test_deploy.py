@@ -75,6 +75,7 @@ def test_rerun_with_the_same_image_changes_nothing(world) -> None:
 ])
 def test_failing_images_abort_and_the_live_colour_keeps_serving(world, tag: str, reason: str) -> None:
     ok(d.deploy(world, "v1"))
+    d.wait_serving(world)
     with world.load(world.service_url("backend", d.NAMESPACE), concurrency=3, rate=60) as load:
         load.wait_for_requests(20)
         failed = d.deploy(world, tag, "--timeout", "8s")
@@ -95,6 +96,7 @@ def test_failing_images_abort_and_the_live_colour_keeps_serving(world, tag: str,
 @pytest.mark.parametrize("kubeworld", [LAGGY], indirect=True)
 def test_switch_under_load_loses_no_request(world) -> None:
     ok(d.deploy(world, "v1"))
+    d.wait_serving(world)
     with world.load(world.service_url("backend", d.NAMESPACE), concurrency=4, rate=120) as load:
         load.wait_for_requests(30)
         ok(d.deploy(world, "v2", "--scale-down-delay", "2s"))
@@ -174,6 +176,7 @@ def test_rollback_restores_the_previous_colour_without_failed_requests(world) ->
     ok(d.deploy(world, "v1"))
     ok(d.deploy(world, "v2"))
     assert d.replicas(world, "blue") == 0
+    d.wait_serving(world)
     with world.load(world.service_url("backend", d.NAMESPACE), concurrency=3, rate=60) as load:
         load.wait_for_requests(20)
         back = ok(d.run(world, "rollback"))

@@ -114,3 +114,25 @@ def history(world: Any) -> list:
 
 def helper_writes(world: Any) -> list:
     return [r for r in world.requests.writes() if r.user_agent == USER_AGENT]
+
+
+def wait_serving(world: Any, *, successes: int = 5, timeout: float = 30.0) -> None:
+    """Block until the Service answers ``successes`` requests in a row through its proxy.
+
+    After a first deploy the proxy learns the endpoints one propagation lag later (as kube-proxy
+    does), so load started at once would count failures that belong to no switch."""
+    import urllib.request
+
+    url = world.service_url(SERVICE, NAMESPACE)
+
+    def steady(_world: Any) -> bool:
+        for _ in range(successes):
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    if answer.status != 200:
+                        return False
+            except OSError:
+                return False
+        return True
+
+    world.wait_for(steady, timeout=timeout, what=f"service {SERVICE} answering")
