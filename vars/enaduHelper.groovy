@@ -9,7 +9,7 @@ def call(Map args = [:]) {
     }
     Map a = ['env': [], 'label': ''] + args
 
-    String expected = 'fe61c26885a0e5b510335a45e9a4a1a849ad69a52702a19f21a275ff8250f01c'
+    String expected = '1a7f6bfc798ba1c5ae6f3a0616c2bc0bc9f9dc59cb4911469d7dd20dd339ea2d'
     String helper = "${pwd(tmp: true)}/enadu-helper-${expected.take(12)}.pyz"
     if (!fileExists(helper) || sha256(file: helper) != expected) {
         writeFile(file: helper, text: libraryResource(resource: 'enadu/enadu-helper.pyz', encoding: 'Base64'), encoding: 'Base64')

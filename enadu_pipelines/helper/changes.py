@@ -22,7 +22,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from typing import Dict, List, Optional, Sequence
 
 from . import exitcodes
@@ -186,14 +185,11 @@ def detect(repo: str, patterns: Sequence[str], commit: str, previous: str) -> Di
 
 def _write_result(path: str, result: Dict[str, object]) -> None:
     """Write ``result`` to ``path`` atomically (a reader never sees half a file)."""
-    directory = os.path.dirname(os.path.abspath(path))
+    from .report import write_atomically
+
     try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".enadu-changes-", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        write_atomically(path, json.dumps(result, indent=2) + "\n")
     except OSError as e:
         raise GitError(f"cannot write the result file {path}: {e.strerror or e}") from None
 
