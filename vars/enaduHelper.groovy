@@ -9,7 +9,7 @@ def call(Map args = [:]) {
     }
     Map a = ['env': [], 'label': ''] + args
 
-    String expected = '1a7f6bfc798ba1c5ae6f3a0616c2bc0bc9f9dc59cb4911469d7dd20dd339ea2d'
+    String expected = '3473249114281fbf4b57e3ff11b8c74e3da776527c17f5187d4900d62ed51e6e'
     String helper = "${pwd(tmp: true)}/enadu-helper-${expected.take(12)}.pyz"
     if (!fileExists(helper) || sha256(file: helper) != expected) {
         writeFile(file: helper, text: libraryResource(resource: 'enadu/enadu-helper.pyz', encoding: 'Base64'), encoding: 'Base64')
