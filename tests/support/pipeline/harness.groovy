@@ -5,6 +5,10 @@
  *       reads one JSON request per line on stdin, answers one JSON line per request on stdout
  *   groovy -cp src:../groovy/stubs harness.groovy --plugins plugins.json REQUEST.json
  *       runs one request and prints the answer as indented JSON
+ *   groovy -cp src:../groovy/stubs harness.groovy --plugins plugins.json --live
+ *       live mode (one build per JVM, see Live.groovy): reads the request line, runs it while a
+ *       reader thread takes callback answers and controls (abort), writes callbacks, log lines and
+ *       finally the answer line, then exits
  *
  * Pipeline code cannot write to the protocol stream: System.out is redirected to stderr while a
  * request runs.
@@ -23,9 +27,9 @@ Harness harness = new Harness(new File(argv[p + 1]))
 PrintStream protocol = new PrintStream(new FileOutputStream(FileDescriptor.out), true, 'UTF-8')
 System.setOut(System.err)
 
-Map answer(Harness h, Map request) {
+Map answer(Harness h, Map request, pipelineharness.Live live = null) {
     try {
-        Map result = h.handle(request)
+        Map result = live != null ? h.run(request, live) : h.handle(request)
         result.id = request.id
         return result
     } catch (pipelineharness.HarnessError e) {
@@ -37,7 +41,30 @@ Map answer(Harness h, Map request) {
     }
 }
 
-if ('--serve' in argv) {
+if ('--live' in argv) {
+    BufferedReader reader = new BufferedReader(new InputStreamReader(System.in, 'UTF-8'))
+    String first = reader.readLine()
+    Map request = first ? (Map) new JsonSlurper().parseText(first) : [:]
+    pipelineharness.Live live = new pipelineharness.Live(protocol, (Map) request.live)
+    Thread readerThread = new Thread({
+        String line
+        while ((line = reader.readLine()) != null) {
+            if (!line.trim()) {
+                continue
+            }
+            try {
+                live.receive((Map) new JsonSlurper().parseText(line))
+            } catch (Throwable t) {
+                System.err.println("live: cannot handle ${line}: ${t}")
+                t.printStackTrace()
+            }
+        }
+    } as Runnable, 'live-reader')
+    readerThread.daemon = true
+    readerThread.start()
+    live.send(answer(harness, request, live))
+    System.exit(0)
+} else if ('--serve' in argv) {
     BufferedReader reader = new BufferedReader(new InputStreamReader(System.in, 'UTF-8'))
     String line
     while ((line = reader.readLine()) != null) {

@@ -24,6 +24,8 @@ class Build {
     final Library library
     final Dsl dsl
     final Declarative declarative
+    /** Live mode (real processes, workspace and time; see Live): null for the stub mode. */
+    final Live live
 
     /** Run.getResult(): null while running until something sets it. */
     String result
@@ -41,6 +43,8 @@ class Build {
     final Map<String, Map<String, byte[]>> stashes = [:]
     final List<List<Map>> changeSets = []
     final Map<String, Object> paramValues = new LinkedHashMap<>()
+    /** Live mode: the SCMs checked out (what WorkflowJob.getSCMs() reports after the build). */
+    final List<Map> scms = []
 
     final List<Map> trace = []
     final List<String> log = []
@@ -54,17 +58,24 @@ class Build {
     int depth = 0
     int counter = 0
 
-    Build(Map scenario, Library library) {
+    Build(Map scenario, Library library, Live live = null) {
         this.scenario = scenario ?: [:]
         this.job = (Map) (this.scenario.job ?: [:])
         this.library = library
-        this.startTime = (job.startTime ?: 1700000000000L) as long
+        this.live = live
+        this.startTime = live != null ? System.currentTimeMillis() : (job.startTime ?: 1700000000000L) as long
         this.clock = startTime
         initEnvironment()
         addParameters([:])
         initSecrets()
-        this.dsl = new Dsl(this)
+        this.dsl = live != null ? new LiveDsl(this, live) : new Dsl(this)
         this.declarative = new Declarative(this)
+        live?.attach(this)
+    }
+
+    /** The build's clock: simulated (advanced by steps' durations) in stub mode, the real one in live mode. */
+    long now() {
+        live != null ? System.currentTimeMillis() : clock
     }
 
     // ------------------------------------------------------------------------------------------
@@ -209,7 +220,7 @@ class Build {
         if (trace.size() >= MAX_STEPS) {
             throw new HarnessError("harness: more than ${MAX_STEPS} steps; is the pipeline looping?")
         }
-        Map e = [seq: trace.size() + 1, step: step, stage: currentStageName, depth: depth, clock: clock - startTime,
+        Map e = [seq: trace.size() + 1, step: step, stage: currentStageName, depth: depth, clock: now() - startTime,
                  args: Json.clean(args)]
         trace << e
         if (scan) {
@@ -219,16 +230,17 @@ class Build {
     }
 
     Map event(String kind, Map data) {
-        Map e = [seq: trace.size() + 1, event: kind, stage: currentStageName, depth: depth, clock: clock - startTime]
+        Map e = [seq: trace.size() + 1, event: kind, stage: currentStageName, depth: depth, clock: now() - startTime]
         e.putAll(Json.clean(data) as Map)
         trace << e
         e
     }
 
-    void log(String line) {
+    synchronized void log(String line) {
         String masked = line
         secrets.each { Map s -> masked = masked.replace((String) s.value, '****') }
         log << masked
+        live?.logLine(masked)
     }
 
     // ------------------------------------------------------------------------------------------
@@ -318,6 +330,9 @@ class Build {
     }
 
     long advance(long millis) {
+        if (live != null) {
+            return now()
+        }
         clock += millis
         clock
     }

@@ -19,7 +19,7 @@ import java.util.regex.Matcher
  * follows is named next to it.
  */
 class Dsl {
-    private final Build build
+    protected final Build build
     final EnvAction env
     final RunWrapper currentBuild
     private final Map<Integer, Integer> ruleUses = [:]
@@ -81,7 +81,8 @@ class Dsl {
         if (build.job.fromScm == false || s == null) {
             throw new IllegalStateException('\u2018checkout scm\u2019 is only available when using \u201cMultibranch Pipeline\u201d or \u201cPipeline script from SCM\u201d')
         }
-        [$class: 'GitSCM', userRemoteConfigs: [[url: s.url]], branches: [[name: s.branch ?: '*/main']]]
+        Map remote = s.credentialsId ? [url: s.url, credentialsId: s.credentialsId] : [url: s.url]
+        [$class: 'GitSCM', userRemoteConfigs: [remote], branches: [[name: s.branch ?: '*/main']]]
     }
 
     private Object varInstance(String name) {
@@ -140,7 +141,12 @@ class Dsl {
             throw new MissingContextException('hudson.FilePath')
         }
         checkNonCps(name)
+        beforeStep(name)
         this."step_${name}"(script, named, body)
+    }
+
+    /** Called as each step starts (live mode: a pending interruption fails it here). */
+    protected void beforeStep(String name) {
     }
 
     private static Map namedArgs(Catalog.Spec spec, List<Object> rest) {
@@ -208,7 +214,7 @@ class Dsl {
         }
     }
 
-    private Object body(Closure body) {
+    protected Object body(Closure body) {
         build.depth++
         try {
             return body.call()
@@ -217,7 +223,7 @@ class Dsl {
         }
     }
 
-    private Object withExpander(Map<String, String> vars, Closure body) {
+    protected Object withExpander(Map<String, String> vars, Closure body) {
         build.expanders << vars
         try {
             return this.body(body)
@@ -460,9 +466,13 @@ class Dsl {
         for (int attempt = 1; ; attempt++) {
             try {
                 return this.body(body)
-            } catch (HarnessError | FlowInterruptedException e) {
+            } catch (HarnessError e) {
                 throw e
             } catch (Throwable t) {
+                // RetryStepExecution: an actual interruption (abort) is not retried; a timeout's own is.
+                if (t instanceof FlowInterruptedException && ((FlowInterruptedException) t).actualInterruption) {
+                    throw t
+                }
                 if (attempt >= count) {
                     throw t
                 }
@@ -515,7 +525,7 @@ class Dsl {
         } catch (HarnessError e) {
             throw e
         } catch (Throwable t) {
-            if (t instanceof FlowInterruptedException && !catchInterruptions) {
+            if (t instanceof FlowInterruptedException && ((FlowInterruptedException) t).actualInterruption && !catchInterruptions) {
                 throw t
             }
             if (message) {

@@ -4,12 +4,27 @@ package pipelineharness
  * org.jenkinsci.plugins.workflow.steps.FlowInterruptedException: an interruption (abort, timeout)
  * that carries the build result it implies, usually ABORTED (BuildCondition.getCombinedResult uses
  * that result instead of FAILURE).
+ *
+ * In live mode it also carries its CauseOfInterruption: `causeType` is 'UserInterruption' (the abort
+ * button) or 'ExceededTimeout' (a timeout step; `scope` is that step's block), and
+ * actualInterruption, which TimeoutStepExecution.Callback.onFailure clears when the interruption
+ * came from its own timeout (so retry retries it and catchError(catchInterruptions: false) catches
+ * it, as RetryStepExecution and CatchErrorStep check isActualInterruption()).
  */
 class FlowInterruptedException extends InterruptedException {
     final String result
+    String causeType
+    Object scope
+    boolean actualInterruption = true
 
     FlowInterruptedException(String result, String message) {
         super(message)
         this.result = result
+    }
+
+    FlowInterruptedException(String result, String message, String cause, Object scope) {
+        this(result, message)
+        this.causeType = cause
+        this.scope = scope
     }
 }

@@ -75,7 +75,8 @@ class Harness {
         lib
     }
 
-    Map run(Map request) {
+    /** Runs a request; with `live` the build runs in live mode (see Live), one build per JVM. */
+    Map run(Map request, Live live = null) {
         String text = request.jenkinsfileText ?: new File(request.jenkinsfile.toString()).getText('UTF-8')
         Map scenario = (Map) (request.scenario ?: [:])
         Library lib = library((Map) request.library)
@@ -103,7 +104,7 @@ class Harness {
             return invalid(compileErrors(e))
         }
 
-        Build build = new Build(scenario, loaded)
+        Build build = new Build(scenario, loaded, live)
         build.scriptClasses[cls.name] = cls
         wanted.each { String id ->
             List<String> parts = id.split('@') as List
@@ -123,14 +124,18 @@ class Harness {
         String result = build.currentResult
         if (error != null) {
             result = Build.worse(result, error instanceof FlowInterruptedException ? ((FlowInterruptedException) error).result : 'FAILURE')
-            build.log(error instanceof AbortException ? "ERROR: ${error.message}" : error.toString())
+            if (live != null && error instanceof FlowInterruptedException) {
+                build.log(error.message)  // FlowInterruptedException.handle prints each CauseOfInterruption
+            } else {
+                build.log(error instanceof AbortException ? "ERROR: ${error.message}" : error.toString())
+            }
         }
         build.log("Finished: ${result}")
-        [
+        Map answer = [
             valid: true,
             result: result,
             error: error == null ? null : [type: error.getClass().name, message: error.message, at: scriptFrames(error)],
-            durationMs: build.clock - build.startTime,
+            durationMs: build.now() - build.startTime,
             stages: build.stages.collect { [name: it.name, status: it.status, parent: it.parent] },
             trace: build.trace,
             log: build.log,
@@ -139,6 +144,18 @@ class Harness {
             env: new TreeMap(build.runEnv),
             files: build.files.collectEntries { k, v -> [(k): [size: v.length, sha256: Build.sha256(v)]] },
         ]
+        if (live != null) {
+            answer.error?.putAll(error instanceof FlowInterruptedException ?
+                    [cause: ((FlowInterruptedException) error).causeType, actualInterruption: ((FlowInterruptedException) error).actualInterruption] : [:])
+            answer.scms = build.scms
+            answer.startTime = build.startTime
+            File ws = new File(build.workspace)
+            answer.files = LiveDsl.matching(ws, '**').collectEntries { String rel ->
+                File f = new File(ws, rel)
+                [("${build.workspace}/${rel}".toString()): [size: f.length(), sha256: f.length() <= 16 * 1024 * 1024 ? Build.sha256(f.bytes) : null]]
+            }
+        }
+        answer
     }
 
     /** Where in the Jenkinsfile or the library an error came from (the frames of script classes). */

@@ -47,6 +47,7 @@ class Library {
         config.scriptBaseClass = PipelineScript.name
         config.addCompilationCustomizers(new ImportCustomizer()
                 .addImports('org.jenkinsci.plugins.workflow.libs.Library', 'com.cloudbees.groovy.cps.NonCPS'))
+        config.addCompilationCustomizers(new SleepCall())
         config
     }
 

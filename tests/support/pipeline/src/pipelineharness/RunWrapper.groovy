@@ -24,9 +24,15 @@ class RunWrapper {
 
     boolean resultIsWorseOrEqualTo(String other) { !Build.isWorse(other, build.currentResult) }
 
-    long getDuration() { build.clock - build.startTime }
+    long getDuration() { build.now() - build.startTime }
 
-    String getDurationString() { "${(build.clock - build.startTime).intdiv(1000)} sec" }
+    /** Run.getDurationString while building (live mode): "<Util.getTimeSpanString> and counting". */
+    String getDurationString() {
+        if (build.live != null) {
+            return "${Live.timeSpan(build.now() - build.startTime)} and counting".toString()
+        }
+        "${(build.clock - build.startTime).intdiv(1000)} sec"
+    }
 
     long getStartTimeInMillis() { build.startTime }
 
