@@ -117,8 +117,8 @@ Glob = _pattern(
     extra=_glob_problem,
 )
 RelPath = _pattern(
-    r"[A-Za-z0-9_./-]+",
-    "a relative path (letters, digits and . _ - /)",
+    r"[A-Za-z0-9_.][A-Za-z0-9_./-]*",  # no leading '-': the value is a command-line argument of the builder
+    "a relative path (letters, digits and . _ - /, not starting with '-')",
     extra=_relpath_problem,
 )
 Command = _pattern(
@@ -143,6 +143,16 @@ RegistryHost = _pattern(
     max_len=253,
     shown=_url_shown,
 )
+# A registry that the agent reaches on its own loopback interface: the only kind `registry.insecure`
+# accepts (vars/enaduImage.groovy checks the same pattern).
+LOOPBACK_REGISTRY = r"(localhost|127([.][0-9]{1,3}){3})(:[0-9]{1,5})?"
+
+
+def is_loopback_registry(host: str) -> bool:
+    return re.fullmatch(LOOPBACK_REGISTRY, host) is not None and all(
+        int(part) <= 255 for part in host.split(":")[0].split(".")[1:])
+
+
 RepoUrl = _pattern(
     r"(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/|ssh://git@[A-Za-z0-9.-]+(:[0-9]{1,5})?/|git@[A-Za-z0-9.-]+:)"
     r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*",

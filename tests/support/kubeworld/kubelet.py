@@ -17,17 +17,30 @@ prober/worker.go, status/generate.go) and https://kubernetes.io/docs/concepts/wo
 Phase: Pending until every container has started once, then Running. Conditions as the kubelet
 reports them: PodReadyToStartContainers, Initialized, Ready, ContainersReady, PodScheduled.
 All Kubernetes durations are multiplied by the world's `time_scale`.
+
+Images from a real registry (opt-in, `use_registry`): when an image reference names a registry the
+kubelet was given (host:port), the pull asks that registry (the OCI distribution API: HEAD, then GET
+the manifest, then its config and layer blobs), as containerd does for a kubelet. A missing manifest,
+a refused login or an unreachable registry is a failed pull with kubelet's events and states
+(pkg/kubelet/images/image_manager.go `EnsureImageExists`: "Pulling image %q", "Failed to pull image
+%q: %v", ErrImagePull whose message is the runtime's error, then "Back-off pulling image %q" as
+ImagePullBackOff; the runtime's wording follows containerd's resolver). What such a container does
+comes from its image config: the label `io.enadu.test.kind` holds the tokens of images.py
+(`crashloop`, `slow3`, `errors`, ...); no label is a normal app. Other images keep the name convention.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
+import dataclasses
 import hashlib
+import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import aiohttp
 
@@ -61,7 +74,7 @@ class Container:
     reason: str = "ContainerCreating"
     message: str = ""
     next_at: float = 0.0  # when the next lifecycle step is due
-    phase: str = "pull"  # pull, pull-error, pull-backoff, create, running, crashed, backoff, stopping, gone
+    phase: str = "pull"  # pull, pulling (registry), pull-error, pull-backoff, create, running, crashed, backoff, stopping, gone
     restarts: int = 0
     backoff: float = 0.0
     started_at: Optional[float] = None
@@ -74,6 +87,7 @@ class Container:
     container_id: str = ""
     readiness: Optional[Probe] = None
     liveness: Optional[Probe] = None
+    image_size: int = 0
 
 
 @dataclass
@@ -90,6 +104,45 @@ class PodRuntime:
     ready_since: Optional[float] = None
     bound: bool = False
     tasks: set = field(default_factory=set)
+
+
+KIND_LABEL = "io.enadu.test.kind"
+MANIFEST_ACCEPT = ", ".join((
+    "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json", "application/vnd.docker.distribution.manifest.list.v2+json"))
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
+
+
+@dataclass(frozen=True)
+class ImageRegistry:
+    """A registry the kubelet pulls from for real, with the node's credentials for it (if any)."""
+
+    host: str  # as written in image references: "127.0.0.1:5000"
+    username: str = ""
+    password: str = ""
+    scheme: str = "http"
+
+
+def split_reference(image: str) -> Tuple[str, str, str]:
+    """(registry host, repository, tag or digest) of a reference, as docker/distribution's reference
+    package splits it: the first component is a host when it has a '.' or ':' or is 'localhost'."""
+    first, slash, rest = image.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        host, path = first, rest
+    else:
+        host, path = "docker.io", image
+    if "@" in path:
+        repo, _, ref = path.partition("@")
+    else:
+        repo, colon, tag = path.rpartition(":")
+        if not colon or "/" in tag:
+            repo, tag = path, "latest"
+        ref = tag
+    return host, repo, ref
+
+
+class PullError(Exception):
+    """A pull that failed, with the runtime's message (what ErrImagePull shows)."""
 
 
 def _prestop_seconds(spec: dict) -> float:
@@ -109,6 +162,16 @@ class Kubelet:
         self.pulled: set = set()
         self._ip = 0
         self._session: Optional[aiohttp.ClientSession] = None
+        self.registries: Dict[str, ImageRegistry] = {}
+        self.image_kinds: Dict[str, Behaviour] = {}  # what each image pulled from a registry does
+        self._registry_session: Optional[aiohttp.ClientSession] = None
+
+    def use_registry(self, host: str, username: str = "", password: str = "", scheme: str = "http") -> None:
+        """Pull images whose reference names ``host`` (host:port) from that registry for real."""
+        self.registries[host] = ImageRegistry(host, username, password, scheme)
+
+    def _registry_of(self, image: str) -> Optional[ImageRegistry]:
+        return self.registries.get(split_reference(image)[0]) if self.registries else None
 
     def ready_since(self, uid: Optional[str]) -> Optional[float]:
         rt = self.pods.get(uid or "")
@@ -143,8 +206,9 @@ class Kubelet:
     def _admit(self, pod: dict, now: float) -> PodRuntime:
         self._ip += 1
         ip = f"127.244.{self._ip // 250}.{self._ip % 250 + 1}"
-        containers = [Container(name=c["name"], image=c.get("image", ""), spec=c, kind=behaviour(c.get("image", "")),
-                                next_at=now) for c in (pod["spec"].get("containers") or [])]
+        containers = [Container(name=c["name"], image=c.get("image", ""), spec=c, next_at=now,
+                                kind=Behaviour() if self._registry_of(c.get("image", "")) else behaviour(c.get("image", "")))
+                      for c in (pod["spec"].get("containers") or [])]
         rt = PodRuntime(pod["metadata"]["uid"], pod["metadata"]["namespace"], pod["metadata"]["name"], ip, containers, now)
         self.pods[rt.uid] = rt
         return rt
@@ -178,22 +242,28 @@ class Kubelet:
         kind = c.kind
         if c.phase == "pull":
             policy = c.spec.get("imagePullPolicy", "IfNotPresent")
-            if kind.pull_fails:
-                c.phase, c.reason = "pull-error", "ErrImagePull"
-                c.message = (f'rpc error: code = NotFound desc = failed to pull and unpack image "{c.image}": '
-                             f'failed to resolve reference "{c.image}": {c.image}: not found')
+            registry = self._registry_of(c.image)
+            if kind.pull_fails and registry is None:
                 self.world.events.record(pod, "Normal", "Pulling", f'Pulling image "{c.image}"', "kubelet")
-                self.world.events.record(pod, "Warning", "Failed", f'Failed to pull image "{c.image}": {c.message}', "kubelet")
-                self.world.events.record(pod, "Warning", "Failed", "Error: ErrImagePull", "kubelet")
-                c.backoff = min(MAX_BACKOFF, c.backoff * 2) if c.backoff else INITIAL_BACKOFF
-                c.next_at = now + self.world.pull_time + self.scaled(1.0)
+                self._pull_failed(c, pod, now, f'rpc error: code = NotFound desc = failed to pull and unpack image '
+                                  f'"{c.image}": failed to resolve reference "{c.image}": {c.image}: not found')
                 return
             if policy != "Always" and c.image in self.pulled:
+                if registry is not None:
+                    c.kind = self.image_kinds.get(c.image, c.kind)
                 self.world.events.record(pod, "Normal", "Pulled", f'Container image "{c.image}" already present on machine', "kubelet")
                 c.phase, c.next_at = "create", now
+            elif registry is not None:
+                self.world.events.record(pod, "Normal", "Pulling", f'Pulling image "{c.image}"', "kubelet")
+                c.phase = "pulling"
+                task = asyncio.get_running_loop().create_task(self._pull(rt, c, pod, registry))
+                rt.tasks.add(task)
+                task.add_done_callback(rt.tasks.discard)
             else:
                 self.world.events.record(pod, "Normal", "Pulling", f'Pulling image "{c.image}"', "kubelet")
                 c.phase, c.next_at = "pulled", now + self.world.pull_time
+            return
+        if c.phase == "pulling":  # the registry answers in _pull
             return
         if c.phase == "pull-error":
             c.phase, c.reason, c.message = "pull-backoff", "ImagePullBackOff", f'Back-off pulling image "{c.image}"'
@@ -208,7 +278,7 @@ class Kubelet:
             self.pulled.add(c.image)
             ms = int(self.world.pull_time * 1000)
             self.world.events.record(pod, "Normal", "Pulled", f'Successfully pulled image "{c.image}" in {ms}ms '
-                                     f'({ms}ms including waiting). Image size: 0 bytes.', "kubelet")
+                                     f'({ms}ms including waiting). Image size: {c.image_size} bytes.', "kubelet")
             c.phase, c.next_at = "create", now
             return
         if c.phase == "create":
@@ -228,6 +298,101 @@ class Kubelet:
                 c.restarts += 1
                 self._start(rt, c, pod, now)
             return
+
+    def _pull_failed(self, c: Container, pod: dict, now: float, message: str) -> None:
+        # image_manager.go: the event quotes the runtime's error; the container waits with reason
+        # ErrImagePull and that error as its message; the next attempt is backed off.
+        c.phase, c.reason, c.message = "pull-error", "ErrImagePull", message
+        self.world.events.record(pod, "Warning", "Failed", f'Failed to pull image "{c.image}": {message}', "kubelet")
+        self.world.events.record(pod, "Warning", "Failed", "Error: ErrImagePull", "kubelet")
+        c.backoff = min(MAX_BACKOFF, c.backoff * 2) if c.backoff else INITIAL_BACKOFF
+        c.next_at = now + self.world.pull_time + self.scaled(1.0)
+
+    async def _pull(self, rt: PodRuntime, c: Container, pod: dict, registry: ImageRegistry) -> None:
+        began = time.time()
+        try:
+            kind, size = await self._fetch_image(registry, c.image)
+            error = None
+        except PullError as e:
+            error = str(e)
+        if self.pods.get(rt.uid) is not rt or rt.terminating or c.phase != "pulling":
+            return
+        now = time.time()
+        if error is not None:
+            self._pull_failed(c, pod, now, error)
+        else:
+            self.image_kinds[c.image] = c.kind = kind
+            c.image_size = size
+            c.phase, c.next_at = "pulled", max(now, began + self.world.pull_time)
+        self.world.control._changed()
+
+    async def _fetch_image(self, registry: ImageRegistry, image: str) -> Tuple[Behaviour, int]:
+        """Pull ``image`` the way containerd's resolver and fetcher do; its Behaviour from the label."""
+        _, repo, ref = split_reference(image)
+        base = f"{registry.scheme}://{registry.host}/v2/{repo}"
+        prefix = f'rpc error: code = Unknown desc = failed to pull and unpack image "{image}": '
+        if self._registry_session is None:
+            self._registry_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+        headers = {}
+        if registry.username:  # the node's credentials, sent up front as containerd does after a 401 challenge
+            token = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        timeout = aiohttp.ClientTimeout(total=10)
+
+        async def fetch(method: str, url: str, accept: str = "*/*", resolving: bool = False) -> Tuple[int, dict, bytes]:
+            try:
+                async with self._registry_session.request(method, url, headers={"Accept": accept, **headers},
+                                                          timeout=timeout) as resp:
+                    return resp.status, dict(resp.headers), await resp.read()
+            except (OSError, aiohttp.ClientError, asyncio.TimeoutError) as e:
+                why = ("i/o timeout" if isinstance(e, asyncio.TimeoutError)
+                       else f"dial tcp {registry.host}: connect: connection refused")
+                where = f'failed to resolve reference "{image}": ' if resolving else ""
+                raise PullError(f'{prefix}{where}failed to do request: {method.title()} "{url}": {why}') from None
+
+        def unexpected(method: str, url: str, status: int, resolving: bool) -> PullError:
+            where = f'failed to resolve reference "{image}": ' if resolving else ""
+            text = {401: "401 Unauthorized", 403: "403 Forbidden"}.get(status, f"{status}")
+            if status in (401, 403) and resolving:
+                return PullError(f"{prefix}{where}pull access denied, repository does not exist or may require "
+                                 f"authorization: server message: unexpected status from {method} request to {url}: {text}")
+            return PullError(f"{prefix}{where}unexpected status from {method} request to {url}: {text}")
+
+        url = f"{base}/manifests/{ref}"
+        status, _, _ = await fetch("HEAD", url, MANIFEST_ACCEPT, resolving=True)
+        if status == 404:
+            raise PullError(f'rpc error: code = NotFound desc = failed to pull and unpack image "{image}": '
+                            f'failed to resolve reference "{image}": {image}: not found')
+        if status != 200:
+            raise unexpected("HEAD", url, status, True)
+        status, _, body = await fetch("GET", url, MANIFEST_ACCEPT)
+        if status != 200:
+            raise unexpected("GET", url, status, False)
+        manifest = json.loads(body)
+        if manifest.get("mediaType") in INDEX_TYPES:
+            entries = manifest.get("manifests") or []
+            chosen = next((m for m in entries if (m.get("platform") or {}).get("architecture") == "amd64"), None)
+            if chosen is None:
+                raise PullError(f"{prefix}no match for platform in manifest: not found")
+            url = f"{base}/manifests/{chosen['digest']}"
+            status, _, body = await fetch("GET", url, MANIFEST_ACCEPT)
+            if status != 200:
+                raise unexpected("GET", url, status, False)
+            manifest = json.loads(body)
+        config_url = f"{base}/blobs/{manifest['config']['digest']}"
+        status, _, body = await fetch("GET", config_url)
+        if status != 200:
+            raise unexpected("GET", config_url, status, False)
+        labels = (json.loads(body).get("config") or {}).get("Labels") or {}
+        size = 0
+        for layer in manifest.get("layers") or []:
+            layer_url = f"{base}/blobs/{layer['digest']}"
+            status, _, blob = await fetch("GET", layer_url)
+            if status != 200:
+                raise unexpected("GET", layer_url, status, False)
+            size += len(blob)
+        # The label says what the container does; a pull that worked cannot "fail to pull".
+        return dataclasses.replace(behaviour(str(labels.get(KIND_LABEL, ""))), pull_fails=False), size
 
     def _start(self, rt: PodRuntime, c: Container, pod: dict, now: float) -> None:
         c.container_id = "containerd://" + hashlib.sha256(f"{rt.uid}/{c.name}/{c.restarts}".encode()).hexdigest()
@@ -444,6 +609,8 @@ class Kubelet:
         self.pods.clear()
         if self._session is not None:
             await self._session.close()
+        if self._registry_session is not None:
+            await self._registry_session.close()
 
 
 def port_of(spec: dict):
