@@ -136,14 +136,19 @@ def bundle(out: Path, check: bool) -> None:
               default="enadu.yaml", show_default=True, help=CONFIG_HELP)
 @click.option("--dry-run", is_flag=True, help="Print the plan (with an XML diff for each update) and write nothing.")
 @click.option("--prune", is_flag=True, help="Delete jobs that carry our ownership marker but are no longer configured.")
+@click.option("--first-build/--no-first-build", "first_builds", default=True, show_default=True,
+              help="Queue one registration build (ENADU_REGISTER_ONLY=true) for each job that has never run, so"
+                   " that GitHub pushes start it; that build checks the service out and deploys nothing.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @_handle_errors
 def bootstrap(url: str, user: str | None, token_file: Path | None, folder: str | None, config_path: Path,
-              dry_run: bool, prune: bool, output: str) -> None:
+              dry_run: bool, prune: bool, first_builds: bool, output: str) -> None:
     """Make a Jenkins folder hold exactly the pipeline jobs the configuration describes.
 
     Creates missing folders and jobs, rewrites jobs whose config.xml differs (edits made in the
     Jenkins UI included) and, with --prune, deletes jobs it manages that left the configuration.
+    A job that has never run gets one registration build (see --first-build): until a Pipeline job
+    has run, GitHub pushes to its service's repository do not start it.
     Exit codes: 0 converged, 1 bad configuration, 3 Jenkins unreachable or refused us,
     4 some jobs did not converge.
     """
@@ -160,7 +165,8 @@ def bootstrap(url: str, user: str | None, token_file: Path | None, folder: str |
         raise click.UsageError("--user needs an API token: set JENKINS_API_TOKEN or pass --token-file")
     project = load(config_path)
     err = functools.partial(click.echo, err=True)
-    report = core.run(project, url=url, user=user, token=token, folder=folder, dry_run=dry_run, prune=prune, log=err)
+    report = core.run(project, url=url, user=user, token=token, folder=folder, dry_run=dry_run, prune=prune,
+                      first_builds=first_builds, log=err)
     if output == "json":
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -46,6 +46,7 @@ from .configtypes import (  # noqa: F401 - the pattern types are part of this mo
     RepoUrl,
     RoleId,
     _Model,
+    is_loopback_registry,
 )
 from .errors import ConfigError
 from .monitoring import Monitoring, problems as monitoring_problems, resolve as resolve_monitoring
@@ -59,11 +60,30 @@ class LibrarySection(_Model):
     """How Jenkins finds this shared library."""
 
     name: LibraryName = Field("enadu", description="Library name used in @Library('<name>@<version>').")
-    version: GitRef = Field(description="Tag or branch of this repository that the Jenkinsfiles load.")
+    version: GitRef = Field(description="Tag (a release) or branch of this repository that the Jenkinsfiles load;"
+                            " a bare name such as v0.1.0, never refs/...: `ref` says which kind it is.")
+    ref: Literal["tag", "branch"] = Field(
+        "tag", description="Whether `version` is a tag (the default: releases are tags) or a branch. The job's"
+        " config.xml names it fully (refs/tags/<version> or refs/heads/<version>): git-plugin's lightweight"
+        " checkout fetches a bare name as a branch, so a tag-only release would not be found.",
+    )
     repository: RepoUrl = Field(description="Git URL of this repository (the library and the Jenkinsfiles).")
     credentials_id: CredentialId | None = Field(
         None, description="Jenkins credentials id used to clone the library repository, if it is private."
     )
+
+    @field_validator("version")
+    @classmethod
+    def _bare_version(cls, value: str) -> str:
+        if value.startswith("refs/") or value.startswith("origin/"):
+            raise ValueError("give the bare tag or branch name (such as v0.1.0) and set library.ref to"
+                             " 'tag' or 'branch'; the rendered files qualify it as refs/tags/... or refs/heads/...")
+        return value
+
+    @property
+    def qualified_ref(self) -> str:
+        """The fully qualified git ref of ``version``: what a job's SCM names (see ``ref``)."""
+        return f"refs/{'tags' if self.ref == 'tag' else 'heads'}/{self.version}"
 
 
 class JenkinsSection(_Model):
@@ -78,11 +98,33 @@ class JenkinsSection(_Model):
     )
 
 
+Builder = Literal["docker", "buildah"]
+StorageDriver = Literal["vfs", "overlay"]
+BUILTIN_STORAGE_DRIVER = "vfs"
+
+
 class RegistrySection(_Model):
-    """The Docker registry images are pushed to."""
+    """The registry images are pushed to, and how images are built for it."""
 
     host: RegistryHost = Field(description="Registry host, with port if not 443.")
-    credentials_id: CredentialId = Field(description="Jenkins username/password credentials id for docker login.")
+    credentials_id: CredentialId = Field(description="Jenkins username/password credentials id for the registry login.")
+    insecure: bool = Field(
+        False, description="Plain HTTP, no TLS verification (buildah's --tls-verify=false); only for a registry on the"
+                           " agent's loopback (localhost or 127.x.x.x), refused for any other host.")
+    builder: Builder = Field("docker", description="What builds and pushes images: the docker CLI (needs a Docker daemon)"
+                                                   " or buildah (daemonless); a service's image.builder overrides it.")
+    storage_driver: StorageDriver | None = Field(
+        None, description="buildah's storage driver (default vfs, which works everywhere, rootless included; overlay is"
+                          " faster where the agent supports it); only with builder buildah.")
+
+    @field_validator("insecure")
+    @classmethod
+    def _insecure_only_on_loopback(cls, insecure: bool, info: Any) -> bool:
+        host = info.data.get("host")
+        if insecure and host is not None and not is_loopback_registry(host):
+            raise ValueError(f"an insecure (plain HTTP) registry must be on loopback (localhost or 127.x.x.x[:port]),"
+                             f" not {host!r}: a remote registry needs TLS")
+        return insecure
 
 
 class Resources(_Model):
@@ -181,6 +223,9 @@ class ImageSettings(_Model):
     name: ImageName = Field(description="Image repository under the registry host, without a tag.")
     context: RelPath | None = Field(None, description="Docker build context (default: from kind).")
     dockerfile: RelPath | None = Field(None, description="Dockerfile path (default: from kind).")
+    builder: Builder | None = Field(None, description="docker or buildah (default: registry.builder).")
+    storage_driver: StorageDriver | None = Field(
+        None, description="buildah's storage driver (default: registry.storage_driver, else vfs); only with buildah.")
 
 
 class ServiceSection(_Model):
@@ -291,6 +336,8 @@ class Service:
     image: str  # registry/name, no tag
     image_context: str
     dockerfile: str
+    builder: str  # docker or buildah
+    storage_driver: str  # buildah's storage driver; "" with docker
     namespace: str
     replicas: int
     container_port: int
@@ -341,6 +388,10 @@ def resolve(config: EnaduConfig, source: str) -> Project:
                 values = getattr(kube["resources"], section).model_dump(exclude_none=True)
                 if values:
                     resources[section] = values
+        builder = s.image.builder or config.registry.builder
+        storage_driver = ""
+        if builder == "buildah":
+            storage_driver = s.image.storage_driver or config.registry.storage_driver or BUILTIN_STORAGE_DRIVER
         services.append(
             Service(
                 name=name,
@@ -356,6 +407,8 @@ def resolve(config: EnaduConfig, source: str) -> Project:
                 image=f"{config.registry.host}/{s.image.name}",
                 image_context=s.image.context or fill(kind.context),
                 dockerfile=s.image.dockerfile or fill(kind.dockerfile),
+                builder=builder,
+                storage_driver=storage_driver,
                 namespace=kube["namespace"],
                 replicas=kube["replicas"],
                 container_port=kube["container_port"],
@@ -409,12 +462,27 @@ def load_located(located: yamlsource.Located, shown: str) -> Project:
     except ValidationError as e:
         lines = sorted({_format_error(err, located, shown) for err in e.errors()}, key=_line_sort_key)
         raise ConfigError("\n".join(lines)) from None
-    problems = monitoring_problems(config)
+    problems = monitoring_problems(config) + image_problems(config)
     if problems:
         lines = sorted({f"{shown}:{located.line_of(path)}: {yamlsource.dotted(path)}: {message}"
                         for path, message in problems}, key=_line_sort_key)
         raise ConfigError("\n".join(lines))
     return resolve(config, shown)
+
+
+def image_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
+    """Image settings that are valid alone but not together: a storage driver for a docker build."""
+    problems = []
+    for name, s in config.services.items():
+        builder = s.image.builder or config.registry.builder
+        if s.image.storage_driver is not None and builder != "buildah":
+            problems.append((("services", name, "image", "storage_driver"),
+                             f"applies to builder buildah only; this service builds with {builder}"
+                             " (the Docker daemon picks its own storage driver)"))
+    if config.registry.storage_driver is not None and not (
+            config.registry.builder == "buildah" or any(s.image.builder == "buildah" for s in config.services.values())):
+        problems.append((("registry", "storage_driver"), "applies to builder buildah only, and no service builds with buildah"))
+    return problems
 
 
 def _line_sort_key(message: str) -> tuple[int, str]:

@@ -20,6 +20,10 @@ COMMAND_PATTERN = r"[A-Za-z0-9_./:=@%+,-][A-Za-z0-9_./:=@%+, -]{0,299}"
 GLOB_PATTERN = r"[A-Za-z0-9_.*?/-]{1,200}"
 URL_PATTERN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?"
 QUERY_PATTERN = r"[^\x00-\x1f\x7f]{0,2000}"  # one line; the value reaches the helper as an environment value
+# a relative path that cannot be read as an option (configtypes.RelPath checks '..' segments too)
+RELPATH_PATTERN = r"[A-Za-z0-9_.][A-Za-z0-9_./-]{0,199}"
+BUILDERS = ("docker", "buildah")
+STORAGE_DRIVERS = ("vfs", "overlay")
 
 
 @dataclass(frozen=True)
@@ -87,12 +91,17 @@ STEPS: tuple[Step, ...] = (
             " GIT_PREVIOUS_SUCCESSFUL_COMMIT with GIT_COMMIT and matches the changed files against the"
             " path globs. A first build, or a previous commit that is unknown or unreachable (force-push,"
             " shallow clone), counts as changed. Sets env.ENADU_CHANGED to 'true' or 'false' so later"
-            " stages can use when { environment name: 'ENADU_CHANGED', value: 'true' }."
+            " stages can use when { environment name: 'ENADU_CHANGED', value: 'true' }. In a registration"
+            " build (registerOnly: true) the answer is 'false' without comparing: that build only records the"
+            " service's repository so that GitHub pushes start the job."
         ),
         params=(
             Param("service", "String", "Service name.", required=True, pattern=SERVICE_PATTERN),
             Param("paths", "List", "Path globs relative to the repository root ('**' matches any depth).", required=True,
                   pattern=GLOB_PATTERN),
+            Param("registerOnly", "Boolean", "A registration build (the first build `enadu-pipelines bootstrap`"
+                  " queues with ENADU_REGISTER_ONLY=true so that pushes start the job): record the checkout,"
+                  " compare nothing, and skip build and deploy.", default=False),
         ),
         returns="true when the service must be rebuilt.",
         example="enaduChanges(service: 'backend', paths: ['backend/**', 'common/**'])",
@@ -116,6 +125,11 @@ STEPS: tuple[Step, ...] = (
         ),
         returns="Nothing.",
         example="enaduTest(commands: ['./gradlew --no-daemon :backend:test'], junit: 'backend/build/test-results/test/*.xml')",
+        env_out=(
+            ("ENADU_TESTS_TOTAL", "number of tests in the JUnit results (with junit)"),
+            ("ENADU_TESTS_FAILED", "failed tests (shown in the Discord message)"),
+            ("ENADU_TESTS_SKIPPED", "skipped tests"),
+        ),
     ),
     Step(
         name="enaduBuild",
@@ -128,22 +142,35 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         name="enaduImage",
-        summary="Build the Docker image and push it as <image>:<short sha>-<build number>.",
+        summary="Build the image and push it as <image>:<short sha>-<build number>, with docker or buildah.",
         description=(
             "Logs in to the registry with a username/password credential through --password-stdin"
-            " (the password never appears on a command line), in a throw-away DOCKER_CONFIG so no"
-            " login is left on the agent, then runs docker build and docker push in one sh call."
-            " Sets env.ENADU_IMAGE to the pushed reference."
+            " (the password never appears on a command line) and builds and pushes in one sh call."
+            " With builder 'docker' (the default) the docker CLI talks to the agent's Docker daemon, in a"
+            " throw-away DOCKER_CONFIG so no login is left on the agent. With builder 'buildah' no daemon"
+            " is needed: buildah logs in to a throw-away REGISTRY_AUTH_FILE, builds with the given storage"
+            " driver (vfs works everywhere, rootless included) and chroot isolation, pushes, and drops the"
+            " local tag. insecure (plain HTTP, no TLS verification for login and push) is refused unless"
+            " the registry is on loopback (localhost or 127.x.x.x); with docker the daemon's own"
+            " insecure-registries setting decides instead. Sets env.ENADU_IMAGE to the pushed reference."
         ),
         params=(
             Param("image", "String", "Image repository including the registry host, without a tag.", required=True,
                   pattern=r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+"),
             Param("credentialsId", "String", "Username/password credentials id for the registry.", required=True,
                   pattern=CREDENTIALS_PATTERN),
-            Param("context", "String", "Docker build context.", default="."),
-            Param("dockerfile", "String", "Path of the Dockerfile.", default="Dockerfile"),
+            Param("context", "String", "Build context, relative to the workspace.", default=".",
+                  pattern=RELPATH_PATTERN),
+            Param("dockerfile", "String", "Path of the Dockerfile, relative to the workspace.", default="Dockerfile",
+                  pattern=RELPATH_PATTERN),
             Param("tag", "String", "Tag to push (default: first 7 characters of GIT_COMMIT, '-', BUILD_NUMBER).",
                   pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"),
+            Param("builder", "String", "What builds and pushes the image.", default="docker",
+                  choices=BUILDERS),
+            Param("storageDriver", "String", "buildah's storage driver (ignored by docker).", default="vfs",
+                  choices=STORAGE_DRIVERS),
+            Param("insecure", "Boolean", "Plain HTTP to the registry (buildah: --tls-verify=false); only for a"
+                  " registry on loopback.", default=False),
         ),
         returns="The pushed image reference.",
         example="enaduImage(image: 'registry.enadu.dev/enadu/backend', credentialsId: 'enadu-registry', context: 'backend', dockerfile: 'backend/Dockerfile')",

@@ -66,13 +66,63 @@ def test_first_run_creates_folder_and_jobs_then_a_rerun_writes_nothing(fake, tmp
         root = ET.fromstring(fake.config(f"enadu/{name}"))
         assert root.findtext("definition/scriptPath") == f"pipelines/{name}/Jenkinsfile"
         assert jobs.is_ours(root.findtext("description"))
-    assert len(fake.log) <= 2 * 2 + 3
+    # crumb, listing, folder, 2 creates, 2 read-backs, 2 registration builds
+    assert len(fake.log) <= 3 * 2 + 3
     fake.clear_log()
     again = cli(fake.url, path)
     assert again.exit_code == 0
     assert "unchanged  enadu/api" in again.stdout
-    assert fake.writes() == []
+    assert fake.writes() == []  # the registration builds still wait in the queue: none is queued again
     assert len(fake.log) <= 2 + 2
+
+
+def test_first_run_queues_one_registration_build_per_new_job(fake, tmp_path):
+    # Until a Pipeline job has run, WorkflowJob.getSCMs() lists only the library's repository, so a
+    # push to the service's repository would start nothing: bootstrap queues one build that only
+    # checks the service out (ENADU_REGISTER_ONLY=true), and says so.
+    path = cfg(tmp_path, ["api", "web"])
+    first = cli(fake.url, path)
+    assert first.exit_code == 0, first.stdout + first.stderr
+    assert first.stdout.count("first build: queued a registration build (ENADU_REGISTER_ONLY=true") == 2
+    assert "2 registration build(s) queued" in first.stdout
+    builds = [w for w in fake.writes() if "buildWithParameters" in w.path]
+    assert [(w.path.split("?")[0], w.status) for w in builds] == [
+        ("/job/enadu/job/api/buildWithParameters", 201), ("/job/enadu/job/web/buildWithParameters", 201)]
+    for name in ("api", "web"):
+        assert fake.take_queued(f"enadu/{name}") == [{"ENADU_REGISTER_ONLY": "true"}]
+    # Taken by an executor and run: a job with a build gets no second registration build.
+    fake.add_build("enadu/api", 1)
+    fake.clear_log()
+    again = cli(fake.url, path)
+    assert again.exit_code == 0
+    assert "queued a registration build" not in again.stdout.split("enadu/web")[0]
+    assert [w.path.split("?")[0] for w in fake.writes()] == ["/job/enadu/job/web/buildWithParameters"]
+
+
+def test_no_first_build_queues_nothing_and_says_what_that_means(fake, tmp_path):
+    path = cfg(tmp_path, ["api"])
+    result = cli(fake.url, path, "--no-first-build")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "first build: none queued (--no-first-build); pushes to the service's repository will not start" \
+        in result.stdout
+    assert not [w for w in fake.writes() if "buildWithParameters" in w.path]
+    assert len(fake.log) <= 2 * 1 + 3
+
+
+def test_dry_run_plans_the_registration_build_without_queueing(fake, tmp_path):
+    result = cli(fake.url, cfg(tmp_path, ["api"]), "--dry-run", "--output", "json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    [job] = [i for i in json.loads(result.stdout)["items"] if i["kind"] == "job"]
+    assert job["first_build"] == "queue"
+    assert fake.writes() == []
+
+
+def test_a_job_without_the_build_permission_reports_the_registration_build_failure(tmp_path):
+    no_build = frozenset({"read", "create", "configure", "delete"})
+    with FakeJenkins({"admin": User(PASSWORD, (TOKEN,), no_build)}) as f:
+        result = cli(f.url, cfg(tmp_path, ["api"]))
+    assert result.exit_code == 4
+    assert "enadu/api: could not queue its registration build" in result.stdout + result.stderr
 
 
 def test_edit_in_the_ui_is_shown_by_dry_run_and_reverted(fake, tmp_path):

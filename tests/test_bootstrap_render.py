@@ -39,8 +39,29 @@ def test_job_config_xml_carries_the_configuration(tmp_path):
     remote = definition.find("scm/userRemoteConfigs/hudson.plugins.git.UserRemoteConfig")
     assert remote.findtext("url") == "https://github.com/enadu/enadu-pipelines.git"
     assert remote.findtext("credentialsId") == "lib-creds"
-    assert definition.findtext("scm/branches/hudson.plugins.git.BranchSpec/name") == "release/2"
+    # Fully qualified: git-plugin's lightweight checkout fetches a bare name as refs/heads/<name>.
+    assert definition.findtext("scm/branches/hudson.plugins.git.BranchSpec/name") == "refs/tags/release/2"
+    assert definition.findtext("lightweight") == "true"
     assert jobs.is_ours(root.findtext("description"))
+    [parameter] = props.findall("hudson.model.ParametersDefinitionProperty/parameterDefinitions/*")
+    assert parameter.tag == "hudson.model.BooleanParameterDefinition"
+    assert parameter.findtext("name") == "ENADU_REGISTER_ONLY"
+    assert parameter.findtext("defaultValue") == "false"
+
+
+def test_job_config_xml_names_a_branch_version_as_a_branch(tmp_path):
+    project = load(tmp_path, library_version="main", library_ref="branch")
+    root = ET.fromstring(jobs.render_job(project, project.services[0]))
+    assert root.findtext("definition/scm/branches/hudson.plugins.git.BranchSpec/name") == "refs/heads/main"
+
+
+def test_library_version_must_be_a_bare_name(tmp_path):
+    import pytest
+
+    with pytest.raises(config.ConfigError) as caught:
+        load(tmp_path, library_version="refs/tags/v1")
+    assert "library.version" in str(caught.value)
+    assert "library.ref" in str(caught.value)
 
 
 def test_no_credentials_element_without_library_credentials(tmp_path):
@@ -72,6 +93,7 @@ def test_render_emits_casc_yaml(tmp_path):
     [library] = casc["unclassified"]["globalLibraries"]["libraries"]
     assert library == {
         "name": "enadu", "defaultVersion": "v0.1.0", "implicit": False, "allowVersionOverride": True,
+        "includeInChangesets": False,
         "retriever": {"modernSCM": {"scm": {"git": {
             "remote": "https://github.com/enadu/enadu-pipelines.git", "credentialsId": "lib-creds"}}}},
     }

@@ -147,6 +147,25 @@ def test_first_build_is_changed(repo, run):
     assert result["basis"] == "first-build" and result["previous"] is None
 
 
+@pytest.mark.parametrize("how", ["env", "flag"])
+def test_a_registration_build_is_unchanged_even_as_a_first_build(repo, run, monkeypatch, how):
+    # The first build bootstrap queues only records the checkout (so pushes start the job); with no
+    # previous successful commit it would otherwise count as changed and redeploy production.
+    if how == "env":
+        monkeypatch.setenv("ENADU_REGISTER_ONLY", "true")
+    code, out, _, result = run(repo, "backend", repo.base, None, *(["--register-only"] if how == "flag" else []))
+    assert code == 10
+    assert out.startswith("changes backend: unchanged: registration build:")
+    assert result["changed"] is False and result["basis"] == "registration" and result["matched"] == []
+
+
+def test_register_only_must_be_a_boolean(repo, run, monkeypatch):
+    monkeypatch.setenv("ENADU_REGISTER_ONLY", "maybe")
+    code, _, err, _ = run(repo, "backend", repo.base, None)
+    assert code == 2
+    assert "ENADU_REGISTER_ONLY" in err and "maybe" in err
+
+
 def test_a_force_push_that_dropped_the_previous_commit_is_changed(repo, run):
     dropped = repo.commit({"frontend/src/app.ts": "v2\n"})
     repo.git("reset", "-q", "--hard", repo.base)

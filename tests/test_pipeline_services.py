@@ -119,6 +119,9 @@ def test_backend_unit_test_failure_stops_before_image_and_deploy():
     junit = run.steps("junit")
     assert len(junit) == 1 and junit[0]["returned"]["failCount"] == 3  # published although the tests failed
     assert run.helper("notify")["env"]["ENADU_BUILD_RESULT"] == "FAILURE"
+    # the JUnit counts reach the Discord message
+    assert junit[0]["returned"]["totalCount"] == int(run.helper("notify")["env"]["ENADU_TESTS_TOTAL"])
+    assert run.helper("notify")["env"]["ENADU_TESTS_FAILED"] == "3"
     assert not run.steps("enaduImage") and not run.steps("enaduDeploy")
 
 
@@ -291,3 +294,34 @@ def test_every_helper_run_is_one_sh_after_a_sha256_check(name):
     writes = run.steps("writeFile")
     assert [w["args"]["sha256"] for w in writes if w["args"]["file"].endswith(".pyz")] == [digest]
     assert len(run.steps("libraryResource")) == 2  # the bundle once, the manifest once
+
+
+# ------------------------------------------------------------------------------------------------
+# The registration build: the first build bootstrap queues (ENADU_REGISTER_ONLY=true) checks the
+# service out, so that WorkflowJob.getSCMs() lists its repository and GitHub pushes start the job,
+# and deploys nothing, although with no previous build everything would count as changed.
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_a_registration_build_checks_out_and_deploys_nothing(name):
+    scenario = sc.service_scenario(PROJECT, name, build_number=1, previous_result=None)
+    scenario["params"] = {"ENADU_REGISTER_ONLY": True}
+    # What the real helper answers with ENADU_REGISTER_ONLY=true (tests/test_changes.py); a rule that
+    # asks for exactly that environment, so a pipeline that does not pass it falls to "changed".
+    scenario["sh"].insert(0, sc.helper_rule("changes", env={"ENADU_REGISTER_ONLY": "true"}, status=exitcodes.UNCHANGED))
+    run = harness().run(REPO / "pipelines" / name / "Jenkinsfile", scenario=scenario)
+    # NOT_BUILT: the next real build has no previous SUCCESS, so it still deploys everything.
+    assert run.result == "NOT_BUILT", run.describe()
+    assert run.stages["Checkout"] == "SUCCESS"
+    for stage in stages_of(name)[2:]:
+        assert run.stages[stage] == "SKIPPED_FOR_CONDITIONAL", stage
+    assert [e["rule"] for e in run.steps("sh")] == ["changes", "notify"]
+    assert any("registration build (ENADU_REGISTER_ONLY)" in line for line in run.log)
+    assert run.helper("notify")["env"]["ENADU_CHANGED"] == "false"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_an_ordinary_build_is_not_a_registration_build(name):
+    run = run_service(name, changed_files=OWN_CHANGE[name])
+    assert "ENADU_REGISTER_ONLY" not in run.helper("changes")["env"]  # an empty value unsets it (EnvVars.override)
+    assert run.helper("deploy")["env"]["ENADU_SERVICE"] == name

@@ -7,17 +7,29 @@ def call(Map args = [:]) {
     if (problems) {
         error('enaduChanges: ' + problems.join('; '))
     }
-    Map a = [:] + args
+    Map a = ['registerOnly': false] + args
 
     String resultFile = "${pwd(tmp: true)}/enadu-changes-${a.service}.json"
     env.ENADU_CHANGES_FILE = resultFile
     int status = enaduHelper(
         command: 'changes',
-        env: ["ENADU_SERVICE=${a.service}", "ENADU_PATHS=${a.paths.join('\n')}", "ENADU_RESULT_FILE=${resultFile}"],
+        env: [
+            "ENADU_SERVICE=${a.service}", "ENADU_PATHS=${a.paths.join('\n')}", "ENADU_RESULT_FILE=${resultFile}",
+            "ENADU_REGISTER_ONLY=${a.registerOnly ? 'true' : ''}",
+        ],
         label: "changes: ${a.service}",
     )
     if (status == 0) {
         env.ENADU_CHANGED = 'true'
+    } else if (status == 10 && a.registerOnly) {
+        env.ENADU_CHANGED = 'false'
+        // NOT_BUILT: nothing was built, and git-plugin takes GIT_PREVIOUS_SUCCESSFUL_COMMIT from the previous
+        // SUCCESS build, so the job's first real build still counts everything as changed (and deploys).
+        // getSCMs() and polling use the last completed build, so pushes start the job from now on.
+        currentBuild.result = 'NOT_BUILT'
+        currentBuild.description = 'Registration build: records the repository so that pushes start this job'
+        echo('enaduChanges: registration build (ENADU_REGISTER_ONLY): the checkout is recorded so that pushes to' +
+             ' the repository start this job; build, image and deploy are skipped')
     } else if (status == 10) {
         env.ENADU_CHANGED = 'false'
         echo("enaduChanges: no change in ${a.paths.join(', ')}; later stages are skipped")
@@ -30,7 +42,7 @@ def call(Map args = [:]) {
 @NonCPS
 private static List<String> checkArguments(Map args) {
     List<String> problems = []
-    List<String> known = ['service', 'paths']
+    List<String> known = ['service', 'paths', 'registerOnly']
     args.keySet().each { Object key ->
         if (!(key in known)) {
             problems << "unknown argument '${key}' (allowed: ${known.join(', ')})".toString()
@@ -53,6 +65,12 @@ private static List<String> checkArguments(Map args) {
         problems << 'argument \'paths\' must be a List of Strings'
     } else if (!paths.every { Object item -> item.toString() ==~ '[A-Za-z0-9_.*?/-]{1,200}' }) {
         problems << 'every item of argument \'paths\' must match [A-Za-z0-9_.*?/-]{1,200}'
+    }
+    Object registerOnly = args['registerOnly']
+    if (registerOnly != null) {
+        if (!(registerOnly instanceof Boolean)) {
+            problems << "argument 'registerOnly' must be a Boolean, not ${registerOnly.getClass().simpleName}".toString()
+        }
     }
     return problems
 }

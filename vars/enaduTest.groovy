@@ -15,7 +15,11 @@ def call(Map args = [:]) {
         }
     } finally {
         if (a.junit) {
-            junit(testResults: a.junit, allowEmptyResults: true)
+            // TestResultSummary: the counts reach the Discord message (enaduNotify) as environment values.
+            def summary = junit(testResults: a.junit, allowEmptyResults: true)
+            env.ENADU_TESTS_TOTAL = "${summary.totalCount}"
+            env.ENADU_TESTS_FAILED = "${summary.failCount}"
+            env.ENADU_TESTS_SKIPPED = "${summary.skipCount}"
         }
     }
 }

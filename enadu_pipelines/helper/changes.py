@@ -25,7 +25,7 @@ import sys
 from typing import Dict, List, Optional, Sequence
 
 from . import exitcodes
-from .cli import UsageError, env_default
+from .cli import UsageError, env_default, flag
 
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/@^~{}-]{0,199}")  # a sha or a ref; never starts with '-'
 _SERVICE = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", default=".", help="the checked-out repository (default: .)")
     parser.add_argument("--result-file", default=env_default("ENADU_RESULT_FILE"),
                         help="also write the JSON result to this file [ENADU_RESULT_FILE]")
+    parser.add_argument("--register-only", action="store_const", const="true",
+                        default=env_default("ENADU_REGISTER_ONLY", ""),
+                        help="a registration build (the first build `bootstrap` queues, so that pushes start the"
+                             " job): answer 'unchanged' without comparing, so nothing is built or deployed"
+                             " [ENADU_REGISTER_ONLY=true]")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,6 +219,11 @@ def safe_streams() -> None:
 
 def _decide(args: argparse.Namespace) -> Dict[str, object]:
     patterns = _patterns(args)
+    if flag(args.register_only, "--register-only (ENADU_REGISTER_ONLY)"):
+        return {"commit": args.commit or "HEAD", "previous": args.previous or None, "paths": list(patterns),
+                "matched": [], "changed": False, "basis": "registration",
+                "reason": "registration build: it records the repository so that pushes start this job;"
+                          " nothing is built or deployed"}
     for name, value in (("GIT_COMMIT (--commit)", args.commit),
                         ("GIT_PREVIOUS_SUCCESSFUL_COMMIT (--previous)", args.previous)):
         if value and not _REF.fullmatch(value):

@@ -45,6 +45,10 @@ class Item:
     done: bool = False  # the write happened and was verified
     error: str = ""
     config: bytes = field(default=b"", repr=False)  # what to write (create/update)
+    # The registration build (jobs only): "" none needed, "queue" to queue (plan), "queued" done,
+    # "skipped" (--no-first-build), "in queue" (one already waits).
+    first_build: str = ""
+    queue_item: str = ""
 
 
 @dataclass
@@ -55,6 +59,7 @@ class Report:
     prune: bool
     items: list[Item]
     jenkins_version: str | None = None
+    first_builds: bool = True
 
     @property
     def failed(self) -> list[Item]:
@@ -68,6 +73,10 @@ class Report:
     def writes(self) -> int:
         return sum(1 for i in self.items if i.done and i.action in (CREATE, UPDATE, DELETE))
 
+    @property
+    def queued(self) -> list[Item]:
+        return [i for i in self.items if i.first_build == "queued"]
+
     def counts(self) -> dict[str, int]:
         out = {a: 0 for a in (CREATE, UPDATE, UNCHANGED, DELETE, KEEP)}
         for item in self.items:
@@ -80,6 +89,7 @@ class Report:
         return {
             "url": self.url, "folder": self.folder, "dry_run": self.dry_run, "prune": self.prune,
             "jenkins_version": self.jenkins_version, "converged": self.converged, "counts": self.counts(),
+            "first_builds": self.first_builds,
             "items": [{k: v for k, v in asdict(i).items() if k != "config"} for i in self.items],
         }
 
@@ -123,6 +133,7 @@ def run(
     folder: str | None = None,
     dry_run: bool = False,
     prune: bool = False,
+    first_builds: bool = True,
     timeout: float = 30.0,
     policy: retry.Policy = retry.Policy(),
     log: Callable[[str], None] = lambda line: None,
@@ -133,7 +144,7 @@ def run(
     folder = folder if folder is not None else project.jenkins.folder
     _check_folder(folder)
     client = Client(base, user=user, token=token, timeout=timeout, policy=policy, log=log, sleep=sleep)
-    report = Report(base, folder, dry_run, prune, [])
+    report = Report(base, folder, dry_run, prune, [], first_builds=first_builds)
     with _controller_errors(base, user):
         _plan(project, client, folder, report)
         report.jenkins_version = client.version
@@ -173,14 +184,15 @@ def _plan(project: Project, client: Client, folder: str, report: Report) -> None
         rendered = jobs.render_job(project, service)
         live = existing.get(name)
         if live is None:
-            report.items.append(Item(full, "job", CREATE, config=rendered))
+            report.items.append(_with_first_build(Item(full, "job", CREATE, config=rendered), report, None))
             continue
         if live.get("_class") != jobs.WORKFLOW_JOB_CLASS:
             report.items.append(Item(full, "job", FAILED, error=(
                 f"{full} exists but is a {live.get('_class', 'different kind of item')}, not a Pipeline job;"
                 " delete or rename it in Jenkins")))
             continue
-        report.items.append(_compare_job(client, full, rendered, adopt=not jobs.is_ours(live.get("description"))))
+        item = _compare_job(client, full, rendered, adopt=not jobs.is_ours(live.get("description")))
+        report.items.append(_with_first_build(item, report, live))
     for name, live in sorted(existing.items()):
         if name in wanted or live.get("_class") != jobs.WORKFLOW_JOB_CLASS or not jobs.is_ours(live.get("description")):
             continue
@@ -189,6 +201,43 @@ def _plan(project: Project, client: Client, folder: str, report: Report) -> None
             report.items.append(Item(full, "job", DELETE, note="no longer in enadu.yaml"))
         else:
             report.items.append(Item(full, "job", KEEP, note="no longer in enadu.yaml; --prune deletes it"))
+
+
+def _with_first_build(item: Item, report: Report, live: dict[str, Any] | None) -> Item:
+    """Plan the registration build of a job that has never run.
+
+    Until a Pipeline job has a completed build, ``WorkflowJob.getSCMs()`` returns only its
+    definition's SCM (this library's repository), and the GitHub plugin matches pushes against that
+    list: a push to the service's repository starts nothing, a push to this one starts every job. One
+    build that checks the service out fixes that. It runs with ENADU_REGISTER_ONLY=true, so it builds
+    and deploys nothing (with no previous successful build, everything would count as changed).
+    A job that has a build, or a build waiting in the queue, needs none.
+    """
+    if item.action == FAILED:
+        return item
+    if live is not None and (live.get("lastBuild") or live.get("inQueue")):
+        if live.get("inQueue") and not live.get("lastBuild"):
+            item.first_build = "in queue"
+        return item
+    item.first_build = "queue" if report.first_builds else "skipped"
+    return item
+
+
+def _queue_first_builds(client: Client, report: Report) -> None:
+    for item in report.items:
+        if item.kind != "job" or item.first_build != "queue" or item.error:
+            continue
+        if item.action == CREATE and not item.done:
+            continue
+        try:
+            item.queue_item = client.queue_build(item.name, {REGISTER_PARAMETER: "true"}) or ""
+            item.first_build = "queued"
+        except _JOB_ERRORS as e:
+            _reraise_if_unreachable(e)
+            item.error = f"{item.name}: could not queue its registration build: {describe(e, client.url)}"
+
+
+REGISTER_PARAMETER = "ENADU_REGISTER_ONLY"
 
 
 def _missing_folders(client: Client, folder: str) -> list[str]:
@@ -248,6 +297,7 @@ def _apply(client: Client, report: Report) -> None:
             item.error = f"{item.name}: not created because folder {parent!r} could not be"
             continue
         _write_job(client, item)
+    _queue_first_builds(client, report)
     for item in report.items:
         if item.action == DELETE:
             try:
@@ -421,6 +471,8 @@ def format_text(report: Report) -> list[str]:
         label = f"{item.name}/" if item.kind == "folder" else item.name
         note = f"  ({item.note})" if item.note and not item.error else ""
         lines.append(f"{action:>10}  {label}{note}")
+        if item.first_build and not item.error:
+            lines.append(f"{'':>10}  {_FIRST_BUILD_TEXT[item.first_build]}")
         if item.error:
             lines.append(f"{'':>10}  error: {item.error}")
         if item.diff and (report.dry_run or item.error or item.action == UPDATE):
@@ -434,5 +486,18 @@ def format_text(report: Report) -> list[str]:
         ("kept", counts[KEEP]),
         ("failed", counts[FAILED]),
     ) if n or word in ("unchanged", "failed"))
-    lines.append(f"summary: {summary}; {report.writes} write(s)")
+    queued = sum(1 for i in report.items if i.first_build in ("queue", "queued") and not i.error)
+    builds = f"; {queued} registration build(s) {'to queue' if report.dry_run else 'queued'}" if queued else ""
+    lines.append(f"summary: {summary}; {report.writes} write(s){builds}")
     return lines
+
+
+_FIRST_BUILD_TEXT = {
+    "queue": "first build: would queue a registration build (ENADU_REGISTER_ONLY=true: checks the service out"
+             " so that pushes start the job; builds and deploys nothing)",
+    "queued": "first build: queued a registration build (ENADU_REGISTER_ONLY=true: checks the service out so"
+              " that pushes start the job; builds and deploys nothing)",
+    "skipped": "first build: none queued (--no-first-build); pushes to the service's repository will not start"
+               " this job until it has run once: build it with ENADU_REGISTER_ONLY=true",
+    "in queue": "first build: one is already waiting in the queue",
+}

@@ -158,7 +158,9 @@ class Client:
 
     def list_folder(self, full_name: str) -> dict[str, Any] | None:
         """``{"_class": ..., "jobs": [{"name", "_class", "description"}, ...]}``; None if absent."""
-        path = item_path(full_name) + "api/json?tree=" + quote("jobs[name,description]", safe="[],")
+        # lastBuild and inQueue tell a job that has never run (bootstrap queues its registration build).
+        path = item_path(full_name) + "api/json?tree=" + quote("jobs[name,description,lastBuild[number],inQueue]",
+                                                               safe="[],")
         try:
             data, _ = self.get_json(f"list {full_name or 'the root'}", path)
         except jenkins.NotFoundException:
@@ -176,6 +178,19 @@ class Client:
     def update(self, full_name: str, config_xml: bytes) -> None:
         self._call(f"update {full_name}", "POST", item_path(full_name) + "config.xml",
                    data=config_xml, headers=XML_HEADERS)
+
+    def queue_build(self, full_name: str, parameters: dict[str, str]) -> str | None:
+        """Queue a build with ``parameters`` now; the queue item's URL (None if Jenkins did not say).
+
+        POST buildWithParameters (ParameterizedJobMixIn.doBuildWithParameters →
+        ParametersDefinitionProperty.buildWithParameters) answers 201 with the queue item in
+        Location. A retried request cannot queue a second build while the first waits: Queue.schedule2
+        folds an item whose ParametersAction is equal into the one already queued.
+        """
+        query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in [*parameters.items(), ("delay", "0sec")])
+        answer = self._call(f"queue a build of {full_name}", "POST", item_path(full_name) + "buildWithParameters?" + query)
+        location = answer.headers.get("Location") if answer.headers else None
+        return location or None
 
     def delete(self, full_name: str) -> None:
         # HTTP DELETE on the item: AbstractItem implements HttpDeletable and answers 204, without the

@@ -13,6 +13,7 @@ def enadu_yaml(
     builds_to_keep: int = 30,
     library_version: str = "v0.1.0",
     library_credentials: str | None = None,
+    library_ref: str | None = None,
     description: str = "Service {name}",
 ) -> str:
     """A valid configuration; ``services`` is a count (svc-001, ...) or a list of names."""
@@ -26,6 +27,8 @@ def enadu_yaml(
     ]
     if library_credentials:
         lines.append(f"  credentials_id: {library_credentials}")
+    if library_ref:
+        lines.append(f"  ref: {library_ref}")
     lines += [
         "jenkins:",
         f"  folder: {folder}",

@@ -29,6 +29,15 @@ Behaviour imitated, with where the real controller does it (jenkinsci/jenkins co
   item answers 204 (``AbstractItem implements HttpDeletable``).
 * ``api/json`` (``hudson.model.Api``, ``Exported`` beans) with ``tree=``: only the named
   properties, ``_class`` always included.
+* Builds (``jenkins.model.ParameterizedJobMixIn.doBuildWithParameters`` →
+  ``hudson.model.ParametersDefinitionProperty.buildWithParameters``, both ``@RequirePOST``): a job
+  whose config.xml has no ``ParametersDefinitionProperty`` answers 500 ("This build is not
+  parameterized!" is an IllegalStateException); otherwise each defined parameter takes the request's
+  value or its default, the build is queued (``Queue.schedule2``; an item with equal parameters
+  already waiting absorbs the new request, ``ParametersAction.shouldSchedule``) and the answer is
+  201 with ``Location`` = the queue item. Needs the build permission (``Item.BUILD``). ``inQueue``
+  and ``lastBuild`` (``Job``'s exported properties) reflect the queue and the builds a test (or the
+  end-to-end world's controller) reports with :meth:`FakeJenkins.take_queued` / :meth:`FakeJenkins.add_build`.
 * ``X-Jenkins`` (the version) on api/json answers and full pages only (see :class:`_Reply`);
   python-jenkins ``get_version`` reads it from the front page.
 
@@ -60,7 +69,7 @@ UNSAFE_NAME_CHARS = "?*/\\%!@#$^&|<>[]:;"  # jenkins.model.Jenkins.checkGoodName
 class User:
     password: str
     tokens: tuple[str, ...] = ()
-    permissions: frozenset[str] = frozenset({"read", "create", "configure", "delete"})
+    permissions: frozenset[str] = frozenset({"read", "create", "configure", "delete", "build"})
 
 
 @dataclass
@@ -69,6 +78,8 @@ class Item:
     cls: str
     config: ET.Element
     children: dict[str, Item] = field(default_factory=dict)
+    queue: list[dict[str, str]] = field(default_factory=list)  # parameter values of waiting builds
+    builds: list[int] = field(default_factory=list)  # numbers of builds that exist
 
     @property
     def is_folder(self) -> bool:
@@ -186,6 +197,20 @@ class FakeJenkins:
 
     # -- request handling (called by _Handler under the lock) ------------------------------
 
+    def take_queued(self, full_name: str) -> list[dict[str, str]]:
+        """Remove and return the parameter values of ``full_name``'s waiting builds (the executor took them)."""
+        with self._lock:
+            node = self.item(full_name)
+            assert node is not None, full_name
+            taken, node.queue = node.queue, []
+            return taken
+
+    def add_build(self, full_name: str, number: int) -> None:
+        with self._lock:
+            node = self.item(full_name)
+            assert node is not None, full_name
+            node.builds.append(number)
+
     def handle(self, req: _Handler, method: str) -> None:
         split = urlsplit(req.path)
         query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
@@ -289,6 +314,9 @@ class FakeJenkins:
             self._need(user, "delete")
             self._delete(trail)
             return _Reply(204)
+        if rest == "buildWithParameters" and method == "POST" and node is not self.root and not node.is_folder:
+            self._need(user, "build")
+            return self._build_with_parameters(node, query)
         if rest in ("", "configure") and method == "GET":
             return _Reply(200, f"<html><body>{full or 'Dashboard'} [Jenkins]</body></html>".encode(), advertise=True)
         raise _Reply(404, b"<html><body>Not Found</body></html>")
@@ -316,6 +344,17 @@ class FakeJenkins:
             raise _failure(f"No item type ‘{mode}’ is known")
         parent.children[name] = Item(name, mode, ET.fromstring(f"<{mode}><actions/><properties/></{mode}>"))
         return _Reply(302, b"", {"Location": f"{self.url}{''.join(f'job/{quote(p)}/' for p in full.split('/'))}configure"})
+
+    def _build_with_parameters(self, node: Item, query: dict[str, str]) -> _Reply:
+        definitions = node.config.findall("properties/hudson.model.ParametersDefinitionProperty/parameterDefinitions/*")
+        if not definitions:
+            raise _oops()  # IllegalStateException("This build is not parameterized!")
+        values = {d.findtext("name", ""): query.get(d.findtext("name", ""), d.findtext("defaultValue", ""))
+                  for d in definitions}
+        if values not in node.queue:
+            node.queue.append(values)
+            self._queue_ids = getattr(self, "_queue_ids", 0) + 1
+        return _Reply(201, b"", {"Location": f"{self.url}queue/item/{getattr(self, '_queue_ids', 1)}/"})
 
     def _update(self, node: Item, full: str, body: bytes) -> _Reply:
         root = self._load(body, full)
@@ -349,8 +388,11 @@ class FakeJenkins:
                     "fullDisplayName": full.replace("/", " » "), "description": node.config.findtext("description"),
                     "url": url}
             if not node.is_folder:
-                bean.update(buildable=True, color="notbuilt", inQueue=False, keepDependencies=False,
-                            nextBuildNumber=1, property=[])
+                last = max(node.builds) if node.builds else None
+                bean.update(buildable=True, color="blue" if last else "notbuilt", inQueue=bool(node.queue),
+                            keepDependencies=False, nextBuildNumber=(last or 0) + 1, property=[],
+                            lastBuild={"_class": "org.jenkinsci.plugins.workflow.job.WorkflowRun", "number": last,
+                                       "url": f"{url}{last}/"} if last else None)
         if node is self.root or node.is_folder:
             children = []
             for name, child in node.children.items():

@@ -56,6 +56,9 @@ class Recorder {
         if (name == 'env') {
             return [ENADU_IMAGE: '<env.ENADU_IMAGE>']
         }
+        if (name == 'params') {
+            return [:]  // build parameters: none set (a parameter read is then null)
+        }
         return "<${name}>".toString()
     }
 }
