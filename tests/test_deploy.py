@@ -384,9 +384,9 @@ def test_interrupted_after_the_switch_says_what_is_live(world) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 6, out + err
     result = d.Run(proc.returncode, out, err).result
-    assert result["outcome"] == "incomplete"
-    assert result["message"] == (f"{d.image('v2')} is live in green, but the deploy did not finish: interrupted by"
-                                 " signal SIGTERM; backend-blue still runs (run deploy again to retire it)")
+    assert result["outcome"] == "interrupted"  # issue 12: an interruption is reported as such (exit 6 after the switch)
+    assert result["message"] == (f"interrupted by signal SIGTERM after the switch: the Service selects green"
+                                 f" ({d.image('v2')}); backend-blue still runs (run deploy again to retire it)")
     assert d.selected_colour(world) == "green" and d.replicas(world, "blue") == 2
     again = ok(d.deploy(world, "v2", "--scale-down-delay", "0s"))
     assert again["outcome"] == "unchanged" and d.replicas(world, "blue") == 0
@@ -417,3 +417,29 @@ def test_boolean_environment_values_are_parsed(world, tmp_path) -> None:
     nowhere = d.deploy(world, "v2", "--result-file", str(tmp_path / "missing" / "deploy.json"))
     assert nowhere.returncode == 2
     assert nowhere.result["message"] == f"--result-file {tmp_path}/missing/deploy.json: its directory does not exist"
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_the_progress_line_names_the_context_and_server_never_the_kubeconfig_path(world, tmp_path) -> None:
+    """Issue 12, defect 4: in Jenkins the kubeconfig's path is the file credential's value, shown as ****."""
+    import yaml
+
+    path = tmp_path / "secretFiles" / "c0ffee" / "kubeconfig"
+    path.parent.mkdir(parents=True)
+    world.write_kubeconfig(str(path))
+    run = d.run(world, "status", extra_env={"KUBECONFIG": str(path)})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"using kubeconfig context kubeworld (server {world.url})" in run.stderr
+    assert str(path) not in run.stdout + run.stderr and "c0ffee" not in run.stdout + run.stderr
+
+    # user info, a path and a query in the server URL are never printed
+    config = world.kubeconfig_dict()
+    host = world.url.split("://", 1)[1]
+    config["clusters"][0]["cluster"]["server"] = f"https://deployer:s3cr3t-pw@{host}/k8s/clusters/c-1?token=t0k3n"
+    config["contexts"][0]["name"] = config["current-context"] = "prod-eu"
+    userinfo = tmp_path / "userinfo-kubeconfig"
+    userinfo.write_text(yaml.safe_dump(config))
+    run = d.run(world, "status", extra_env={"KUBECONFIG": str(userinfo), "ENADU_API_DEADLINE": "2"})
+    assert f"using kubeconfig context prod-eu (server {world.url})" in run.stderr
+    for secret in ("deployer", "s3cr3t-pw", "t0k3n", "c-1", str(userinfo)):
+        assert secret not in run.stdout + run.stderr, secret

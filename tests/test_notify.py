@@ -142,7 +142,8 @@ def test_results_written_for_another_build_are_ignored(fake, env, capsys, tmp_pa
     env.setenv("ENADU_DEPLOY_FILE", write(tmp_path / "d.json", {
         "outcome": "deployed", "colour": "green", "build_url": "https://ci.enadu.dev/job/enadu/job/backend/41/"}))
     assert notify(capsys)[0] == 0
-    assert fields(fake.messages[0])["Deploy"] == "not reached"
+    # enaduDeploy set ENADU_DEPLOY_FILE as it started the helper, which left no result of this build
+    assert fields(fake.messages[0])["Deploy"] == "**interrupted**: the deploy started but left no result\nlive: unknown"
 
 
 def test_json_output_is_one_object(fake, capsys):
@@ -389,6 +390,24 @@ def test_the_changes_result_feeds_the_message(env, capsys, tmp_path):
     (None, {"outcome": "unchanged", "image": "r/e/b:1", "colour": "blue"}, "`r/e/b:1` was already live on **blue**"),
     (None, {"outcome": "lock-held", "message": "held by build 41"}, "lock-held: held by build 41"),
     (None, "{not json", "result file unreadable (JSONDecodeError)"),
+    # issue 12: a deploy that started and was cut short (an aborted or timed-out build)
+    (None, {"state": "started", "image": "r/e/b:2"},
+     "**interrupted**: the deploy of `r/e/b:2` started but did not finish (it left no final result)\nlive: unknown"),
+    (None, {"state": "running", "image": "r/e/b:2", "colour": "green", "live_colour": "blue", "live_image": "r/e/b:1"},
+     "**interrupted**: the deploy of `r/e/b:2` started but did not finish (it left no final result)\n"
+     "live: **blue** `r/e/b:1` (when last seen)"),
+    (None, {"state": "interrupted", "outcome": "interrupted", "image": "r/e/b:2", "live_colour": "blue",
+            "live_image": "r/e/b:1", "cleanup_until": 1.0},
+     "**interrupted**: the deploy of `r/e/b:2` was stopped; its clean-up did not report back\n"
+     "live: **blue** `r/e/b:1` (when last seen)"),
+    (None, {"state": "finished", "outcome": "interrupted", "image": "r/e/b:2", "live_colour": "green",
+            "live_image": "r/e/b:2", "live_checked": True, "live_available": True,
+            "message": "interrupted by signal SIGTERM after the switch: the Service selects green (r/e/b:2)"},
+     "**interrupted**: interrupted by signal SIGTERM after the switch: the Service selects green (r/e/b:2)\n"
+     "live: **green** `r/e/b:2`"),
+    (None, {"state": "finished", "outcome": "interrupted", "live_colour": None, "live_checked": True,
+            "message": "interrupted by signal SIGTERM before the switch: no colour is live yet"},
+     "**interrupted**: interrupted by signal SIGTERM before the switch: no colour is live yet\nlive: no colour yet"),
 ])
 def test_the_deploy_field(env, capsys, tmp_path, changes, deploy, said):
     for name, data in (("ENADU_CHANGES_FILE", changes), ("ENADU_DEPLOY_FILE", deploy)):
@@ -397,6 +416,29 @@ def test_the_deploy_field(env, capsys, tmp_path, changes, deploy, said):
             path.write_text(data if isinstance(data, str) else json.dumps(data))
             env.setenv(name, str(path))
     assert dry_run_fields(capsys)["Deploy"] == said
+
+
+def test_a_deploy_that_never_started_is_not_reached(env, capsys, tmp_path):
+    env.setenv("ENADU_CHANGES_FILE", write(tmp_path / "c.json", {"changed": True, "basis": "diff", "matched": []}))
+    assert dry_run_fields(capsys)["Deploy"] == "not reached"  # no ENADU_DEPLOY_FILE: enaduDeploy never ran
+
+
+def test_an_interrupted_deploy_still_cleaning_up_is_waited_for(env, capsys, tmp_path):
+    import time
+
+    path = tmp_path / "d.json"
+    write(path, {"state": "interrupted", "outcome": "interrupted", "build_url": BUILD_URL, "live_colour": "blue",
+                 "cleanup_until": time.time() + 3})
+    env.setenv("ENADU_DEPLOY_FILE", str(path))
+    final = {"state": "finished", "outcome": "interrupted", "build_url": BUILD_URL, "live_colour": "blue",
+             "live_image": "r/e/b:1", "live_checked": True, "message": "interrupted by signal SIGTERM before the switch"}
+    writer = threading.Timer(0.5, lambda: os.replace(write(tmp_path / "new.json", final), path))  # atomic, as the helper
+    writer.start()
+    started = time.monotonic()
+    said = dry_run_fields(capsys)["Deploy"]
+    writer.join()
+    assert said == "**interrupted**: interrupted by signal SIGTERM before the switch\nlive: **blue** `r/e/b:1`"
+    assert time.monotonic() - started < 2.5
 
 
 @pytest.mark.parametrize(("changes", "said"), [

@@ -30,7 +30,6 @@ def call(Map args = [:]) {
     String manifest = "${dir}/enadu-${a.service}.yaml"
     writeFile(file: manifest, text: libraryResource("enadu/k8s/${a.service}.yaml"))
     String resultFile = "${dir}/enadu-deploy-${a.service}.json"
-    env.ENADU_DEPLOY_FILE = resultFile
     if ((a.analysis || a.analysisBeforeSwitch) && !a.prometheusUrl) {
         error('enaduDeploy: analysis needs prometheusUrl')
     }
@@ -59,6 +58,9 @@ def call(Map args = [:]) {
     }
     int status = 0
     withCredentials(bindings) {
+        // Set as the helper starts, not before: enaduNotify reads "no ENADU_DEPLOY_FILE" as "deploy not
+        // reached", and a set ENADU_DEPLOY_FILE without a final result as "deploy interrupted".
+        env.ENADU_DEPLOY_FILE = resultFile
         status = enaduHelper(command: 'deploy', env: entries, label: "deploy ${a.service} ${a.image}")
     }
     Map reasons = [

@@ -9,7 +9,7 @@ def call(Map args = [:]) {
     }
     Map a = ['env': [], 'label': ''] + args
 
-    String expected = '3473249114281fbf4b57e3ff11b8c74e3da776527c17f5187d4900d62ed51e6e'
+    String expected = '58921a798d953d45ff7ce747412488260c6e0d3715a929e75a9a053e0f9735e0'
     String helper = "${pwd(tmp: true)}/enadu-helper-${expected.take(12)}.pyz"
     if (!fileExists(helper) || sha256(file: helper) != expected) {
         writeFile(file: helper, text: libraryResource(resource: 'enadu/enadu-helper.pyz', encoding: 'Base64'), encoding: 'Base64')

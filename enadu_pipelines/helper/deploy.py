@@ -9,20 +9,28 @@ endpoints are exactly the new colour's ready pods; keep the old colour for the s
 scale it to zero or delete it. A failure before the switch leaves the live colour untouched and scales
 the idle one to zero (exit 1); a failure after it switches back (exit 5). Every step reads first and
 writes only what differs, so re-running after a crash at any point converges.
+
+SIGTERM or SIGINT (an aborted or timed-out build) writes an ``interrupted`` result at once, then
+cleans up within ``--interrupt-grace`` (see ``interrupt``): before the switch the idle colour is
+scaled to zero (the live one is never touched); after it the Service stays on the new colour and the
+old one keeps running, as after any unfinished deploy; then the lock is released, what is live is
+read back, and the final ``interrupted`` result says it (exit 1 before the switch, 6 after it).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
-from . import exitcodes
+from . import exitcodes, interrupt
 from .cli import env_default, flag
-from .errors import DeployFailed, HelperError, Incomplete, RolledBack, UsageProblem
+from .errors import DeployFailed, HelperError, Incomplete, Interrupted, RolledBack, UsageProblem
 from .report import Reporter, parse_duration
 
 IMAGE_PATTERN = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+"
@@ -31,10 +39,6 @@ NAME_PATTERN = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
 NAMESPACE_PATTERN = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 OUTCOMES = {exitcodes.FAILED: "failed", exitcodes.USAGE: "error", exitcodes.LOCK_HELD: "lock-held",
             exitcodes.CLUSTER: "error", exitcodes.ROLLED_BACK: "rolled-back", exitcodes.INCOMPLETE: "incomplete"}
-
-
-class Interrupted(DeployFailed):
-    """SIGTERM or SIGINT (an aborted Jenkins build) arrived."""
 
 
 # -- arguments shared by deploy, status, rollback and abort --------------------------------------
@@ -49,7 +53,10 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", default=env_default("ENADU_KUBE_CONTEXT"),
                         help="kubeconfig context (default: its current context) [ENADU_KUBE_CONTEXT]")
     parser.add_argument("--result-file", default=env_default("ENADU_RESULT_FILE"),
-                        help="also write the JSON result to this file [ENADU_RESULT_FILE]")
+                        help="also write the JSON result to this file, from the start on [ENADU_RESULT_FILE]")
+    parser.add_argument("--interrupt-grace", default=env_default("ENADU_INTERRUPT_GRACE", f"{interrupt.DEFAULT_GRACE:g}s"),
+                        help=f"after SIGTERM, exit within this long, clean-up included (default "
+                             f"{interrupt.DEFAULT_GRACE:g}s, at most {interrupt.MAX_GRACE:g}s) [ENADU_INTERRUPT_GRACE]")
 
 
 def add_switch_arguments(parser: argparse.ArgumentParser, *, default_old: str) -> None:
@@ -142,34 +149,124 @@ def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
                    image=image, manifest_path=manifest, smoke_path=smoke, analysis=checks)
 
 
+class Guard:
+    """The signal handling of one cluster command.
+
+    The first SIGTERM or SIGINT while the command's body runs writes the ``interrupted`` result at
+    once, starts the clean-up clock (``interrupt.begin``) and a watchdog that writes a final result
+    and exits when the grace runs out whatever the clean-up is doing, then raises ``Interrupted``
+    into the body. Any later signal only logs: it must not cut the clean-up short or leave a
+    half-written result (every write is atomic, and ``Reporter.finish`` counts once)."""
+
+    def __init__(self, report: Reporter, result: Dict[str, Any], grace: float) -> None:
+        self.report = report
+        self.result = result
+        self.grace = grace
+        self.raising = False  # True while the body runs: a signal then raises Interrupted into it
+        self.signalled = ""
+        self.code = exitcodes.FAILED
+
+    def handle(self, signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.signalled:
+            left = interrupt.remaining()
+            self.report.log(f"{name} again: still cleaning up" + (f" (at most {left:.1f} s more)" if left else ""))
+            return
+        self.signalled = name
+        if not self.raising:  # the body is done (or not begun): the result is being written; bound the exit
+            self.watch()
+            return
+        interrupt.begin(self.grace)
+        self.report.interrupted({**self.result, "message": f"interrupted by signal {name}; cleaning up",
+                                 "cleanup_until": round(time.time() + self.grace, 3)})
+        self.report.log(f"interrupted by signal {name}: cleaning up for at most {self.grace:g} s")
+        self.watch()
+        raise Interrupted(name)
+
+    def watch(self) -> None:
+        threading.Thread(target=self._expire, name="interrupt-watchdog", daemon=True).start()
+
+    def _expire(self) -> None:
+        time.sleep(self.grace)
+        code = exitcodes.INCOMPLETE if self.result.get("switched") else self.code
+        final = dict(self.result)
+        if self.raising or final.get("outcome") is None:
+            final.update(outcome="interrupted", message=f"interrupted by signal {self.signalled}; the clean-up did "
+                         f"not finish within {self.grace:g} s" + _last_seen(final))
+        # finish() may wait for the main thread's hold on the reporter: never past one more second
+        threading.Timer(1.0, os._exit, (code,)).start()
+        try:
+            self.report.log(f"the clean-up did not finish within {self.grace:g} s: exiting")
+            self.report.finish(final, code)
+        finally:
+            os._exit(code)
+
+
+def _last_seen(result: Dict[str, Any]) -> str:
+    if not result.get("live_colour"):
+        return ""
+    image = f" ({result['live_image']})" if result.get("live_image") else ""
+    return f"; the Service selected {result['live_colour']}{image} when last seen"
+
+
+def grace_of(args: argparse.Namespace) -> float:
+    grace = parse_duration(str(getattr(args, "interrupt_grace", None) or f"{interrupt.DEFAULT_GRACE:g}s"),
+                           "--interrupt-grace (ENADU_INTERRUPT_GRACE)")
+    if not 1 <= grace <= interrupt.MAX_GRACE:
+        raise UsageProblem(f"--interrupt-grace (ENADU_INTERRUPT_GRACE): must be between 1s and {interrupt.MAX_GRACE:g}s")
+    return grace
+
+
 def run_command(command: str, args: argparse.Namespace, body: Callable[[Reporter, Dict[str, Any]], Dict[str, Any]]) -> int:
     """Common frame of the cluster commands: signals, connect, report, map errors to exit codes."""
     result: Dict[str, Any] = {"service": args.service, "namespace": args.namespace}
+    image = getattr(args, "image", None)
+    if image and IMAGE_PATTERN.fullmatch(image):
+        result["image"] = image
     try:
         report = Reporter(command, args.output, args.result_file)
     except HelperError as e:  # the result file itself is the problem: report without it
         return Reporter(command, args.output).finish({**result, "outcome": "error", "message": str(e)}, e.exit_code)
+    try:
+        grace = grace_of(args)
+    except HelperError as e:
+        return report.finish({**result, "outcome": "error", "message": str(e)}, e.exit_code)
 
-    def interrupt(signum: int, _frame: Any) -> None:
-        raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}")
-
-    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
+    guard = Guard(report, result, grace)
+    previous: Dict[int, Any] = {}
     started_ms = int(time.time() * 1000)
     try:
-        outcome = body(report, result)
-        result.update(outcome)
-        code = exitcodes.OK
-    except HelperError as e:
-        result.setdefault("outcome", OUTCOMES.get(e.exit_code, "failed"))
-        if isinstance(e, RolledBack):
-            result["outcome"] = "rolled-back"
-        result["message"] = str(e)
-        code = e.exit_code
+        try:
+            guard.raising = True
+            try:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    previous[sig] = signal.signal(sig, guard.handle)
+                report.checkpoint(result, "started")
+                outcome = body(report, result)
+            finally:
+                guard.raising = False
+            result.update(outcome)
+            code = exitcodes.OK
+        except Interrupted as e:
+            result["outcome"] = "interrupted"
+            result["message"] = getattr(e, "message", None) or str(e)
+            code = e.exit_code
+        except HelperError as e:
+            result.setdefault("outcome", OUTCOMES.get(e.exit_code, "failed"))
+            if isinstance(e, RolledBack):
+                result["outcome"] = "rolled-back"
+            result["message"] = str(e)
+            code = e.exit_code
+        guard.code = code
+        if guard.signalled:
+            if getattr(args, "grafana_url", ""):
+                report.log("grafana: annotation not posted: the command was interrupted")
+        else:
+            annotate(args, report, result, started_ms)
+        return report.finish(result, code)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    annotate(args, report, result, started_ms)
-    return report.finish(result, code)
 
 
 def annotate(args: argparse.Namespace, report: Reporter, result: Dict[str, Any], started_ms: int) -> None:
@@ -206,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
 
         manifest = manifests.load(opts.manifest_path, opts.service)
         kube = open_cluster(args, opts, report)
-        return Deployer(kube, manifest, opts, report.log, result).run()
+        return Deployer(kube, manifest, opts, report.log, result, lambda: report.checkpoint(result)).run()
 
     return run_command("deploy", args, body)
 
@@ -216,7 +313,7 @@ def run(args: argparse.Namespace) -> int:
 
 class Deployer:
     def __init__(self, kube: Any, manifest: Any, opts: Options, log: Callable[[str], None],
-                 result: Dict[str, Any]) -> None:
+                 result: Dict[str, Any], checkpoint: Optional[Callable[[], None]] = None) -> None:
         from .kube.lock import default_identity
 
         self.kube = kube
@@ -224,6 +321,7 @@ class Deployer:
         self.opts = opts
         self.log = log
         self.result = result  # filled in as we go, so a failure still reports what was reached
+        self.checkpoint = checkpoint or (lambda: None)  # writes ``result`` to the result file so far
         self.identity = default_identity()
         self.lock: Any = None  # the held deploy lock, once the switch is done
 
@@ -233,9 +331,49 @@ class Deployer:
 
         if self.opts.dry_run:
             return self.plan(read_state(self.kube, self.opts.service))
-        with holding(self.kube, self.opts.service, identity=self.identity, ttl=self.opts.lock_ttl,
-                     timeout=self.opts.lock_timeout, log=self.log) as lock:
-            return self.deploy(lock)
+        try:
+            with holding(self.kube, self.opts.service, identity=self.identity, ttl=self.opts.lock_ttl,
+                         timeout=self.opts.lock_timeout, log=self.log) as lock:
+                return self.deploy(lock)
+        except Interrupted as e:
+            self.after_interruption(e)  # the clean-up is done and the lock released: say what is live
+            raise
+
+    def seen_live(self, colour: Optional[str], image: Optional[str]) -> None:
+        self.result.update(live_colour=colour, live_image=image)
+        self.checkpoint()
+
+    def after_interruption(self, e: Interrupted) -> None:
+        """Read back what the Service selects and put it in the result and the message."""
+        from .kube import bluegreen as bg
+        from .kube.manifest import COLOURS
+
+        opts, result = self.opts, self.result
+        switched = bool(result.get("switched"))
+        try:
+            state = bg.read_state(self.kube, opts.service)
+        except (HelperError, KeyError, TypeError) as problem:
+            result["live_checked"] = False
+            self.log(f"could not read what is live after the interruption ({problem})")
+            e.exit_code = exitcodes.INCOMPLETE if switched else exitcodes.FAILED
+            e.message = f"{e} {'after' if switched else 'before'} the switch{_last_seen(result)}"
+            return
+        live = state.live
+        image = state.image(live)
+        available = bg.fully_available(state.deployments.get(live)) if live else False
+        result.update(live_colour=live, live_image=image, live_available=available, live_checked=True)
+        switched = bool(live) and live == result.get("colour") and live != result.get("previous_colour")
+        result["switched"] = switched
+        e.exit_code = exitcodes.INCOMPLETE if switched else exitcodes.FAILED
+        if live:
+            serving = f"the Service selects {live} ({image or 'no image'})" + ("" if available else
+                                                                              ", which is not fully available")
+        else:
+            serving = "no colour is live yet"
+        todo = "run deploy again to retire it" if switched else "run abort to remove it"
+        leftovers = [f"; {opts.service}-{c} still runs ({todo})" for c in COLOURS
+                     if c != live and state.replicas(c) > 0]
+        e.message = f"{e} {'after' if switched else 'before'} the switch: {serving}{''.join(leftovers)}"
 
     def plan(self, state: Any) -> Dict[str, Any]:
         from .kube.bluegreen import fully_available
@@ -277,7 +415,8 @@ class Deployer:
         opts, kube, log = self.opts, self.kube, self.log
         state = bg.read_state(kube, opts.service)
         live = state.live
-        self.result.update(previous_colour=live, previous_image=state.image(live))
+        self.result.update(previous_colour=live, previous_image=state.image(live), switched=False)
+        self.seen_live(live, state.image(live))
         if live and state.image(live) == opts.image and bg.fully_available(state.deployments[live]):
             log(f"{opts.image} already serves from {live}: nothing to deploy")
             self.settle(state, live)
@@ -285,6 +424,7 @@ class Deployer:
             return {"outcome": "unchanged", "colour": live, "message": f"{opts.image} already live in {live}"}
         idle = other(live) if live else "blue"
         self.result["colour"] = idle
+        self.checkpoint()
         deadline = time.monotonic() + opts.timeout
         try:
             bg.ensure_colour(kube, self.manifest, state, idle, opts.image, self.wanted_replicas(state, live),
@@ -301,12 +441,23 @@ class Deployer:
                 raise DeployFailed(f"service {opts.service} was switched to {state.live} by someone else during the deploy")
             bg.switch(kube, opts.service, state, idle,
                       bg.history_entry(state, idle, opts.image, opts.build_url, self.identity), log, self.manifest)
+        except Interrupted as e:
+            # Before the switch (or with its answer lost): the live colour is untouched; stop the idle
+            # one with part of the grace, so the lock's release (on the way out) keeps its turn.
+            with interrupt.limit(0.6):
+                if self.discard(idle, e):
+                    self.result["switched"] = True
+            raise
         except HelperError as e:
             if self.discard(idle, e):  # reads the Service first: a switch that did land is never undone
                 raise Incomplete(f"{e}; but the switch to {idle} had landed: the Service selects {idle}, "
                                  f"{live or 'no other colour'} still runs (run deploy again to finish)") from e
             raise
         self.lock = lock
+        self.result["switched"] = True
+        self.seen_live(idle, opts.image)
+        # An interruption from here on leaves the Service on the new colour and the old one running, as
+        # any unfinished deploy does (exit 6): Interrupted is no HelperError, so it passes the handlers below.
         # From here on traffic is on the new colour: a failure either switches back (RolledBack) or
         # is reported as Incomplete, naming the colour the Service selects. Never as "before the switch".
         try:
@@ -397,28 +548,41 @@ class Deployer:
                                        stage="before switch")
         finally:
             stop.set()
-            sender.join(timeout=10)
+            left = interrupt.remaining()
+            sender.join(timeout=10 if left is None else min(10.0, left))
         self.result["analysis_before_switch"] = verdict.to_dict()
         self.log(verdict.line())
         if not verdict.passed:
             raise DeployFailed(f"metric analysis before the switch: {verdict.line()}")
 
-    def discard(self, idle: str, cause: HelperError) -> bool:
+    def discard(self, idle: str, cause: BaseException) -> bool:
         """After a failure before the switch: the live colour was never touched; stop the idle one.
 
         Returns True when the Service turns out to select ``idle`` after all (the switch landed but
-        its answer was lost): then nothing is stopped."""
+        its answer was lost): then nothing is stopped. A SIGTERM arriving during this clean-up does
+        it once more (within the clean-up bound), then is raised."""
         from .kube import bluegreen as bg
 
-        self.log(f"deploy failed before the switch: {cause}")
-        try:
-            state = bg.read_state(self.kube, self.opts.service)
-            if state.live == idle:
-                return True
-            bg.retire(self.kube, self.opts.service, state, idle, "scale-to-zero", self.log)
-        except HelperError as e:
-            self.log(f"could not scale down {self.opts.service}-{idle} ({e}); run abort to remove it")
-        return False
+        self.log(f"deploy {'interrupted' if isinstance(cause, Interrupted) else 'failed'} before the switch: {cause}")
+        stopped: Optional[Interrupted] = None
+        landed = False
+        for _ in range(2):
+            try:
+                state = bg.read_state(self.kube, self.opts.service)
+                landed = state.live == idle
+                if not landed:
+                    bg.retire(self.kube, self.opts.service, state, idle, "scale-to-zero", self.log)
+                break
+            except Interrupted as e:
+                stopped = e
+            except HelperError as e:
+                self.log(f"could not scale down {self.opts.service}-{idle} ({e}); run abort to remove it")
+                break
+        if stopped is not None:
+            if landed:
+                self.result["switched"] = True
+            raise stopped
+        return landed
 
     def switch_back(self, live: str, idle: str, cause: HelperError) -> None:
         """Traffic back to ``live`` while it still runs; raises RolledBack, or Incomplete when going
@@ -434,6 +598,8 @@ class Deployer:
             bg.switch(self.kube, opts.service, state, live, entry, self.log, self.manifest)
         except HelperError as e:
             raise Incomplete(f"{cause}; switching back to {live} failed ({e}): the Service still selects {idle}") from e
+        self.result["switched"] = False
+        self.seen_live(live, state.image(live))
         self.retarget(idle, live)
         try:
             bg.wait_endpoints(self.kube, opts.service, opts.service, live, deadline=time.monotonic() + 60, log=self.log)

@@ -47,3 +47,18 @@ class Incomplete(HelperError):
     switch back); the message says which colour the Service selects."""
 
     exit_code = exitcodes.INCOMPLETE
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT arrived (an aborted or timed-out Jenkins build).
+
+    A BaseException, like KeyboardInterrupt: no ``except HelperError`` or ``except Exception`` on
+    the way (a retry loop, a watch, a warning that swallows a failure) may absorb it; only the
+    places that own the clean-up (``deploy.run_command``, ``Deployer``, ``kube.lock``) catch it.
+    ``exit_code`` is raised to INCOMPLETE once the Service's switch has landed."""
+
+    exit_code = exitcodes.FAILED
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(f"interrupted by signal {signal_name}")
+        self.signal_name = signal_name

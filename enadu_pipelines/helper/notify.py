@@ -4,8 +4,12 @@ Reads everything from the environment the vars/enaduNotify step sets (a flag ove
 ENADU_* variable); the webhook URL is read from DISCORD_WEBHOOK_URL only, never from the command
 line, and never shown. Jenkins' own JOB_NAME, BUILD_NUMBER, BUILD_URL, GIT_COMMIT, GIT_BRANCH and
 GIT_URL fill the title and the commit; the JSON results of `changes` (ENADU_CHANGES_FILE) and
-`deploy` (ENADU_DEPLOY_FILE) fill the last two fields, and a missing file means that stage was
-not reached.
+`deploy` (ENADU_DEPLOY_FILE) fill the last two fields. No ENADU_DEPLOY_FILE means the deploy was not
+reached (enaduDeploy sets it as it starts the helper); a deploy file that is missing, or that still
+says "started"/"running" or "interrupted", means the deploy started and was cut short (an aborted
+or timed-out build): the field says "interrupted" and what was live. While an interrupted deploy
+is still cleaning up (its file names the time it will be done by), notify waits for its final
+result, up to that time.
 
 A message that cannot be delivered prints one line and exits 0, so the build result stays what
 the build earned; with --strict (ENADU_STRICT=1) it exits 1. Exit 2: bad flags or environment.
@@ -20,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from typing import Dict, Optional, Tuple
 
 from .. import __version__
@@ -32,6 +37,7 @@ _SHA = re.compile(r"[0-9a-fA-F]{4,64}")
 _GITHUB = re.compile(r"^(?:https?://(?:[^@/]+@)?|ssh://(?:[^@/]+@)?|[^@/]+@)github\.com[:/]"
                      r"(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?$")
 _FILES_SHOWN = 10
+_CLEANUP_WAIT_MAX = 16.0  # seconds notify waits at most for an interrupted deploy's clean-up (its bound is <= 15 s)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,6 +151,23 @@ def read_result(path: Optional[str], build_url: Optional[str]) -> Tuple[str, Dic
     return "ok", data
 
 
+def read_deploy_result(path: Optional[str], build_url: Optional[str], *, patience: float) -> Tuple[str, Dict[str, object]]:
+    """The deploy's result; when it says the deploy was interrupted and is still cleaning up (until
+    its ``cleanup_until``), wait for the final one, at most ``patience`` seconds."""
+    state, data = read_result(path, build_url)
+    now = time.time()
+    until = data.get("cleanup_until") if state == "ok" and data.get("state") == "interrupted" else None
+    if not isinstance(until, (int, float)) or until <= now:
+        return state, data
+    deadline = time.monotonic() + max(0.0, min(float(until) - now + 0.5, patience, _CLEANUP_WAIT_MAX))
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        state, data = read_result(path, build_url)
+        if state != "ok" or data.get("state") != "interrupted":
+            break
+    return state, data
+
+
 def commit_subject(repo: str, commit: Optional[str]) -> Optional[str]:
     """First line of the commit's message, or None when there is no repository or commit."""
     if not commit or not _SHA.fullmatch(commit):
@@ -180,6 +203,8 @@ def _changes_field(state: str, data: Dict[str, object]) -> str:
         return f"change detection failed: {_plain(data['error'])}"
     # globs in code spans: 'backend/**, common/**' would otherwise render as bold in Discord's markdown
     patterns = ", ".join(_code(p) for p in data.get("paths", []) or []) or "the configured paths"
+    if data.get("basis") == "registration":
+        return _plain(data.get("reason") or "registration build")
     if not data.get("changed"):
         return f"no change in {patterns}; build and deploy skipped"
     matched = data.get("matched") or []
@@ -195,12 +220,46 @@ def _changes_field(state: str, data: Dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def _deploy_field(state: str, data: Dict[str, object], changes: Tuple[str, Dict[str, object]]) -> str:
+def _live_text(data: Dict[str, object]) -> str:
+    """What the Service selects, as the deploy last saw it."""
+    colour, image = data.get("live_colour"), data.get("live_image")
+    seen = "" if data.get("live_checked") else " (when last seen)"
+    if colour:
+        what = f"**{_plain(colour)}**" + (f" {_code(image)}" if image else "")
+        if data.get("live_checked") and data.get("live_available") is False:
+            what += " (not fully available)"
+        return f"live: {what}{seen}"
+    if data.get("live_checked") or "live_colour" in data:
+        return f"live: no colour yet{seen}"
+    return "live: unknown"
+
+
+def _interrupted_field(state: str, data: Dict[str, object]) -> str:
+    """A deploy that started and was cut short: say so, and what is live."""
+    target = f" of {_code(data['image'])}" if data.get("image") else ""
     if state == "missing":
+        return f"**interrupted**: the deploy{target} started but left no result\nlive: unknown"
+    phase = str(data.get("state") or "")
+    if phase in ("started", "running"):
+        why = f"the deploy{target} started but did not finish (it left no final result)"
+    elif phase == "interrupted":
+        why = f"the deploy{target} was stopped; its clean-up did not report back"
+    else:
+        why = _plain(data.get("message") or f"the deploy{target} was stopped")
+    return f"**interrupted**: {why}\n{_live_text(data)}"
+
+
+def _deploy_field(state: str, data: Dict[str, object], changes: Tuple[str, Dict[str, object]],
+                  started: bool = False) -> str:
+    if state == "missing":
+        if started:  # the deploy step ran (it set ENADU_DEPLOY_FILE) but the helper left nothing
+            return _interrupted_field(state, data)
         skipped = changes[0] == "ok" and changes[1].get("changed") is False and not changes[1].get("error")
         return "skipped: nothing changed" if skipped else "not reached"
     if state == "unreadable":
         return f"result file unreadable ({data.get('error')})"
+    if data.get("state") in ("started", "running", "interrupted") or data.get("outcome") == "interrupted":
+        return _interrupted_field(state, data) + _analysis_text(data)
     outcome = str(data.get("outcome") or "unknown")
     image = _code(data["image"]) if data.get("image") else "the new image"
     colour = f"**{data['colour']}**" if data.get("colour") else "the idle colour"
@@ -246,8 +305,24 @@ def _analysis_text(data: Dict[str, object]) -> str:
     return "".join(lines)
 
 
+def tests_text(env: Dict[str, str]) -> str:
+    """'2 tests, 1 failed' from the JUnit counts enaduTest exports; '' when there were none or they are not numbers."""
+    counts = []
+    for key in ("ENADU_TESTS_TOTAL", "ENADU_TESTS_FAILED", "ENADU_TESTS_SKIPPED"):
+        value = (env.get(key) or "").strip()
+        if not value.isdigit() or len(value) > 9:
+            return ""
+        counts.append(int(value))
+    total, failed, skipped = counts
+    if total == 0:
+        return ""
+    text = f"{total} test{'s' if total != 1 else ''}, {failed} failed"
+    return text + (f", {skipped} skipped" if skipped else "")
+
+
 def build_message(opts: Dict[str, object], env: Dict[str, str], repo: str, changes_file: Optional[str],
-                  deploy_file: Optional[str], now: Optional[datetime.datetime] = None) -> embed.Message:
+                  deploy_file: Optional[str], now: Optional[datetime.datetime] = None,
+                  patience: float = 0.0) -> embed.Message:
     """The notification for this build, from options, Jenkins' environment and the result files."""
     result = str(opts["result"])
     job, number, build_url = env.get("JOB_NAME"), env.get("BUILD_NUMBER"), env.get("BUILD_URL")
@@ -268,15 +343,18 @@ def build_message(opts: Dict[str, object], env: Dict[str, str], repo: str, chang
     branch = re.sub(r"^(refs/heads/|origin/)", "", (env.get("GIT_BRANCH") or "").strip()) or "unknown"
 
     changes = read_result(changes_file, build_url)
-    deploy = read_result(deploy_file, build_url)
+    deploy = read_deploy_result(deploy_file, build_url, patience=patience)
     fields = [
         embed.Field("Result", result, inline=True),
         embed.Field("Duration", duration, inline=True),
         embed.Field("Branch", _code(branch), inline=True),
         embed.Field("Commit", commit_text),
         embed.Field("Changes", _changes_field(*changes)),
-        embed.Field("Deploy", _deploy_field(*deploy, changes)),
     ]
+    tests = tests_text(env)
+    if tests:
+        fields.append(embed.Field("Tests", tests, inline=True))
+    fields.append(embed.Field("Deploy", _deploy_field(*deploy, changes, started=bool(deploy_file))))
     role = opts["role"] if result == "FAILURE" else None
     url = build_url if build_url and re.match(r"https?://[^\s]+$", build_url) and len(build_url) <= 2000 else None
     when = (now or datetime.datetime.now(datetime.timezone.utc)).isoformat(timespec="seconds")
@@ -319,7 +397,9 @@ def _json(obj: object) -> str:
 
 def run(args: argparse.Namespace) -> int:
     opts = _options(args)
-    message = build_message(opts, dict(os.environ), args.repo, args.changes_file, args.deploy_file)
+    # An interrupted deploy may still be cleaning up: wait for its final result, within half our own bound.
+    message = build_message(opts, dict(os.environ), args.repo, args.changes_file, args.deploy_file,
+                            patience=float(opts["timeout"]) / 2)
     body = embed.payload(message)
     if args.dry_run:
         _write(sys.stdout, _json(body))

@@ -4,6 +4,12 @@ In text mode, progress goes to stdout and the result is a last line; with ``--ou
 progress goes to stderr and stdout carries exactly one JSON object, so a script can parse it. The
 same JSON object is written to the ``--result-file`` (``ENADU_RESULT_FILE``) when given: that is how
 ``enaduNotify`` learns what ``enaduDeploy`` did. Lines never contain secrets.
+
+The result file is not only written at the end: ``checkpoint`` writes what is known so far with
+``"state": "started"`` or ``"running"`` (so a build aborted mid-deploy can tell "the deploy started"
+from "not reached"), ``interrupted`` writes ``"state": "interrupted"`` the moment a SIGTERM arrives,
+and ``finish`` writes the final object with ``"state": "finished"``. Every write replaces the file
+atomically; once interrupted, later checkpoints are dropped, and only the first ``finish`` counts.
 """
 
 from __future__ import annotations
@@ -26,7 +32,10 @@ class Reporter:
         self.result_file = result_file
         self.progress = stream or (sys.stdout if output == "text" else sys.stderr)
         self.started = time.monotonic()
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler runs on the main thread, possibly inside log() or a write.
+        self._lock = threading.RLock()
+        self._interrupted = False
+        self._finished = False
         if result_file:
             from .errors import UsageProblem
 
@@ -47,22 +56,50 @@ class Reporter:
             self.progress.write(f"{stamp} {message}\n")
             self.progress.flush()
 
-    def finish(self, result: Dict[str, Any], exit_code: int) -> int:
-        result = {"command": self.command, **result, "exit_code": exit_code,
-                  "duration_seconds": round(time.monotonic() - self.started, 1)}
+    def _snapshot(self, result: Dict[str, Any], state: str) -> Dict[str, Any]:
+        snapshot = {"command": self.command, **result, "state": state,
+                    "duration_seconds": round(time.monotonic() - self.started, 1)}
         if os.environ.get("BUILD_URL"):
-            result.setdefault("build_url", os.environ["BUILD_URL"])
-        text = json.dumps(result, sort_keys=True)
-        if self.result_file:
-            try:
-                write_atomically(self.result_file, text + "\n")
-            except OSError as e:  # the command itself is done: say so, keep its exit code
-                self.log(f"could not write the result file {self.result_file} ({e.strerror})")
-        if self.output == "json":
-            sys.stdout.write(text + "\n")
-            sys.stdout.flush()
-        elif result.get("message"):
-            self.log(result["message"])
+            snapshot.setdefault("build_url", os.environ["BUILD_URL"])
+        return snapshot
+
+    def _write(self, snapshot: Dict[str, Any]) -> None:
+        if not self.result_file:
+            return
+        try:
+            write_atomically(self.result_file, json.dumps(snapshot, sort_keys=True) + "\n")
+        except OSError as e:  # the command goes on: say so
+            self.log(f"could not write the result file {self.result_file} ({e.strerror})")
+
+    def checkpoint(self, result: Dict[str, Any], state: str = "running") -> None:
+        """Write what is known so far (``state`` "started" or "running"); a no-op once interrupted
+        or finished, so an older snapshot never replaces the ``interrupted`` one."""
+        with self._lock:
+            if not (self._interrupted or self._finished):
+                self._write(self._snapshot(result, state))
+
+    def interrupted(self, result: Dict[str, Any]) -> None:
+        """Write the ``interrupted`` snapshot at once (from the signal handler)."""
+        with self._lock:
+            self._interrupted = True
+            if not self._finished:
+                self._write(self._snapshot({**result, "outcome": "interrupted"}, "interrupted"))
+
+    def finish(self, result: Dict[str, Any], exit_code: int) -> int:
+        """Write and print the final result (the first call only: the watchdog of an interrupted
+        command and the command itself may both get here)."""
+        with self._lock:
+            if self._finished:
+                return exit_code
+            self._finished = True
+            result = {**self._snapshot(result, "finished"), "exit_code": exit_code}
+            text = json.dumps(result, sort_keys=True)
+            self._write(result)
+            if self.output == "json":
+                sys.stdout.write(text + "\n")
+                sys.stdout.flush()
+            elif result.get("message"):
+                self.log(result["message"])
         return exit_code
 
 

@@ -21,6 +21,7 @@ BUNDLE = REPO / "resources" / "enadu" / "enadu-helper.pyz"
 NAMESPACE = "enadu"
 SERVICE = "backend"
 USER_AGENT = f"enadu-helper/{__version__}"
+BUILD_URL = "https://ci.enadu.dev/job/enadu/job/backend/7/"
 
 
 def image(tag: str) -> str:
@@ -48,7 +49,7 @@ def env(world: Any, **extra: str) -> Dict[str, str]:
         "ENADU_SMOKE_PATH": "/actuator/health",  # what enaduDeploy passes for the backend
         "ENADU_LOCK_IDENTITY": "jenkins-enadu-backend-7",
         "ENADU_API_DEADLINE": "20",
-        "BUILD_URL": "https://ci.enadu.dev/job/enadu/job/backend/7/",
+        "BUILD_URL": BUILD_URL,
     }
     base.update(extra)
     return {k: v for k, v in base.items() if v is not None}

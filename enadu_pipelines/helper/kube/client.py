@@ -19,7 +19,7 @@ import json
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .. import retry
+from .. import interrupt, retry
 from ..errors import ClusterError, HelperError, UsageProblem
 
 REQUEST_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for every non-watch request
@@ -95,35 +95,57 @@ def api_failure(exc: Any, what: str) -> HelperError:
     return cls(what, exc.status, str(exc.reason or ""), message)
 
 
+def server_for_log(url: object) -> str:
+    """An API server URL as ``scheme://host:port`` for a log line: no user info, path, query or
+    fragment (any of them may carry a credential), the port spelled out."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(str(url or ""))
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "(a server URL that does not parse)"
+    scheme = (parts.scheme or "").lower()
+    if scheme not in ("http", "https") or not host:
+        return "(a server URL that is not http or https)"
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    return f"{scheme}://{host}:{port or (443 if scheme == 'https' else 80)}"
+
+
 def connect(kubeconfig: Optional[str], context: Optional[str]) -> Tuple[Any, str]:
     """An ApiClient and a line saying which credentials it uses.
 
     An explicit kubeconfig (the flag, else ``KUBECONFIG``) wins; without one, the in-cluster service
-    account is used when the process runs in a pod.
+    account is used when the process runs in a pod. The kubeconfig is read once, here, into memory:
+    Jenkins deletes its file credential when an aborted build unbinds it, and the clean-up after
+    SIGTERM must still reach the cluster. Neither the line nor an error names the file: its path is
+    the credential's value, which Jenkins masks as ``****``; the context and the server say more.
     """
     from kubernetes import client, config
 
     cfg = client.Configuration()
     path = kubeconfig or os.environ.get("KUBECONFIG") or None
     if path:
+        what = "the kubeconfig (--kubeconfig or KUBECONFIG)"
         if not os.path.isfile(path):
-            raise UsageProblem(f"kubeconfig {path} does not exist")
+            raise UsageProblem(f"{what} does not exist")
         try:
             config.load_kube_config(config_file=path, context=context, client_configuration=cfg,
                                     persist_config=False)
+            contexts, active = config.list_kube_config_contexts(config_file=path)
         except config.ConfigException as e:
-            raise UsageProblem(f"kubeconfig {path}: {str(e).splitlines()[0][:200]}") from None
+            raise UsageProblem(f"{what}: {str(e).splitlines()[0][:200]}") from None
         except Exception as e:  # noqa: BLE001 - YAML or I/O errors could quote the file: say nothing of it
-            raise UsageProblem(f"kubeconfig {path} could not be read ({type(e).__name__})") from None
-        contexts, active = config.list_kube_config_contexts(config_file=path)
-        name = context or (active or {}).get("name", "?")
-        how = f"kubeconfig {path} (context {name}, server {cfg.host})"
+            raise UsageProblem(f"{what} could not be read ({type(e).__name__})") from None
+        name = "".join(ch if ch.isprintable() else "?" for ch in str(context or (active or {}).get("name", "?")))[:100]
+        how = f"kubeconfig context {name} (server {server_for_log(cfg.host)})"
     elif os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.isfile(SERVICE_ACCOUNT_TOKEN):
         try:
             config.load_incluster_config(client_configuration=cfg)
         except config.ConfigException as e:
             raise UsageProblem(f"in-cluster configuration: {str(e).splitlines()[0][:200]}") from None
-        how = f"in-cluster service account (server {cfg.host})"
+        how = f"in-cluster service account (server {server_for_log(cfg.host)})"
     else:
         raise UsageProblem("no cluster credentials: set KUBECONFIG or --kubeconfig, or run in a pod with a service account")
     cfg.retries = False
@@ -168,6 +190,14 @@ class Kube:
 
         kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
         kwargs["_preload_content"] = False
+        policy = self.policy
+        left = interrupt.remaining()
+        if left is not None:  # cleaning up after SIGTERM: what is left of the bound bounds this request
+            if left < 0.1:
+                raise ClusterError(f"{what}: not attempted, the clean-up time after the interruption ran out")
+            connect, read = kwargs["_request_timeout"]
+            kwargs["_request_timeout"] = (min(connect, left), min(read, left))
+            policy = retry.Policy(backoffs=(0.2, 0.5, 1.0), deadline=left)
 
         def attempt() -> Dict[str, Any]:
             response = fn(*args, **kwargs)
@@ -181,7 +211,7 @@ class Kube:
         from kubernetes.config import ConfigException
 
         try:
-            return retry.run(attempt, what=what, classify=classify, policy=self.policy, log=self.log)
+            return retry.run(attempt, what=what, classify=classify, policy=policy, log=self.log)
         except retry.GaveUp as e:
             if isinstance(e.last, ApiException):
                 raise api_failure(e.last, what) from None

@@ -20,8 +20,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, Optional
 
-from .. import retry
-from ..errors import HelperError, LockHeld
+from .. import interrupt, retry
+from ..errors import HelperError, Interrupted, LockHeld
 from .client import Conflict, Kube
 
 
@@ -85,6 +85,23 @@ class LeaseLock:
         return first_seen + duration - time.monotonic()
 
     def acquire(self, timeout: float) -> None:
+        try:
+            self._acquire(timeout)
+        except Interrupted:
+            # A create or update may have landed with its answer lost: if the Lease names us, give it back.
+            self._give_back_if_ours()
+            raise
+
+    def _give_back_if_ours(self) -> None:
+        try:
+            current = self._quick.get_lease(self.name)
+            if current is not None and (current.get("spec") or {}).get("holderIdentity") == self.identity:
+                if self._quick.delete_lease(self.name, current["metadata"]["resourceVersion"]):
+                    self.log(f"released the deploy lock {self.name}")
+        except HelperError as e:
+            self.log(f"could not release the deploy lock ({e}); it expires by itself")
+
+    def _acquire(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         announced = ""
         while True:
@@ -156,10 +173,14 @@ class LeaseLock:
                 and time.monotonic() - max(self.renewed_at, self.acquired_at) < self.ttl)
 
     def release(self) -> None:
+        """Stop renewing and delete the Lease if it is still ours. After SIGTERM this is bounded by
+        the clean-up time (``interrupt``): a renewal in flight is not waited for past it, and the
+        delete's resourceVersion precondition (re-read on a conflict) keeps it safe without the mutex."""
         self._stop.set()
         if self._renewer is not None:
-            self._renewer.join(timeout=self.ttl)
-        with self._mutex:
+            self._renewer.join(timeout=self._bounded(self.ttl))
+        mutex = self._mutex.acquire(timeout=self._bounded(self.ttl))
+        try:
             if self.lease is not None and not self.lost.is_set():
                 # delete_lease has a resourceVersion precondition; after a renewal whose answer was
                 # lost our copy is stale, so read again and delete if the holder is still us.
@@ -172,6 +193,14 @@ class LeaseLock:
                         break
                     self.lease = current
             self.lease = None
+        finally:
+            if mutex:
+                self._mutex.release()
+
+    @staticmethod
+    def _bounded(seconds: float) -> float:
+        left = interrupt.remaining()
+        return seconds if left is None else min(seconds, left)
 
 
 @contextlib.contextmanager
@@ -185,6 +214,10 @@ def holding(kube: Kube, service: str, *, ttl: int, timeout: float, log: Callable
         yield lock
     finally:
         try:
-            lock.release()
+            try:
+                lock.release()
+            except Interrupted:  # the signal arrived during the release itself: release within the bound
+                lock.release()
+                raise
         except HelperError as e:
             log(f"could not release the deploy lock ({e}); it expires by itself")
