@@ -99,6 +99,29 @@ def test_first_run_queues_one_registration_build_per_new_job(fake, tmp_path):
     assert [w.path.split("?")[0] for w in fake.writes()] == ["/job/enadu/job/web/buildWithParameters"]
 
 
+@pytest.mark.parametrize("results, requeued", [
+    ({1: "FAILURE"}, True),  # perhaps it never reached the checkout: pushes would not start the job
+    ({1: "ABORTED"}, True),
+    ({1: "NOT_BUILT"}, False),  # a registration build that did its work
+    ({1: "NOT_BUILT", 2: "FAILURE"}, True),  # harmless: another registration build deploys nothing
+    ({1: "SUCCESS", 2: "FAILURE"}, False),
+    ({1: "UNSTABLE"}, False),
+    ({1: None}, False),  # running now
+])
+def test_a_job_whose_builds_all_failed_gets_another_registration_build(fake, tmp_path, results, requeued):
+    path = cfg(tmp_path, ["api"])
+    run(fake, path)
+    fake.take_queued("enadu/api")
+    for number, result in results.items():
+        fake.add_build("enadu/api", number, result)
+    fake.clear_log()
+    again = cli(fake.url, path)
+    assert again.exit_code == 0, again.stdout + again.stderr
+    queued = [w.path.split("?")[0] for w in fake.writes()]
+    assert queued == (["/job/enadu/job/api/buildWithParameters"] if requeued else [])
+    assert ("queued a registration build" in again.stdout) is requeued
+
+
 def test_no_first_build_queues_nothing_and_says_what_that_means(fake, tmp_path):
     path = cfg(tmp_path, ["api"])
     result = cli(fake.url, path, "--no-first-build")

@@ -50,6 +50,19 @@ def wait_for_log(build, text: str, timeout: float) -> None:
         time.sleep(0.1)
 
 
+def wait_for_idle_colour(world: E2EWorld, build, colour: str, timeout: float) -> None:
+    """Until the deploy has created the idle colour's Deployment with the new image (its wait has begun)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        dep = world.deployment("backend", colour)
+        image = dep["spec"]["template"]["spec"]["containers"][0]["image"] if dep else ""
+        if image.endswith(f"-{build.number}"):
+            return
+        assert not build.done.is_set(), "the build ended before the deploy started its wait:\n" + build.text()
+        assert time.monotonic() < deadline, f"no {colour} Deployment of build {build.number} within {timeout} s"
+        time.sleep(0.1)
+
+
 def field(e: dict, name: str) -> str:
     return next(f["value"] for f in e["fields"] if f["name"] == name)
 
@@ -72,6 +85,8 @@ def assert_consistent_after_interrupt(world: E2EWorld, build, live: tuple) -> No
     deploy = field(embed(world, build.number), "Deploy")
     assert "interrupted" in deploy and f"live: **{live[0]}**" in deploy, deploy
     assert field(embed(world, build.number), "Result") == "ABORTED"
+    # The kubeconfig file was unbound, the registry login removed: nothing secret left behind.
+    assert world.leaks() == []
 
 
 def push_backend(world: E2EWorld, dockerfile: str, message: str) -> None:
@@ -94,7 +109,7 @@ def test_6_abort_during_the_deploy_wait(world):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     wait_for_log(build, "[Pipeline] sh (deploy backend", 120)
-    time.sleep(3.0)  # inside the availability wait: the new colour starts slowly
+    wait_for_idle_colour(world, build, "green", 60)  # inside the availability wait: the new colour starts slowly
     aborted_at = time.monotonic()
     world.controller.abort(BACKEND)
     assert build.done.wait(25), "the build did not end within 25 s of the abort:\n" + build.text()

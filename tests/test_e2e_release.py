@@ -49,9 +49,9 @@ def image_of(world: E2EWorld, name: str, number: int) -> str:
 
 
 def assert_no_secret(world: E2EWorld, *texts: str) -> None:
-    for secret in world.secrets():
+    for name, secret in world.secrets().items():
         for text in texts:
-            assert secret not in text
+            assert secret not in text, name
 
 
 def wait(world: E2EWorld, timeout: float = 600) -> None:
@@ -209,3 +209,12 @@ def test_8_library_push_starts_nothing(world):
     # Every job was poked (its definition is in this repository) and polled nothing new:
     for name in JOBS:
         assert f"poked {JOBS[name]} for refs/heads/main" in world.controller.events
+
+
+# ------------------------------------------------------------------------------------------------
+# All day long: no secret in a log, a build's answer, a Discord message or a file left on the agent
+
+
+def test_no_secret_leaked_all_day(world):
+    assert sum(len(s.builds) for s in world.controller.jobs.values()) >= 12
+    assert world.leaks() == []

@@ -247,3 +247,50 @@ def test_the_step_refuses_bad_values_before_any_command_runs(args, message):
     assert run.result == "FAILURE"
     assert run.steps("sh") == []
     assert message in (run.error or {}).get("message", "") + "\n".join(run.log), run.describe()
+
+
+@pytest.mark.parametrize("builder", ["buildah", "docker"])
+def test_an_abort_during_the_push_leaves_no_login_behind(builder, tmp_path):
+    # Jenkins stops an sh step with ProcessTree.killAll: SIGTERM to the step's processes, children
+    # first, each given SoftKillWaitSeconds; dash skips an EXIT trap when a signal kills it, so a push
+    # slow to die would leave the login (user:password in base64) in the agent's TMPDIR.
+    from support.e2e.executor import kill_all
+
+    args = {"image": "127.0.0.1:5000/enadu/backend", "context": "app", "dockerfile": "app/Dockerfile"}
+    if builder == "buildah":
+        args.update(builder="buildah", insecure=True)
+    run = run_step(args, "enadu-ci", "s3cret-pass-0a9f")
+    assert run.valid and run.result == "SUCCESS", run.describe()
+    (entry,) = run.steps("sh")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # A stand-in builder: login writes the auth file where the real one does; push ignores SIGTERM for
+    # a while (a slow upload), longer than the soft-kill wait.
+    (bin_dir / builder).write_text(
+        "#!/bin/sh\n"
+        "case \"$1\" in\n"
+        "  login) f=\"${REGISTRY_AUTH_FILE:-$DOCKER_CONFIG/config.json}\"; cat > /dev/null;"
+        " echo '{\"auths\":{\"x\":{\"auth\":\"c2VjcmV0\"}}}' > \"$f\" ;;\n"
+        "  push) trap '' TERM; touch \"$ENADU_MARK\"; sleep 3 ;;\n"
+        "  *) : ;;\n"
+        "esac\n")
+    (bin_dir / builder).chmod(0o755)
+    tmp = tmp_path / "agent-tmp"
+    tmp.mkdir()
+    ws = workspace_with_dockerfile(tmp_path)
+    script = tmp_path / "script.sh"
+    script.write_text(entry["args"]["script"])
+    mark = tmp_path / "pushing"
+    cookie = "durable-test-" + builder
+    env = dict(entry["env"], TMPDIR=str(tmp), HOME=str(tmp_path), PATH=f"{bin_dir}:/usr/bin:/bin",
+               ENADU_MARK=str(mark), JENKINS_SERVER_COOKIE=cookie)
+    proc = subprocess.Popen(["/bin/sh", "-xe", str(script)], cwd=ws, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not mark.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the script never reached the push"
+        time.sleep(0.05)
+    assert any(tmp.iterdir()), "the login directory should exist during the push"
+    kill_all({"JENKINS_SERVER_COOKIE": cookie}, soft_kill_wait=0.5)
+    assert proc.wait(30) != 0
+    assert list(tmp.iterdir()) == [], "the registry login was left in TMPDIR after the abort"

@@ -43,6 +43,7 @@ def call(Map args = [:]) {
                 sh(label: "buildah build and push ${ref}", script: '''set -eu
 ENADU_AUTH_DIR="$(mktemp -d)"
 trap 'rm -rf "$ENADU_AUTH_DIR"' EXIT
+trap 'exit 143' TERM INT HUP
 REGISTRY_AUTH_FILE="$ENADU_AUTH_DIR/auth.json"
 STORAGE_DRIVER="$ENADU_STORAGE_DRIVER"
 export REGISTRY_AUTH_FILE STORAGE_DRIVER
@@ -58,6 +59,7 @@ buildah rmi "$ENADU_IMAGE_REF" >/dev/null
 DOCKER_CONFIG="$(mktemp -d)"
 export DOCKER_CONFIG
 trap 'rm -rf "$DOCKER_CONFIG"' EXIT
+trap 'exit 143' TERM INT HUP
 docker login --username "$ENADU_REGISTRY_USER" --password-stdin "$ENADU_REGISTRY" <<ENADU_PASSWORD
 $ENADU_REGISTRY_PASSWORD
 ENADU_PASSWORD

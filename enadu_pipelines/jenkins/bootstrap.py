@@ -6,7 +6,8 @@ render; nothing is cached between runs, so an edit made in the Jenkins UI is fou
 Only items that differ are written, each with one request, and each write is read back: Jenkins
 silently drops elements whose class it cannot load (a missing plugin), and the read-back is where
 that shows. For the default one-level folder that is at most N + 2 requests when nothing changed
-(crumb, listing, N reads) and 2N + 3 on a first run (crumb, listing, folder, N creates, N reads).
+(crumb, listing, N reads) and 2N + 3 on a first run (crumb, listing, folder, N creates, N reads),
+plus one request per job that has never run for its registration build (see :func:`_with_first_build`).
 
 A failure on one job is recorded and the others still converge; failures that concern the whole
 controller (bad URL, unreachable, credentials refused, not Jenkins) raise ``JenkinsError``.
@@ -45,8 +46,8 @@ class Item:
     done: bool = False  # the write happened and was verified
     error: str = ""
     config: bytes = field(default=b"", repr=False)  # what to write (create/update)
-    # The registration build (jobs only): "" none needed, "queue" to queue (plan), "queued" done,
-    # "skipped" (--no-first-build), "in queue" (one already waits).
+    # The registration build (jobs only): "" none needed, "queue" to queue (plan), "requeue" to queue
+    # again (every build so far failed), "queued" done, "skipped" (--no-first-build), "in queue" (one waits).
     first_build: str = ""
     queue_item: str = ""
 
@@ -211,21 +212,34 @@ def _with_first_build(item: Item, report: Report, live: dict[str, Any] | None) -
     list: a push to the service's repository starts nothing, a push to this one starts every job. One
     build that checks the service out fixes that. It runs with ENADU_REGISTER_ONLY=true, so it builds
     and deploys nothing (with no previous successful build, everything would count as changed).
-    A job that has a build, or a build waiting in the queue, needs none.
+    A job with a build waiting in the queue needs none, nor one whose builds may have checked the
+    service out: one that succeeded (SUCCESS or UNSTABLE), or whose last completed build did not fail.
+    A job whose only completed builds failed or were aborted (say the first one ran before the
+    library's tag or the git credential existed) may never have reached the checkout, so it gets
+    another registration build: harmless when it had, since it deploys nothing.
     """
     if item.action == FAILED:
         return item
-    if live is not None and (live.get("lastBuild") or live.get("inQueue")):
-        if live.get("inQueue") and not live.get("lastBuild"):
-            item.first_build = "in queue"
-        return item
+    if live is not None:
+        if live.get("inQueue"):
+            if not live.get("lastSuccessfulBuild"):
+                item.first_build = "in queue"
+            return item
+        last = live.get("lastCompletedBuild")
+        if live.get("lastSuccessfulBuild") or (isinstance(last, dict) and last.get("result") not in ("FAILURE", "ABORTED")):
+            return item
+        if live.get("lastBuild") and not last:
+            return item  # its first build is running now
+        if last:
+            item.first_build = "requeue" if report.first_builds else "skipped"
+            return item
     item.first_build = "queue" if report.first_builds else "skipped"
     return item
 
 
 def _queue_first_builds(client: Client, report: Report) -> None:
     for item in report.items:
-        if item.kind != "job" or item.first_build != "queue" or item.error:
+        if item.kind != "job" or item.first_build not in ("queue", "requeue") or item.error:
             continue
         if item.action == CREATE and not item.done:
             continue
@@ -486,7 +500,7 @@ def format_text(report: Report) -> list[str]:
         ("kept", counts[KEEP]),
         ("failed", counts[FAILED]),
     ) if n or word in ("unchanged", "failed"))
-    queued = sum(1 for i in report.items if i.first_build in ("queue", "queued") and not i.error)
+    queued = sum(1 for i in report.items if i.first_build in ("queue", "requeue", "queued") and not i.error)
     builds = f"; {queued} registration build(s) {'to queue' if report.dry_run else 'queued'}" if queued else ""
     lines.append(f"summary: {summary}; {report.writes} write(s){builds}")
     return lines
@@ -500,4 +514,6 @@ _FIRST_BUILD_TEXT = {
     "skipped": "first build: none queued (--no-first-build); pushes to the service's repository will not start"
                " this job until it has run once: build it with ENADU_REGISTER_ONLY=true",
     "in queue": "first build: one is already waiting in the queue",
+    "requeue": "first build: every build so far failed or was aborted, perhaps before checking the service out;"
+               " would queue another registration build",
 }

@@ -159,8 +159,9 @@ class Client:
     def list_folder(self, full_name: str) -> dict[str, Any] | None:
         """``{"_class": ..., "jobs": [{"name", "_class", "description"}, ...]}``; None if absent."""
         # lastBuild and inQueue tell a job that has never run (bootstrap queues its registration build).
-        path = item_path(full_name) + "api/json?tree=" + quote("jobs[name,description,lastBuild[number],inQueue]",
-                                                               safe="[],")
+        path = item_path(full_name) + "api/json?tree=" + quote(
+            "jobs[name,description,lastBuild[number],lastSuccessfulBuild[number],lastCompletedBuild[result],inQueue]",
+            safe="[],")
         try:
             data, _ = self.get_json(f"list {full_name or 'the root'}", path)
         except jenkins.NotFoundException:

@@ -89,6 +89,11 @@ class JobState:
         return None
 
 
+# Run.getPreviousSuccessfulBuild / Permalink.LAST_SUCCESSFUL_BUILD: "successful" is SUCCESS or UNSTABLE
+# (a result no worse than UNSTABLE); GitSCM's GIT_PREVIOUS_SUCCESSFUL_COMMIT starts from that build.
+SUCCESSFUL = ("SUCCESS", "UNSTABLE")
+
+
 class Controller:
     def __init__(self, root: Path, git: GitServer, *, casc_text: str, credentials: Dict[str, Any],
                  agent_env: Dict[str, str], jenkins_url: str = "https://jenkins.enadu.dev/",
@@ -186,7 +191,7 @@ class Controller:
             with self._lock:
                 state.running = None
                 if self.fake is not None and self.fake.item(build.job) is not None:
-                    self.fake.add_build(build.job, build.number)
+                    self.fake.add_build(build.job, build.number, build.result)
             build.done.set()
             self._dispatch()
 
@@ -233,7 +238,7 @@ class Controller:
         git = scmmod.parse_scm(args["scm"])
         state = self.jobs[build.job]
         prev_built = state.last(lambda b: b.number < build.number and b.result not in (None, "NOT_BUILT"))
-        prev_ok = state.last(lambda b: b.number < build.number and b.result == "SUCCESS")
+        prev_ok = state.last(lambda b: b.number < build.number and b.result in SUCCESSFUL)
         try:
             result = scmmod.checkout(self.git, git, Path(args["cwd"]), build, self._previous, prev_built, prev_ok)
         except scmmod.ScmFailure as e:
@@ -248,7 +253,7 @@ class Controller:
     def get_scms(self, full: str) -> List[scmmod.GitScm]:
         """``WorkflowJob.getSCMs``: the last successful (else completed) build's checkouts, plus the definition's."""
         state = self.jobs[full]
-        b = state.last(lambda r: r.result == "SUCCESS") or state.last(lambda r: r.result is not None)
+        b = state.last(lambda r: r.result in SUCCESSFUL) or state.last(lambda r: r.result is not None)
         if b is None:
             return [state.job.definition_scm]
         scms: Dict[str, scmmod.GitScm] = {}
@@ -264,7 +269,7 @@ class Controller:
         if not state.builds:
             log.append("no previous build to compare to")
             return not state.queue  # Queue.contains(job) ? NO_CHANGES : BUILD_NOW
-        b = state.last(lambda r: r.result == "SUCCESS") or state.builds[-1]
+        b = state.last(lambda r: r.result in SUCCESSFUL) or state.builds[-1]
         for co in b.checkouts:
             if not co.polling_baseline:
                 log.append(f"no polling baseline for {co.scm.key}")

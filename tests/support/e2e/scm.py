@@ -14,7 +14,8 @@ this package), with real git doing the work:
   check it out (``LocalBranch`` → ``checkout -B``), record :class:`BuildData` (cloned from the previous
   build's, ``saveBuild`` per branch name) and compute ``GIT_*`` as ``GitSCM.buildEnvironment`` does:
   ``GIT_PREVIOUS_COMMIT`` from the previous *built* build (result not NOT_BUILT),
-  ``GIT_PREVIOUS_SUCCESSFUL_COMMIT`` from the previous SUCCESS build, each walking back to the newest
+  ``GIT_PREVIOUS_SUCCESSFUL_COMMIT`` from the previous successful build (``Run.getPreviousSuccessfulBuild``:
+  SUCCESS or UNSTABLE), each walking back to the newest
   build data that references the same remote URL, then looking the same branch up in it.
 * :func:`remote_heads` / :func:`poll_changes` — ``GitSCM.compareRemoteRevisionWithImpl``: ``git
   ls-remote -h`` (heads only: a tag never polls as changed), heads matching the branch spec whose sha

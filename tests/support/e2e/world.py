@@ -22,6 +22,7 @@ A scenario reads like the team's day::
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -167,9 +168,38 @@ class E2EWorld:
             "enadu-discord-webhook": {"type": "string", "secret": self.discord.url},
         }
 
-    def secrets(self) -> List[str]:
+    def secrets(self) -> Dict[str, str]:
         assert self.registry is not None and self.kube is not None and self.discord is not None
-        return [self.registry.password, self.kube.token, self.discord.token, JENKINS_TOKEN]
+        return {"registry password": self.registry.password, "kube token": self.kube.token,
+                "Discord webhook token": self.discord.token, "Jenkins API token": JENKINS_TOKEN,
+                "GitHub token": self.credentials()["enadu-github"]["password"]}
+
+    def leaks(self) -> List[str]:
+        """Where a secret shows: build logs and answers, Discord payloads, or any file left on the agent
+        (workspaces, their @tmp directories, HOME, the image store). Empty when nothing leaked."""
+        assert self.controller is not None and self.discord is not None
+        secrets = self.secrets()
+        found: List[str] = []
+
+        def check(where: str, text: str) -> None:
+            found.extend(f"{name} in {where}" for name, value in secrets.items() if value in text)
+
+        for full, state in self.controller.jobs.items():
+            for b in state.builds:
+                check(f"{full} #{b.number} log", b.text())
+                # The trace records each sh's whole environment: that is how withCredentials hands a
+                # secret to its process, so it is the one place a secret belongs; the harness's own
+                # leak scan (command lines, step arguments, files written, env.X assignments) counts.
+                answer = dict(b.answer or {})
+                answer["trace"] = [{k: v for k, v in e.items() if k != "env"} for e in answer.get("trace", [])]
+                check(f"{full} #{b.number} answer", json.dumps(answer))
+                found.extend(f"{full} #{b.number}: {leak}" for leak in (b.answer or {}).get("leaks", []))
+        for m in self.discord.messages:
+            check("a Discord message", json.dumps(m["payload"]))
+        for path in sorted((self.root / "agent").rglob("*")):
+            if path.is_file() and not path.is_symlink() and path.stat().st_size < 8 * 1024 * 1024:
+                check(str(path.relative_to(self.root)), path.read_bytes().decode("latin-1"))
+        return found
 
     def bootstrap(self, **kwargs: Any) -> bootstrapmod.Report:
         """``enadu-pipelines bootstrap`` against the fake Jenkins; the controller then loads the jobs and

@@ -79,7 +79,7 @@ class Item:
     config: ET.Element
     children: dict[str, Item] = field(default_factory=dict)
     queue: list[dict[str, str]] = field(default_factory=list)  # parameter values of waiting builds
-    builds: list[int] = field(default_factory=list)  # numbers of builds that exist
+    builds: dict[int, str | None] = field(default_factory=dict)  # number -> result (None: running)
 
     @property
     def is_folder(self) -> bool:
@@ -205,11 +205,12 @@ class FakeJenkins:
             taken, node.queue = node.queue, []
             return taken
 
-    def add_build(self, full_name: str, number: int) -> None:
+    def add_build(self, full_name: str, number: int, result: str | None = "SUCCESS") -> None:
+        """Record build ``number`` of ``full_name`` with ``result`` (None while it runs)."""
         with self._lock:
             node = self.item(full_name)
             assert node is not None, full_name
-            node.builds.append(number)
+            node.builds[number] = result
 
     def handle(self, req: _Handler, method: str) -> None:
         split = urlsplit(req.path)
@@ -389,10 +390,20 @@ class FakeJenkins:
                     "url": url}
             if not node.is_folder:
                 last = max(node.builds) if node.builds else None
+                completed = [n for n, r in node.builds.items() if r is not None]
+                # Permalink.LAST_SUCCESSFUL_BUILD: a result no worse than UNSTABLE
+                successful = [n for n, r in node.builds.items() if r in ("SUCCESS", "UNSTABLE")]
+
+                def run(number: int | None) -> dict[str, Any] | None:
+                    if number is None:
+                        return None
+                    return {"_class": "org.jenkinsci.plugins.workflow.job.WorkflowRun", "number": number,
+                            "url": f"{url}{number}/", "result": node.builds[number]}
+
                 bean.update(buildable=True, color="blue" if last else "notbuilt", inQueue=bool(node.queue),
                             keepDependencies=False, nextBuildNumber=(last or 0) + 1, property=[],
-                            lastBuild={"_class": "org.jenkinsci.plugins.workflow.job.WorkflowRun", "number": last,
-                                       "url": f"{url}{last}/"} if last else None)
+                            lastBuild=run(last), lastCompletedBuild=run(max(completed) if completed else None),
+                            lastSuccessfulBuild=run(max(successful) if successful else None))
         if node is self.root or node.is_folder:
             children = []
             for name, child in node.children.items():
