@@ -1,7 +1,9 @@
 """An aborted or timed-out build: SIGTERM to a deploy in progress (issue 12, defect 3).
 
-Jenkins sends SIGTERM to the `sh` step's processes, sends SIGKILL `SoftKillWaitSeconds` (5 s by
-default) later, deletes the kubeconfig file credential and runs the pipeline's `post` (enaduNotify).
+Jenkins sends SIGTERM to the `sh` step's processes and waits up to `SoftKillWaitSeconds` (5 s by
+default) for them to exit (hudson.util.ProcessTree; core sends no SIGKILL after that, see
+tests/support/e2e/executor.py), deletes the kubeconfig file credential and runs the pipeline's `post`
+(enaduNotify).
 So the helper must: have written a result as soon as it started; write `interrupted` at once on the
 signal; clean up only what keeps the cluster consistent and release the deploy lock, within its
 grace (interrupt.DEFAULT_GRACE); say in its final result what is live; and all that without its
