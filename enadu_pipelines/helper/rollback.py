@@ -6,13 +6,17 @@ scaled to zero, it is scaled up to the live colour's replica count first. If it 
 previous image (from the Service's history) is deployed again, which needs --manifest. The lock,
 the checked switch, the endpoint wait and the retirement of the colour rolled back from are the
 same as deploy's.
+
+The history annotation is untrusted input (anyone who may patch the Service can write it): an image
+taken from it must validate by the ``--image`` rule and come from the live image's repository, and
+the command says which image it is about to run and where that came from.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 from .deploy import Deployer, Options, add_cluster_arguments, add_switch_arguments, open_cluster, options, run_command
 from .errors import DeployFailed, UsageProblem
@@ -42,20 +46,20 @@ def run(args: argparse.Namespace) -> int:
         result.update(previous_colour=live, previous_image=state.image(live), colour=previous)
         dep = state.deployments[previous]
         if dep is None:
-            image = next((h.get("previous_image") for h in state.history if h.get("colour") == live), None)
-            if not image:
-                raise DeployFailed(f"{opts.service}-{previous} is gone and the history names no previous image")
+            image, source = image_from_history(state, opts.service, live)
             if not args.manifest:
                 raise UsageProblem(f"{opts.service}-{previous} was deleted: pass --manifest to redeploy {image}")
             from .kube import manifest as manifests
 
-            report.log(f"{opts.service}-{previous} was deleted; deploying its image {image} again")
+            report.log(f"{opts.service}-{previous} was deleted; deploying {image} again, {source}")
             redeploy = Options(**{**opts.__dict__, "image": image, "manifest_path": args.manifest})
-            result["image"] = image
+            result.update(image=image, image_source="history")
             outcome = Deployer(kube, manifests.load(args.manifest, opts.service), redeploy, report.log, result).run()
             return {**outcome, "outcome": "rolled-back" if outcome["outcome"] == "deployed" else outcome["outcome"]}
         image = state.image(previous)
-        result["image"] = image
+        result.update(image=image, image_source="deployment")
+        report.log(f"rolling back to {image or '(an image it does not name)'}, which deployment "
+                   f"{opts.service}-{previous} runs (it served before {live})")
         if opts.dry_run:
             steps = ([] if bg.fully_available(dep) else [f"scale {opts.service}-{previous} up and wait for it"]) + [
                 f"switch service {opts.service} from {live} to {previous}",
@@ -86,3 +90,34 @@ def run(args: argparse.Namespace) -> int:
 
     return run_command("rollback", args, body)
 
+
+def image_from_history(state: Any, service: str, live: str) -> Tuple[str, str]:
+    """The image to redeploy for a deleted colour, from the Service's history annotation, and a
+    phrase saying where it came from.
+
+    The annotation is untrusted (whoever may patch the Service can write it): every entry must
+    validate (``bluegreen.parse_history``), and the image must come from the repository the live
+    colour runs, so the history can pick another version, never another image."""
+    from . import imageref
+    from .kube.bluegreen import HISTORY
+    from .kube.manifest import other
+
+    if state.history_problems:
+        raise DeployFailed(f"refusing to roll back from the Service's history: {state.history_problems[0]}; "
+                           f"deploy the image you want with deploy --image")
+    entry = next((h for h in state.history if h.get("colour") == live), None)
+    image = (entry or {}).get("previous_image")
+    if not image:
+        raise DeployFailed(f"{service}-{other(live)} is gone and the history names no previous image")
+    live_image = state.image(live)
+    if imageref.problem(live_image) is not None:
+        raise DeployFailed(f"refusing to roll back to {image}: the live colour's image is unknown, so the history's "
+                           "image cannot be checked against it; deploy the image you want with deploy --image")
+    if imageref.repository(image) != imageref.repository(live_image):
+        raise DeployFailed(f"refusing to roll back to {image}: the Service's history names a repository other than "
+                           f"the live image's {imageref.repository(live_image)}; deploy it with deploy --image if "
+                           "it is wanted")
+    by = f" by {entry['by']}" if entry.get("by") else ""
+    build = f" ({entry['build_url']})" if entry.get("build_url") else ""
+    return image, (f"the previous image recorded in the Service's {HISTORY} annotation when {live} went live "
+                   f"at {entry['at']}{by}{build}")

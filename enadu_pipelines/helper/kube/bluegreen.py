@@ -43,7 +43,8 @@ class State:
     service: Optional[Dict[str, Any]]
     deployments: Dict[str, Optional[Dict[str, Any]]]
     live: Optional[str] = None
-    history: List[Dict[str, Any]] = field(default_factory=list)
+    history: List[Dict[str, Any]] = field(default_factory=list)  # only entries that validate, newest first
+    history_problems: List[str] = field(default_factory=list)  # why the others did not
 
     def image(self, colour: Optional[str]) -> Optional[str]:
         dep = self.deployments.get(colour) if colour else None
@@ -66,13 +67,76 @@ def read_state(kube: Kube, service_name: str) -> State:
         if colour is not None and colour not in COLOURS:
             raise UsageProblem(f"service {service_name} selects {LABEL}={colour}, which is not blue or green")
         state.live = colour
-        try:
-            history = json.loads((service["metadata"].get("annotations") or {}).get(HISTORY) or "[]")
-        except ValueError:
-            history = []
-        # someone else's edit must not break a deploy: keep only well-formed entries
-        state.history = [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
+        state.history, state.history_problems = parse_history((service["metadata"].get("annotations") or {}).get(HISTORY))
     return state
+
+
+# -- the history annotation ----------------------------------------------------------------------
+#
+# Anyone who may patch the Service can write this annotation: a much weaker right than deploying.
+# So it is untrusted input. Every field of every entry is checked (images by the same rule as
+# ``deploy --image``, colours, the timestamp's format, bounded printable text); an entry that does
+# not validate is left out, and the reason kept for whoever acts on the history (rollback refuses).
+
+HISTORY_MAX_CHARS = 64 * 1024  # ten entries of ours are a few kilobytes
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_TEXT_LIMITS = {"by": 256, "build_url": 2000, "reason": 300}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _entry_problem(entry: Any) -> Optional[str]:
+    from .. import imageref
+
+    if not isinstance(entry, dict):
+        return "is not an object"
+    at = entry.get("at")
+    if not isinstance(at, str) or len(at) != 20:
+        return f"at {_shown(at)} is not a time such as 2026-01-31T12:00:00Z"
+    try:
+        dt.datetime.strptime(at, TIME_FORMAT)
+    except ValueError:
+        return f"at {_shown(at)} is not a time such as 2026-01-31T12:00:00Z"
+    if entry.get("colour") not in COLOURS:
+        return f"colour {_shown(entry.get('colour'))} is not blue or green"
+    if entry.get("previous_colour") is not None and entry.get("previous_colour") not in COLOURS:
+        return f"previous_colour {_shown(entry.get('previous_colour'))} is not blue, green or null"
+    for key in ("image", "previous_image"):
+        value = entry.get(key)
+        if value is not None and imageref.problem(value) is not None:
+            return f"{key} {_shown(value)} is not an image reference to deploy: {imageref.problem(value)}"
+    for key, limit in _TEXT_LIMITS.items():
+        value = entry.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > limit or not value.isprintable():
+            return f"{key} {_shown(value)} is not one line of printable text of at most {limit} characters"
+    return None
+
+
+def parse_history(text: Any) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """The entries of a history annotation that validate (known keys only), and why others did not."""
+    if text is None or text == "":
+        return [], []
+    if not isinstance(text, str) or len(text) > HISTORY_MAX_CHARS:
+        return [], [f"the {HISTORY} annotation is longer than {HISTORY_MAX_CHARS} characters"]
+    try:
+        raw = json.loads(text)
+    except (ValueError, RecursionError):
+        return [], [f"the {HISTORY} annotation is not JSON"]
+    if not isinstance(raw, list):
+        return [], [f"the {HISTORY} annotation is not a JSON list"]
+    entries, problems = [], []
+    for number, entry in enumerate(raw[:HISTORY_LIMIT], 1):
+        problem = _entry_problem(entry)
+        if problem:
+            problems.append(f"{HISTORY} entry {number}: {problem}")
+        else:
+            entries.append({k: entry.get(k) for k in HISTORY_KEYS if k in entry})
+    return entries, problems
 
 
 # -- readiness ---------------------------------------------------------------------------------
@@ -258,9 +322,27 @@ def live_replicas(state: State, colour: Optional[str]) -> int:
     return max(int(dep["spec"].get("replicas") or 0), int((dep.get("status") or {}).get("replicas") or 0))
 
 
+HISTORY_KEYS = ("at", "colour", "image", "previous_colour", "previous_image", "build_url", "by", "reason")
+
+
 def history_entry(state: State, colour: str, image: str, build_url: str, by: str) -> Dict[str, Any]:
-    return {"at": now_iso(), "colour": colour, "image": image, "previous_colour": state.live,
+    return {"at": now_iso(), "colour": colour, "image": image or None, "previous_colour": state.live,
             "previous_image": state.image(state.live), "build_url": build_url or None, "by": by}
+
+
+def _recordable(entry: Dict[str, Any]) -> Dict[str, Any]:
+    """``entry`` as it must read back: an image outside the rule (a Deployment made by other tools)
+    is recorded as unknown, text is cut to its bound with control characters replaced."""
+    from .. import imageref
+
+    clean = {k: entry.get(k) for k in HISTORY_KEYS if k in entry}
+    for key in ("image", "previous_image"):
+        if clean.get(key) is not None and imageref.problem(clean[key]) is not None:
+            clean[key] = None
+    for key, limit in _TEXT_LIMITS.items():
+        if clean.get(key) is not None:
+            clean[key] = "".join(ch if ch.isprintable() else "?" for ch in str(clean[key]).strip())[:limit] or None
+    return clean
 
 
 def switch(kube: Kube, name: str, state: State, colour: str, entry: Dict[str, Any],
@@ -276,7 +358,10 @@ def switch(kube: Kube, name: str, state: State, colour: str, entry: Dict[str, An
     if not fully_available(target):
         problem = "does not exist" if target is None else rollout_status_line(target)
         raise DeployFailed(f"refusing to point service {name} at {colour}: deployment {name}-{colour} {problem}")
-    history = json.dumps(([entry] + state.history)[:HISTORY_LIMIT], separators=(",", ":"))
+    if state.history_problems:
+        log(f"warning: the Service's history keeps only the entries that validate; left out: "
+            f"{'; '.join(state.history_problems[:3])}")
+    history = json.dumps(([_recordable(entry)] + state.history)[:HISTORY_LIMIT], separators=(",", ":"))
     service = state.service
     for _ in range(5):
         if service is None:
@@ -373,11 +458,15 @@ def retire(kube: Kube, service_name: str, state: State, colour: str, how: str, l
 
 
 def switched_at(state: State) -> Optional[float]:
-    """Seconds since the last recorded switch, if the history has one."""
+    """Seconds since the last recorded switch, if the history has one.
+
+    The time is someone's clock, written where anyone who may patch the Service can change it:
+    a time in the future counts as "just now" (0 s), so a wait computed from it never exceeds the
+    wait it shortens."""
     if not state.history:
         return None
     try:
-        at = dt.datetime.strptime(state.history[0]["at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        at = dt.datetime.strptime(state.history[0]["at"], TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
     except (KeyError, ValueError, TypeError):
         return None
-    return (dt.datetime.now(dt.timezone.utc) - at).total_seconds()
+    return max(0.0, (dt.datetime.now(dt.timezone.utc) - at).total_seconds())

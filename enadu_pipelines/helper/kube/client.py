@@ -11,12 +11,20 @@ logs each attempt, and every request carries ``_request_timeout``.
 compares and patches raw objects, and skipping model deserialisation keeps it fast. API errors become
 a few exception types the deploy logic acts on (NotFound, Conflict, Invalid) or ``ClusterError`` for
 unreachable/401/403, with messages that never carry the request's credentials.
+
+The kubeconfig is a secret, its path included (in Jenkins the path is the file credential's value).
+The client library's messages about it go through ``config_problem`` (the path becomes
+``<kubeconfig>``, other paths ``<file>``, user info is dropped), and its own log records, which quote
+a failing exec credential plugin's stderr, are caught by ``LibraryLog`` and replaced by our one line
+naming the plugin's basename.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import interrupt, retry
@@ -113,6 +121,95 @@ def server_for_log(url: object) -> str:
     return f"{scheme}://{host}:{port or (443 if scheme == 'https' else 80)}"
 
 
+# -- what the client library says about the kubeconfig ----------------------------------------------
+
+
+class LibraryLog(logging.Handler):
+    """Keeps the kubernetes client library's own log records out of the output.
+
+    The library reports a failing exec credential plugin only by logging it (``logging.error`` on the
+    root logger in ``KubeConfigLoader._load_from_exec_plugin``), with the plugin's stderr and, when it
+    cannot start, its path; the plugin then counts as "no credentials". Records from the library are
+    counted and summarised instead (``exec_failures``, ``last``), for our own one-line message; any
+    other record at WARNING or above is printed as Python prints it without a handler."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        import kubernetes
+
+        self.library = os.path.dirname(os.path.abspath(kubernetes.__file__)) + os.sep
+        self.exec_failures = 0
+        self.last = "failed"
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if os.path.abspath(record.pathname).startswith(self.library):
+            if "exec" in record.funcName or str(record.msg).startswith("exec:"):
+                self.exec_failures += 1
+                self.last = exec_failure(str(record.msg))
+            return
+        fallback = logging.lastResort
+        if fallback is not None and record.levelno >= fallback.level:
+            fallback.handle(record)
+
+
+def exec_failure(message: str) -> str:
+    """What went wrong with an exec plugin, from the library's message, without any of its data."""
+    returned = re.match(r"exec: process returned (-?[0-9]+)", message)
+    if returned:
+        return f"exited with {returned.group(1)}"
+    if message.startswith("exec: malformed request"):
+        return "is configured without its command or apiVersion"
+    if message.startswith(("exec: failed to decode", "exec: malformed response", "exec: plugin api version",
+                           "exec: missing")):
+        return "gave no token or client certificate"
+    if message.startswith("[Errno") or "No such file" in message or "Permission denied" in message:
+        return "could not be started"
+    return "failed"
+
+
+def library_log() -> LibraryLog:
+    """The process's one LibraryLog on the root logger (installed on first use)."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler, LibraryLog):
+            return handler
+    handler = LibraryLog()
+    root.addHandler(handler)
+    return handler
+
+
+def exec_plugin_name(path: str, context: Optional[str]) -> str:
+    """The basename of the exec credential plugin the kubeconfig's context uses (never its
+    directory, arguments or environment: they may carry secrets), or a placeholder."""
+    try:
+        import yaml
+
+        with open(path, encoding="utf-8") as fh:
+            doc = yaml.safe_load(fh)
+        name = context or doc.get("current-context")
+        ctx = next(c["context"] for c in doc["contexts"] if c.get("name") == name)
+        user = next(u["user"] for u in doc["users"] if u.get("name") == ctx.get("user"))
+        command = str(user["exec"]["command"])
+    except Exception:  # noqa: BLE001 - only a name for a message; the loader reports real problems
+        return "(unnamed)"
+    base = os.path.basename(command.replace("\\", "/"))
+    return "".join(ch if ch.isprintable() and not ch.isspace() else "?" for ch in base)[:60] or "(unnamed)"
+
+
+def config_problem(text: str, path: Optional[str] = None) -> str:
+    """A client library's message about a kubeconfig, safe to print: the kubeconfig's path becomes
+    ``<kubeconfig>`` (in Jenkins it is the credential's value), any other absolute path ``<file>``,
+    user info in a URL goes, an exec plugin's output is never quoted; one line, at most 200 chars."""
+    line = text.splitlines()[0] if text else ""
+    if line.startswith("exec:") or line.startswith("[Errno"):
+        return f"the exec credential plugin {exec_failure(line)}"
+    for variant in {path, os.path.abspath(path), os.path.realpath(path)} if path else ():
+        line = line.replace(variant, "<kubeconfig>")
+    line = re.sub(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@", r"\1", line)
+    line = re.sub(r"(?<![\w>:/])/[^\s'\",]+", "<file>", line)
+    return "".join(ch if ch.isprintable() else "?" for ch in line)[:200]
+
+
 def connect(kubeconfig: Optional[str], context: Optional[str]) -> Tuple[Any, str]:
     """An ApiClient and a line saying which credentials it uses.
 
@@ -126,18 +223,24 @@ def connect(kubeconfig: Optional[str], context: Optional[str]) -> Tuple[Any, str
 
     cfg = client.Configuration()
     path = kubeconfig or os.environ.get("KUBECONFIG") or None
+    plugin = None
     if path:
         what = "the kubeconfig (--kubeconfig or KUBECONFIG)"
         if not os.path.isfile(path):
             raise UsageProblem(f"{what} does not exist")
+        log = library_log()
+        failures = log.exec_failures
+        plugin = exec_plugin_name(path, context)
         try:
             config.load_kube_config(config_file=path, context=context, client_configuration=cfg,
                                     persist_config=False)
             contexts, active = config.list_kube_config_contexts(config_file=path)
         except config.ConfigException as e:
-            raise UsageProblem(f"{what}: {str(e).splitlines()[0][:200]}") from None
+            raise UsageProblem(f"{what}: {config_problem(str(e), path)}") from None
         except Exception as e:  # noqa: BLE001 - YAML or I/O errors could quote the file: say nothing of it
             raise UsageProblem(f"{what} could not be read ({type(e).__name__})") from None
+        if log.exec_failures > failures:
+            raise ClusterError(f"the kubeconfig's exec credential plugin {plugin} {log.last}; its output is not shown")
         name = "".join(ch if ch.isprintable() else "?" for ch in str(context or (active or {}).get("name", "?")))[:100]
         how = f"kubeconfig context {name} (server {server_for_log(cfg.host)})"
     elif os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.isfile(SERVICE_ACCOUNT_TOKEN):
@@ -153,6 +256,7 @@ def connect(kubeconfig: Optional[str], context: Optional[str]) -> Tuple[Any, str
     from ... import __version__
 
     api_client.user_agent = f"enadu-helper/{__version__}"  # tells our requests apart in audit logs
+    api_client.enadu_exec_plugin = plugin  # for the message when a token refresh through it fails later
     return api_client, how
 
 
@@ -175,6 +279,7 @@ class Kube:
         self.namespace = namespace
         self.log = log
         self.policy = policy or retry.Policy(deadline=api_deadline())
+        self.warned_refresh = False  # the exec plugin failed to renew a token that still works: said once
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
         self.coordination = client.CoordinationV1Api(api_client)
@@ -210,17 +315,40 @@ class Kube:
 
         from kubernetes.config import ConfigException
 
+        library = library_log()
+        failures = library.exec_failures
         try:
-            return retry.run(attempt, what=what, classify=classify, policy=policy, log=self.log)
+            answer = retry.run(attempt, what=what, classify=classify, policy=policy, log=self.log)
         except retry.GaveUp as e:
             if isinstance(e.last, ApiException):
-                raise api_failure(e.last, what) from None
+                self.warn_renewal(what, failures, e.last)
+                raise self.refresh_failure(what, failures, e.last) or api_failure(e.last, what) from None
             raise ClusterError(f"{what}: the API server is unreachable ({e.reason}, {e.attempts} attempts)") from None
         except ApiException as e:
-            raise api_failure(e, what) from None
+            self.warn_renewal(what, failures, e)
+            raise self.refresh_failure(what, failures, e) or api_failure(e, what) from None
         except ConfigException as e:  # e.g. an exec or OIDC credential plugin failing to refresh a token
             raise ClusterError(f"{what}: the kubeconfig's credentials could not be refreshed "
-                               f"({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})") from None
+                               f"({config_problem(str(e)) if str(e) else type(e).__name__})") from None
+        self.warn_renewal(what, failures, None)
+        return answer
+
+    def warn_renewal(self, what: str, failures: int, exc: Any) -> None:
+        """Once per run: the exec plugin failed to renew the token, but the old one was accepted."""
+        failed = self.refresh_failure(what, failures)
+        if failed is not None and getattr(exc, "status", None) != 401 and not self.warned_refresh:
+            self.warned_refresh = True
+            self.log(f"warning: {str(failed).split(': ', 1)[1]}")
+
+    def refresh_failure(self, what: str, failures: int, exc: Any = None) -> Optional[ClusterError]:
+        """The error to report when the exec plugin failed to renew the token during a request
+        (``exc``: the request's failure; only a 401 is the plugin's fault)."""
+        library = library_log()
+        if library.exec_failures <= failures or (exc is not None and getattr(exc, "status", None) != 401):
+            return None
+        plugin = getattr(self.api_client, "enadu_exec_plugin", None) or "(unnamed)"
+        return ClusterError(f"{what}: the kubeconfig's exec credential plugin {plugin} {library.last} while renewing"
+                            " the token; its output is not shown")
 
     def get(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Optional[Dict[str, Any]]:
         try:
