@@ -227,14 +227,19 @@ class FakeClock:
 
 
 class Answer:
+    """A canned streamed ``requests.Response``: what ``retry.request`` reads (status, headers, body)."""
+
     def __init__(self, status: int, body: Any) -> None:
         self.status_code = status
         self._body = body
+        self.headers: dict[str, str] = {}
+        self.raw = None
 
-    def json(self) -> Any:
-        if isinstance(self._body, Exception):
-            raise self._body
-        return self._body
+    def iter_content(self, size: int) -> Any:
+        yield b"not JSON" if isinstance(self._body, Exception) else json.dumps(self._body).encode()
+
+    def close(self) -> None:
+        pass
 
 
 def vector(*values: str) -> Answer:
@@ -249,8 +254,9 @@ class CannedPrometheus:
         self.answers = {"rate": list(rates), "latency": list(latencies)}
         self.queries: list[str] = []
 
-    def post(self, url: str, data: dict[str, str], timeout: Any) -> Answer:
-        assert url == "http://prom:9090/api/v1/query"
+    def request(self, method: str, url: str, *, data: dict[str, str], timeout: Any, **kwargs: Any) -> Answer:
+        assert (method, url, kwargs) == ("POST", "http://prom:9090/api/v1/query",
+                                         {"stream": True, "allow_redirects": False})
         self.queries.append(data["query"])
         key = "latency" if data["query"].startswith("histogram_quantile") else "rate"
         return self.answers[key].pop(0)

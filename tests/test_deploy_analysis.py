@@ -140,3 +140,26 @@ def test_before_the_switch_the_idle_colour_is_judged_on_smoke_traffic(scraped, p
     smoke = [r for r in world.requests.all() if "/services/backend-preview:http/proxy/actuator/health" in r.path]
     assert len(smoke) >= 2 * WINDOW, len(smoke)
     assert d.selected_colour(world) == "green"
+
+
+@pytest.mark.parametrize("kubeworld", [WORLD], indirect=True)
+def test_a_trickling_prometheus_cannot_hold_the_deploy_after_the_switch(kubeworld) -> None:
+    """Issue 13, finding 7: a Prometheus that answers a byte every 0.3 s keeps every socket read in
+    time; only a bound on the whole request lets the analysis end with its window, so the deploy
+    switches back (inconclusive counts as failed) and releases its lock instead of waiting on bytes."""
+    from support.trickle import TrickleProcess
+
+    world = kubeworld
+    d.prepare(world)
+    assert d.deploy(world, "v1").returncode == 0
+    with TrickleProcess("body", interval=0.3) as prometheus:  # a byte well within every read timeout
+        env = {"ENADU_SMOKE_PATH": "", "ENADU_ANALYSIS": "true", "ENADU_PROMETHEUS_URL": prometheus.url,
+               "ENADU_ANALYSIS_WINDOW": "4s", "ENADU_ANALYSIS_INTERVAL": "2s"}
+        run = d.deploy(world, "v2", extra_env=env, timeout=120)
+    assert run.returncode == 5, run.stdout + run.stderr
+    verdict = run.result["analysis"]
+    assert verdict["outcome"] == "inconclusive" and verdict["seconds"] < 3 * 4, verdict
+    assert {c["reason"] for c in verdict["checks"]} == {"Prometheus unreachable: timed out"}
+    assert d.selected_colour(world) == "blue"
+    assert d.deploy(world, "v3").returncode == 0  # the lock was released
+    world.invariants.assert_ok()

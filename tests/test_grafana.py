@@ -146,17 +146,20 @@ def test_settings_from_flags_environment_and_token(monkeypatch) -> None:
     config = grafana.settings(parse("--grafana-url", "https://grafana.enadu.dev/"), environ={"GRAFANA_TOKEN": TOKEN})
     assert (config.url, config.token, config.dashboard_uid) == ("https://grafana.enadu.dev", TOKEN, "")
     assert TOKEN not in repr(config) and TOKEN not in str(config)
-    monkeypatch.setenv("ENADU_GRAFANA_URL", "http://grafana:3000")
+    monkeypatch.setenv("ENADU_GRAFANA_URL", "http://localhost:3000")  # plain http: loopback only
     monkeypatch.setenv("ENADU_GRAFANA_DASHBOARD_UID", "enadu-backend")
     monkeypatch.setenv("GRAFANA_TOKEN", "t")
     config = grafana.settings(parse())
-    assert (config.url, config.token, config.dashboard_uid) == ("http://grafana:3000", "t", "enadu-backend")
+    assert (config.url, config.token, config.dashboard_uid) == ("http://localhost:3000", "t", "enadu-backend")
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--grafana-url", "https://grafana?token=abc"], "--grafana-url: not an http(s) URL"),
     (["--grafana-url", "https://admin:pw@grafana"], "--grafana-url: not an http(s) URL"),
     (["--grafana-url", "https://g", "--grafana-dashboard-uid", "a b"], "--grafana-dashboard-uid: at most 40"),
+    (["--grafana-url", "http://grafana.example.com:3000"], "--grafana-url: must use https (plain http only to"
+                                                           " loopback: 127.0.0.1, localhost, ::1), or it would send"
+                                                           " the Grafana token in clear"),
 ])
 def test_bad_settings_are_usage_problems_that_do_not_echo_the_url(argv: list[str], message: str) -> None:
     with pytest.raises(UsageProblem) as caught:

@@ -207,3 +207,62 @@ def test_commit_text_is_shown_as_typed_not_as_markdown():
     with mock.patch.object(notify, "commit_subject", return_value="fix user_id in note_service **now** [x](y)"):
         body = embed.payload(notify.build_message(opts(), {"GIT_COMMIT": "b" * 40}, ".", None, None))
     assert fields_of(body)["Commit"] == "`bbbbbbb` fix user\\_id in note\\_service \\*\\*now\\*\\* \\[x\\](y)"
+
+
+# ---------------------------------------------------------------------------------------------
+# grapheme clusters (issue 13, finding 19): a cut never splits what a reader sees as one character
+
+FAMILY = "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466"  # 11 UTF-16 units, one cluster
+FLAG = "\U0001F1EB\U0001F1F7"  # France: two regional indicators
+ACCENTED = "e\u0301\u0323"  # e with two combining marks
+THUMB = "\U0001F44D\U0001F3FD"  # thumbs up, medium skin tone
+CLUSTERS = (FAMILY, FLAG, ACCENTED, THUMB, "\U0001F3F4\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F")
+
+
+def _whole_clusters(text: str) -> bool:
+    """True when ``text`` (an ellipsis removed) is a run of whole clusters, judged by regex's \\X."""
+    import regex
+
+    head = text[:-1] if text.endswith(embed.ELLIPSIS) else text
+    return all(c in CLUSTERS or len(c) == 1 for c in regex.findall(r"\X", head))
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+@pytest.mark.parametrize(("limit", "make", "get"), [
+    (embed.TITLE_MAX, lambda t: embed.Message(title=t, description="d", colour=1), lambda e: e["title"]),
+    (embed.DESCRIPTION_MAX, lambda t: embed.Message(title="t", description=t, colour=1), lambda e: e["description"]),
+    (embed.FIELD_NAME_MAX, lambda t: embed.Message(title="t", description="d", colour=1, fields=[embed.Field(t, "v")]),
+     lambda e: e["fields"][0]["name"]),
+    (embed.FIELD_VALUE_MAX, lambda t: embed.Message(title="t", description="d", colour=1, fields=[embed.Field("n", t)]),
+     lambda e: e["fields"][0]["value"]),
+])
+@pytest.mark.parametrize("offset", range(0, 12))
+def test_a_cut_at_every_limit_keeps_clusters_whole(cluster, limit, make, get, offset):
+    text = "x" * offset + cluster * (limit // 2)  # the limit falls at every position inside a cluster
+    shown = get(embed.payload(make(text))["embeds"][0])
+    assert shown.endswith(embed.ELLIPSIS) and length(shown) <= limit
+    assert _whole_clusters(shown), shown[-20:]
+    assert shown[:-1] == "x" * offset + cluster * ((len(shown) - 1 - offset) // len(cluster))
+
+
+_ASSIGNED = st.characters(blacklist_categories=("Cn", "Cs", "Co", "Cc"))
+_TRICKY = st.sampled_from(["\u200d", "\u200c", "\u0301", "\u094d", "\u0915", "\U0001F1EB", "\U0001F3FD",
+                           "\U0001F468", "\u1100", "\u1161", "\u11a8", "\uac00", "\u0600", "\ufe0f", "\r", "\n"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_ASSIGNED, _TRICKY), max_size=40).map("".join))
+def test_grapheme_boundaries_are_uax29_boundaries(text):
+    """Every boundary ``embed.graphemes`` cuts at is one that regex's \\X (UAX #29) also has."""
+    import regex
+
+    ours, theirs, at = set(), set(), 0
+    for cluster in embed.graphemes(text):
+        at += len(cluster)
+        ours.add(at)
+    at = 0
+    for cluster in regex.findall(r"\X", text):
+        at += len(cluster)
+        theirs.add(at)
+    assert "".join(embed.graphemes(text)) == text
+    assert ours <= theirs

@@ -22,8 +22,10 @@ and an unreachable Prometheus are inconclusive; at the end of the window each ch
 latest conclusive value, and a check that never had one makes the verdict inconclusive, which
 ``--inconclusive`` turns into a pass or (the default, fail safe) a failure.
 
-Nothing here can hang: every HTTP request has a timeout, retries (helper/retry.py) stop within the
-interval, and the loop never runs past the caller's deadline. ``requests`` and the retry helper
+Nothing here can hang: every HTTP request is bounded in wall-clock time (not only per read: a
+Prometheus trickling its answer a byte at a time is cut at the bound) and in size (``MAX_ANSWER``)
+by ``retry.request``, retries (helper/retry.py) stop within the interval, and the loop never runs
+past the caller's deadline. ``requests`` and the retry helper
 (tenacity) are imported inside the functions that talk HTTP, so importing this module (as
 ``deploy``'s argument parser does on every helper start) stays cheap.
 """
@@ -69,6 +71,7 @@ PLACEHOLDERS = ("service", "namespace", "colour", "window")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 URL_PATTERN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
 MAX_QUERY = 2000
+MAX_ANSWER = 4 << 20  # bytes: an instant vector of one colour's series is a few kilobytes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -273,9 +276,9 @@ class Client:
 
     def __post_init__(self) -> None:
         if self.session is None:
-            import requests
+            from . import retry
 
-            self.session = requests.Session()
+            self.session = retry.session()
             self._own = True
 
     def close(self) -> None:
@@ -293,12 +296,15 @@ class Client:
 
         budget = max(0.5, budget)
         timeout = max(0.5, min(self.timeout, budget))
+        started = time.monotonic()
 
         def once() -> Any:
+            # each attempt ends by the budget's end, whatever the server does (retry.request)
+            left = max(0.05, min(timeout, budget - (time.monotonic() - started)))
             # POST with a form body: the API accepts it, and long queries stay out of URLs and access logs.
-            answer = self.session.post(f"{self.base_url}/api/v1/query",
-                                       data={"query": promql, "timeout": f"{max(1, int(timeout))}s"},
-                                       timeout=(min(3.05, timeout), timeout))
+            answer = retry.request(self.session, "POST", f"{self.base_url}/api/v1/query",
+                                   data={"query": promql, "timeout": f"{max(1, int(timeout))}s"},
+                                   timeout=left, max_bytes=MAX_ANSWER)
             if answer.status_code in (400, 422):  # bad_data / execution: the query itself is wrong
                 raise Rejected(f"HTTP {answer.status_code} {_api_error(answer)}")
             if answer.status_code >= 500 or answer.status_code == 429:
@@ -315,7 +321,9 @@ class Client:
             body = retry.run(once, what="prometheus query", classify=retry.classify_requests, policy=policy, log=self.log)
         except retry.GaveUp as e:
             raise Unavailable(f"Prometheus unreachable: {e.reason}") from None
-        except requests.RequestException as e:
+        except retry.TooLarge as e:
+            raise Unavailable(f"Prometheus answer refused: {e}") from None
+        except (requests.RequestException, retry.OutOfTime) as e:
             raise Unavailable(f"Prometheus unreachable: {type(e).__name__}") from None
         return _values(body)
 

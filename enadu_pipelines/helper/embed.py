@@ -13,6 +13,17 @@ Two details decide whether "fits" really fits:
   is "This field is required"; so we trim too and never leave a part empty.
 * The docs say "characters" without saying which; we count UTF-16 code units, which is never fewer
   than code points, so a message that fits by our count fits under either reading.
+* A cut never splits a user-perceived character: a family emoji (four people joined by ZWJ), a flag
+  (two regional indicators), a letter and its combining accents are kept whole or dropped whole.
+  ``graphemes`` segments conservatively after UAX #29 (https://unicode.org/reports/tr29/) using
+  only ``unicodedata``: it never breaks inside a cluster that UAX #29 keeps together, and may keep
+  together two clusters UAX #29 would separate (a ZWJ before any character, a virama before any
+  letter), which only ever makes a cut a little shorter. Hand-written rather than a library: the
+  ``regex`` module (``\\X``) has a C extension, which cannot go in the bundle; the pure-Python
+  ``grapheme`` package is unmaintained since 2020 (Unicode 13); and some 60 lines need no new
+  hash-pinned wheel in the helper. Characters newer than the agent's Python knows (``unicodedata``
+  says unassigned) are cut like letters; ZWJ sequences stay whole whatever their emoji.
+  tests/test_notify_payload.py checks every boundary against ``regex``'s ``\\X``.
 
 ``allowed_mentions`` parses nothing (a commit message saying ``@everyone`` pings no one); the only
 ping we ever send is the configured role, on FAILURE, listed by id
@@ -82,19 +93,90 @@ def clean(text: object) -> str:
     return "".join(kept).strip()
 
 
+# Grapheme_Cluster_Break=Prepend (Unicode 16 GraphemeBreakProperty.txt): no break after these.
+_PREPEND = frozenset([*range(0x600, 0x606), 0x6DD, 0x70F, 0x890, 0x891, 0x8E2, 0xD4E, 0x110BD, 0x110CD, 0x111C2,
+                      0x111C3, 0x1193F, 0x11941, 0x11A3A, *range(0x11A84, 0x11A8A), 0x11D46, 0x11F02])
+_ZWJ = "\u200d"
+
+
+def _hangul(ch: str) -> str:
+    """Hangul_Syllable_Type of ``ch``: L, V, T, LV, LVT or '' (UAX #29 rules GB6-GB8)."""
+    cp = ord(ch)
+    if 0x1100 <= cp <= 0x115F or 0xA960 <= cp <= 0xA97C:
+        return "L"
+    if 0x1160 <= cp <= 0x11A7 or 0xD7B0 <= cp <= 0xD7C6:
+        return "V"
+    if 0x11A8 <= cp <= 0x11FF or 0xD7CB <= cp <= 0xD7FB:
+        return "T"
+    if 0xAC00 <= cp <= 0xD7A3:
+        return "LV" if (cp - 0xAC00) % 28 == 0 else "LVT"
+    return ""
+
+
+def _regional(ch: str) -> bool:
+    return 0x1F1E6 <= ord(ch) <= 0x1F1FF
+
+
+def _mark(ch: str) -> bool:
+    """Extend, ZWJ or SpacingMark (UAX #29 GB9, GB9a): combining marks, variation selectors, skin
+    tones, tag characters, ZWNJ/ZWJ, halfwidth sound marks, Thai and Lao AM."""
+    cp = ord(ch)
+    return unicodedata.category(ch) in ("Mn", "Me", "Mc") or ch in (_ZWJ, "\u200c") or 0x1F3FB <= cp <= 0x1F3FF \
+        or 0xE0020 <= cp <= 0xE007F or 0xFF9E <= cp <= 0xFF9F or cp in (0xE33, 0xEB3)
+
+
+def _joins(before: str, ch: str, ri_run: int, linked: bool) -> bool:
+    """Whether UAX #29 may keep ``ch`` in the cluster that ends with ``before`` (conservatively: when
+    in doubt, keep together). ``ri_run`` counts the regional indicators that end the cluster;
+    ``linked`` says a virama came after its last letter (only marks since)."""
+    if before == "\r":
+        return ch == "\n"  # GB3, GB4
+    if ch in "\r\n" or before == "\n":
+        return False  # GB4, GB5
+    if _mark(ch):
+        return True  # GB9, GB9a
+    category = unicodedata.category(ch)
+    if before == _ZWJ or ord(before) in _PREPEND:
+        return True  # GB11 (conservatively: after any ZWJ), GB9b
+    if linked and category.startswith("L"):
+        return True  # GB9c: a virama (Indic linker), maybe more marks, then a consonant; conservatively any letter
+    if _regional(before) and _regional(ch):
+        return ri_run % 2 == 1  # GB12, GB13: flags are pairs
+    a, b = _hangul(before), _hangul(ch)
+    return bool(a and b) and (b in ("V", "T") if a in ("LV", "V") else b == "T" if a in ("LVT", "T")
+                              else a == "L")  # GB6-GB8
+
+
+def graphemes(text: str) -> List[str]:
+    """``text`` split into (conservative) extended grapheme clusters; see the module docstring."""
+    clusters: List[str] = []
+    current: List[str] = []
+    ri_run, linked = 0, False
+    for ch in text:
+        if current and not _joins(current[-1], ch, ri_run, linked):
+            clusters.append("".join(current))
+            current, ri_run, linked = [], 0, False
+        current.append(ch)
+        ri_run = ri_run + 1 if _regional(ch) else 0
+        linked = unicodedata.combining(ch) == 9 or (linked and _mark(ch))
+    if current:
+        clusters.append("".join(current))
+    return clusters
+
+
 def cut(text: str, limit: int) -> str:
-    """``text`` cleaned, and cut to at most ``limit`` UTF-16 units ending in an ellipsis if too long;
-    never empty."""
+    """``text`` cleaned, and cut to at most ``limit`` UTF-16 units ending in an ellipsis if too long,
+    on a grapheme cluster boundary; never empty."""
     text = clean(text) or PLACEHOLDER
     if units(text) <= limit:
         return text
     room = max(limit - 1, 0)
     out, used = [], 0
-    for ch in text:
-        width = 2 if ord(ch) > 0xFFFF else 1
+    for cluster in graphemes(text):
+        width = units(cluster)
         if used + width > room:
             break
-        out.append(ch)
+        out.append(cluster)
         used += width
     head = "".join(out).rstrip()
     return head + ELLIPSIS if head else ELLIPSIS

@@ -14,7 +14,9 @@ log line, an exception or the result: lines name only the HTTP status or the kin
 the URL (which could carry a secret of its own) or a library's exception text (which carries it).
 
 An annotation is a convenience: ``annotate`` never raises, never fails the command that calls it,
-and is bounded in time (a few seconds of retries for connection errors, 429 and 5xx).
+and is bounded in time: ``Settings.timeout`` (10 s) of wall-clock time for everything, retries of
+connection errors, 429 and 5xx included, however slowly Grafana answers (``retry.request`` cuts a
+trickling answer), and ``MAX_ANSWER`` bytes of answer.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional
 
+from . import loopback
 from .analysis import URL_PATTERN
 from .cli import env_default
 from .errors import UsageProblem
@@ -32,6 +35,7 @@ from .errors import UsageProblem
 TOKEN_ENV = "GRAFANA_TOKEN"
 MAX_TEXT = 2000
 MAX_TAG = 100  # Grafana stores a tag's key and value in columns of 100 characters
+MAX_ANSWER = 64 << 10  # bytes: Grafana answers {"message": "Annotation added", "id": 1}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +66,9 @@ def settings(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = No
     if not URL_PATTERN.fullmatch(url):
         raise UsageProblem("--grafana-url: not an http(s) URL of the form https://host[:port][/path] "
                            "(put the token in GRAFANA_TOKEN, not in the URL)")
+    cleartext = loopback.cleartext_problem(url, "the Grafana token")
+    if cleartext:
+        raise UsageProblem(f"--grafana-url: {cleartext}")
     uid = getattr(args, "grafana_dashboard_uid", "") or ""
     if uid and (len(uid) > 40 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in uid)):
         raise UsageProblem("--grafana-dashboard-uid: at most 40 letters, digits, '-' and '_'")
@@ -115,6 +122,8 @@ def annotate(config: Optional[Settings], *, service: str, colour: str, image: st
         log(_scrub(f"grafana: annotation '{outcome}' not posted: {e}", token))
     except retry.GaveUp as e:
         log(_scrub(f"grafana: annotation '{outcome}' not posted: {e.reason} after {e.attempts} attempt(s)", token))
+    except retry.TooLarge as e:
+        log(f"grafana: annotation '{outcome}' not posted: {e}")
     except Exception as e:  # noqa: BLE001 - an annotation must never fail a deploy; the text may hold the URL
         log(f"grafana: annotation '{outcome}' not posted: {type(e).__name__}")
     return False
@@ -130,7 +139,7 @@ def _post(config: Settings, body: Dict[str, Any], log: Callable[[str], None], se
     from . import retry
 
     own = session is None
-    http = requests.Session() if own else session
+    http = retry.session() if own else session
     headers = {"Authorization": f"Bearer {config.token}", "Content-Type": "application/json",
                "Accept": "application/json"}
 
@@ -138,9 +147,9 @@ def _post(config: Settings, body: Dict[str, Any], log: Callable[[str], None], se
 
     def once() -> None:
         # each attempt gets at most half the budget, and never more than what is left of it
-        left = max(0.5, min(config.timeout / 2, config.timeout - (time.monotonic() - started)))
-        answer = http.post(f"{config.url}/api/annotations", json=body, headers=headers,
-                           timeout=(min(3.05, left), left), allow_redirects=False)
+        left = max(0.05, min(config.timeout / 2, config.timeout - (time.monotonic() - started)))
+        answer = retry.request(http, "POST", f"{config.url}/api/annotations", json=body, headers=headers,
+                               timeout=left, max_bytes=MAX_ANSWER)
         if answer.status_code == 200:
             return
         if answer.status_code == 429 or answer.status_code >= 500:

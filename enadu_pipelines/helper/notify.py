@@ -22,6 +22,7 @@ import datetime
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from typing import Dict, Optional, Tuple
 from .. import __version__
 from . import embed, exitcodes
 from .cli import UsageError, env_default, flag
+from .report import printable
 
 _SERVICE = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
 _ROLE = re.compile(r"[0-9]{17,20}")
@@ -37,6 +39,12 @@ _SHA = re.compile(r"[0-9a-fA-F]{4,64}")
 _GITHUB = re.compile(r"^(?:https?://(?:[^@/]+@)?|ssh://(?:[^@/]+@)?|[^@/]+@)github\.com[:/]"
                      r"(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?$")
 _FILES_SHOWN = 10
+# A result file of changes or deploy is a few kilobytes (changes lists every matched file: thousands
+# of paths at most); what is read of one is bounded in size and nesting, so a damaged or hostile file
+# (an endless stream, "[[[[...", a gigabyte) costs a bounded read and an "unreadable" line, never the message.
+RESULT_MAX_BYTES = 4 << 20
+RESULT_MAX_DEPTH = 32
+_URL = re.compile(r"https?://[!#-;=?-~]+")  # one http(s) URL of printable ASCII without space, quote, < or >
 _CLEANUP_WAIT_MAX = 16.0  # seconds notify waits at most for an interrupted deploy's clean-up (its bound is <= 15 s)
 
 
@@ -138,17 +146,60 @@ def read_result(path: Optional[str], build_url: Optional[str]) -> Tuple[str, Dic
     if not path:
         return "missing", {}
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            data = json.load(f)
+        # O_NONBLOCK: opening a FIFO without a writer must not hang; helpers write regular files only
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return "unreadable", {"error": "not a regular file"}
+            raw = f.read(RESULT_MAX_BYTES + 1)  # never more: the file may be huge
     except FileNotFoundError:
         return "missing", {}
-    except (OSError, ValueError) as e:
+    except OSError as e:
+        return "unreadable", {"error": f"{type(e).__name__}"}
+    if len(raw) > RESULT_MAX_BYTES:
+        return "unreadable", {"error": f"larger than {RESULT_MAX_BYTES >> 20} MiB"}
+    if _nesting(raw) > RESULT_MAX_DEPTH:  # json.loads would recurse once per level: RecursionError
+        return "unreadable", {"error": f"nested deeper than {RESULT_MAX_DEPTH} levels"}
+    try:
+        data = json.loads(raw.decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError) as e:
         return "unreadable", {"error": f"{type(e).__name__}"}
     if not isinstance(data, dict):
         return "unreadable", {"error": "not a JSON object"}
-    if build_url and data.get("build_url") and data.get("build_url") != build_url:
+    if build_url and data.get("build_url") and str(data.get("build_url")).strip() != build_url.strip():
         return "missing", {}
     return "ok", data
+
+
+def _nesting(raw: bytes) -> int:
+    """The deepest nesting of JSON arrays and objects in ``raw`` (brackets inside strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def _guarded(build, state: str, data: Dict[str, object], *extra: object) -> str:  # noqa: ANN001
+    """A field built from a result file, or the "unreadable" line when the file's values have types
+    no helper writes (a number where a list belongs, ...): the message is posted either way."""
+    try:
+        return build(state, data, *extra)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+        return "result file unreadable (unexpected structure)"
 
 
 def read_deploy_result(path: Optional[str], build_url: Optional[str], *, patience: float) -> Tuple[str, Dict[str, object]]:
@@ -185,13 +236,14 @@ def commit_subject(repo: str, commit: Optional[str]) -> Optional[str]:
 
 def _plain(text: object) -> str:
     """Text shown as typed: Discord's markdown would turn 'fix user_id in note_service' into italics
-    and '<@&123>' into a role pill; a backslash escapes any such punctuation."""
-    return re.sub(r"([\\*_~`|<>\[\]#])", r"\\\1", str(text))
+    and '<@&123>' into a role pill; a backslash escapes any such punctuation. Control characters are
+    shown as escapes first (``printable``): a value is one line in the message too."""
+    return re.sub(r"([\\*_~`|<>\[\]#])", r"\\\1", printable(text))
 
 
 def _code(text: object) -> str:
     """Inline code, so markdown in paths and images ('__init__.py') shows as typed."""
-    return "`" + str(text).replace("`", "'") + "`"
+    return "`" + printable(text).replace("`", "'") + "`"
 
 
 def _changes_field(state: str, data: Dict[str, object]) -> str:
@@ -325,7 +377,11 @@ def build_message(opts: Dict[str, object], env: Dict[str, str], repo: str, chang
                   patience: float = 0.0) -> embed.Message:
     """The notification for this build, from options, Jenkins' environment and the result files."""
     result = str(opts["result"])
-    job, number, build_url = env.get("JOB_NAME"), env.get("BUILD_NUMBER"), env.get("BUILD_URL")
+    job, number = env.get("JOB_NAME"), env.get("BUILD_NUMBER")
+    # Jenkins' BUILD_URL ends up in the embed's link: surrounding whitespace (a trailing newline from a
+    # misconfigured root URL) is dropped, and anything else that is not one URL means no link, not a
+    # message Discord rejects (issue 13, finding 13c).
+    build_url = (env.get("BUILD_URL") or "").strip() or None
     name = job or str(opts["service"])
     title = f"{name} #{number}" if number else name
     duration = human_duration(opts["duration_ms"])  # type: ignore[arg-type]
@@ -349,14 +405,14 @@ def build_message(opts: Dict[str, object], env: Dict[str, str], repo: str, chang
         embed.Field("Duration", duration, inline=True),
         embed.Field("Branch", _code(branch), inline=True),
         embed.Field("Commit", commit_text),
-        embed.Field("Changes", _changes_field(*changes)),
+        embed.Field("Changes", _guarded(_changes_field, *changes)),
     ]
     tests = tests_text(env)
     if tests:
         fields.append(embed.Field("Tests", tests, inline=True))
-    fields.append(embed.Field("Deploy", _deploy_field(*deploy, changes, started=bool(deploy_file))))
+    fields.append(embed.Field("Deploy", _guarded(_deploy_field, *deploy, changes, bool(deploy_file))))
     role = opts["role"] if result == "FAILURE" else None
-    url = build_url if build_url and re.match(r"https?://[^\s]+$", build_url) and len(build_url) <= 2000 else None
+    url = build_url if build_url and _URL.fullmatch(build_url) and len(build_url) <= 2000 else None
     when = (now or datetime.datetime.now(datetime.timezone.utc)).isoformat(timespec="seconds")
     return embed.Message(
         title=title,
@@ -377,7 +433,11 @@ def build_message(opts: Dict[str, object], env: Dict[str, str], repo: str, chang
 # command
 
 
-def _write(stream, text: str) -> None:  # noqa: ANN001
+def _write(stream, text: str, *, json_text: bool = False) -> None:  # noqa: ANN001
+    """Print one line (control characters escaped, see ``report.printable``), or JSON text whose
+    newlines are its own layout (JSON escapes the controls inside strings; C1 controls and U+2028,
+    which ``ensure_ascii=False`` leaves raw, are escaped line by line)."""
+    text = "\n".join(printable(line) for line in text.split("\n")) if json_text else printable(text)
     try:
         stream.write(text + "\n")
     except UnicodeEncodeError:  # an agent whose locale cannot print the emoji: escape, do not fail
@@ -397,12 +457,13 @@ def _json(obj: object) -> str:
 
 def run(args: argparse.Namespace) -> int:
     opts = _options(args)
+    started = time.monotonic()
     # An interrupted deploy may still be cleaning up: wait for its final result, within half our own bound.
     message = build_message(opts, dict(os.environ), args.repo, args.changes_file, args.deploy_file,
                             patience=float(opts["timeout"]) / 2)
     body = embed.payload(message)
     if args.dry_run:
-        _write(sys.stdout, _json(body))
+        _write(sys.stdout, _json(body), json_text=True)
         return exitcodes.OK
 
     from . import webhook  # requests is imported only when we really send
@@ -418,18 +479,21 @@ def run(args: argparse.Namespace) -> int:
 
     report: Dict[str, object] = {"service": opts["service"], "result": opts["result"], "strict": opts["strict"]}
     try:
-        delivery = webhook.deliver(url, body, deadline=float(opts["timeout"]), log=log)  # type: ignore[arg-type]
+        # ENADU_NOTIFY_TIMEOUT bounds the whole command: what reading the results took is not given twice
+        timeout = float(opts["timeout"])  # type: ignore[arg-type]
+        left = max(min(timeout, 1.0), timeout - (time.monotonic() - started))
+        delivery = webhook.deliver(url, body, deadline=left, log=log)
     except webhook.WebhookError as e:
         report.update(delivered=False, attempts=e.attempts, status=e.status, error=str(e))
         if args.output == "json":
-            _write(sys.stdout, json.dumps(report))
+            _write(sys.stdout, json.dumps(report), json_text=True)
         consequence = "failing the build (strict)" if opts["strict"] else "build result unchanged"
         _write(sys.stderr, f"notify: Discord message {e}; {consequence}")
         return exitcodes.FAILED if opts["strict"] else exitcodes.OK
     report.update(delivered=True, attempts=delivery.attempts, status=delivery.status,
                   message_id=delivery.message_id)
     if args.output == "json":
-        _write(sys.stdout, json.dumps(report))
+        _write(sys.stdout, json.dumps(report), json_text=True)
     else:
         tries = f" after {delivery.attempts} attempts" if delivery.attempts > 1 else ""
         _write(sys.stdout, f"notify: posted {opts['result']} of {message.title} to Discord{tries}")

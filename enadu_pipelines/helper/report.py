@@ -17,11 +17,32 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
 import time
 from typing import Any, Dict, Optional, TextIO
+
+
+# What must never reach a console line raw (issue 13, finding 9): C0 and C1 controls (newline, carriage
+# return, ESC of ANSI sequences, NEL), DEL, the Unicode line and paragraph separators, and the bidi
+# embedding/override/isolate controls that reorder what a reader sees ("Trojan Source", CVE-2021-42574).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: object) -> str:
+    """``text`` as one console line: every control character shown as a Python-style escape
+    (``\\n``, ``\\x1b``, ``\\u2028``), so a file name or history entry holding "\\nFinished: SUCCESS"
+    or an ANSI colour code prints as the visible characters, never as a line or colour of its own.
+
+    The one mechanism for every text line the helper prints: ``Reporter.log`` (progress and result
+    lines of deploy, status, rollback, abort), ``changes``' lines, ``notify``'s lines and the CLI's
+    error line all go through it. JSON output needs none: ``json.dumps`` escapes controls itself.
+    """
+    return _UNPRINTABLE.sub(lambda m: _NAMED.get(m.group()) or (
+        f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}"), str(text))
 
 
 class Reporter:
@@ -53,7 +74,7 @@ class Reporter:
     def log(self, message: str) -> None:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         with self._lock:
-            self.progress.write(f"{stamp} {message}\n")
+            self.progress.write(f"{stamp} {printable(message)}\n")
             self.progress.flush()
 
     def _snapshot(self, result: Dict[str, Any], state: str) -> Dict[str, Any]:

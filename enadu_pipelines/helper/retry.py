@@ -8,13 +8,26 @@ will retry in 1.0 s") plus one when giving up. Callers decide what is transient 
 *classifier*; everything else is raised at once.
 
 Built on tenacity (a small pure-Python library, bundled into the helper zipapp).
+
+Every HTTP request the helper makes (Prometheus, Grafana, Discord) goes through :func:`request`,
+which bounds the *request*, not each read: ``requests`` has no total timeout (its ``timeout`` bounds
+the connect and each socket read, so a server trickling one byte per second holds a call for as
+long as it likes), so the request runs with ``stream=True`` on a worker thread and the caller waits
+for it at most until the wall-clock deadline; at the deadline the connection's socket is shut down
+(which ends the worker's blocked read) and the caller gets :class:`OutOfTime`. The body is read up
+to a size cap (decoded bytes, so a compressed bomb counts as what it expands to): a larger answer is
+refused with :class:`TooLarge`. Hand-written on top of requests/urllib3: no well-kept pure-Python
+client offers a total deadline (httpx's and urllib3's timeouts are per operation too).
 """
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
 
 import tenacity
 
@@ -47,7 +60,7 @@ def classify_requests(exc: BaseException) -> Optional[Transient]:
 
     if isinstance(exc, TransientHTTP):
         return Transient(str(exc), retry_after=exc.retry_after)
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, (requests.Timeout, OutOfTime)):
         return Transient("timed out")
     if isinstance(exc, requests.ConnectionError):
         return Transient("connection failed")
@@ -145,3 +158,138 @@ def run(
         attempts = e.last_attempt.attempt_number
         log(f"{what}: attempt #{attempts}/{policy.attempts} failed: {reason}; escalating")
         raise GaveUp(what, attempts, last, reason) from last
+
+
+# -- one bounded HTTP request ---------------------------------------------------------------------
+
+MAX_ANSWER = 1 << 20  # bytes of an answer body we accept unless the caller says otherwise
+CHUNK = 16 << 10
+
+
+class OutOfTime(Exception):
+    """No complete answer within the request's wall-clock bound (transient to ``classify_requests``)."""
+
+
+class TooLarge(Exception):
+    """The answer's body is larger than the cap; never retried (the same server would say it again)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A complete HTTP answer: status, headers and the whole (capped) body."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    def json(self) -> Any:
+        """The body as JSON; ValueError when it is not."""
+        return json.loads(self.content.decode("utf-8", errors="replace"))
+
+
+_current = threading.local()  # the worker thread's box: its connection is registered there
+
+
+def session() -> Any:
+    """A ``requests.Session`` whose connections :func:`request` can cut at its deadline, whatever
+    phase the request is in (connected, reading the status line, the headers or the body)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3 import connection, connectionpool
+
+    class Tracking:
+        def getresponse(self, *args: Any, **kwargs: Any) -> Any:  # runs on the worker thread
+            box = getattr(_current, "box", None)
+            if box is not None:
+                box["connection"] = self
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+    class Tracked(Tracking, connection.HTTPConnection):
+        pass
+
+    class TrackedTLS(Tracking, connection.HTTPSConnection):
+        pass
+
+    class Pool(connectionpool.HTTPConnectionPool):
+        ConnectionCls = Tracked
+
+    class TLSPool(connectionpool.HTTPSConnectionPool):
+        ConnectionCls = TrackedTLS
+
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            # urllib3's documented hook ("Locally set the pool classes ... so other PoolManagers can override them")
+            self.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": TLSPool}
+
+    http = requests.Session()
+    http.mount("http://", Adapter())
+    http.mount("https://", Adapter())
+    return http
+
+
+def _cut(box: Dict[str, Any]) -> None:
+    """End a request that ran out of time: shut its socket down, so the worker's read returns."""
+    conn = box.get("connection")
+    sock = getattr(conn, "sock", None)
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def request(http: Any, method: str, url: str, *, timeout: float, max_bytes: int = MAX_ANSWER,
+            connect_timeout: float = 3.05, **kwargs: Any) -> Answer:
+    """One HTTP request through ``http`` (a requests session, best made by :func:`session`), bounded
+    by ``timeout`` seconds of wall-clock time from start to the last byte of the body, and by
+    ``max_bytes`` of body. Raises :class:`OutOfTime`, :class:`TooLarge`, or what requests raises.
+    Redirects are not followed unless ``allow_redirects`` says so."""
+    kwargs.setdefault("allow_redirects", False)
+    end = time.monotonic() + max(0.0, timeout)
+    box: Dict[str, Any] = {}
+    done = threading.Event()
+
+    def fetch() -> Answer:
+        left = max(0.05, end - time.monotonic())
+        response = http.request(method, url, stream=True, timeout=(min(connect_timeout, left), left), **kwargs)
+        box["connection"] = getattr(response.raw, "connection", None) or box.get("connection")
+        try:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise TooLarge(f"the answer is larger than {max_bytes} bytes")
+            chunks, size = [], 0
+            for chunk in response.iter_content(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(f"the answer is larger than {max_bytes} bytes")
+                if time.monotonic() > end:
+                    raise OutOfTime(f"no complete answer within {timeout:g} s")
+                chunks.append(chunk)
+            return Answer(response.status_code, response.headers, b"".join(chunks))
+        finally:
+            response.close()
+
+    def work() -> None:
+        _current.box = box
+        try:
+            box["answer"] = fetch()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = e
+        finally:
+            _current.box = None
+            done.set()
+
+    worker = threading.Thread(target=work, name="enadu-http", daemon=True)
+    worker.start()
+    if not done.wait(max(0.0, end - time.monotonic())):
+        box["abandoned"] = True
+        _cut(box)
+        raise OutOfTime(f"no complete answer within {timeout:g} s")
+    if "error" in box:
+        error = box.pop("error")
+        if box.get("abandoned"):
+            raise OutOfTime(f"no complete answer within {timeout:g} s")
+        raise error
+    return box["answer"]

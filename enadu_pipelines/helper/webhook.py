@@ -15,9 +15,11 @@ Retries follow Discord's documentation and the shared policy in ``retry.py``:
 * anything else (400 invalid body, 401 bad token, 404 unknown webhook) is final: retrying a 404
   is what Discord asks clients not to do (same page, "Invalid Request Limit").
 
-The whole delivery, retries included, is bounded by ``deadline`` seconds: each request's timeout is
-the time left, no wait starts that would end past it, and a watchdog thread enforces the bound even
-if a server trickles its answer byte by byte.
+The whole delivery, retries included, is bounded by ``deadline`` seconds (``ENADU_NOTIFY_TIMEOUT``),
+not a moment more: each request goes through ``retry.request``, bounded in wall-clock time (a server
+trickling its answer byte by byte is cut) to the time left and in size (``MAX_ANSWER``); no wait
+starts that would end past the deadline; and a watchdog thread returns at the deadline itself even
+if the sender hangs elsewhere.
 
 ``?wait=true`` makes Discord answer only once the message is saved, with the message as JSON, so a
 rejected message is an error here, not a silent 204
@@ -37,11 +39,12 @@ from typing import Callable, Dict, List, Optional
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from .. import __version__
-from . import retry
+from . import loopback, retry
 
 _WEBHOOK_PATH = re.compile(r"/webhooks/(?P<id>[0-9]{1,25})/(?P<token>[^/?#]+)")
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _QUIET_LOGGERS = ("urllib3", "requests")
+MAX_ANSWER = 1 << 20  # bytes: Discord answers ?wait=true with the message object, a few kilobytes
+_MARGIN = 0.1  # seconds the sender keeps free before the deadline, so its own error wins the race
 
 
 class WebhookError(Exception):
@@ -115,7 +118,7 @@ def prepare_url(url: Optional[str]) -> str:
         raise WebhookURLError("DISCORD_WEBHOOK_URL is not a valid URL (value not shown: it holds a token)") from None
     if parts.scheme not in ("https", "http") or not hostname:
         raise WebhookURLError("DISCORD_WEBHOOK_URL is not an http(s) URL (value not shown: it holds a token)")
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+    if parts.scheme == "http" and not loopback.is_loopback(parts.hostname):
         raise WebhookURLError("DISCORD_WEBHOOK_URL must use https (plain http would send the token in clear)")
     if parts.username or parts.password:
         raise WebhookURLError("DISCORD_WEBHOOK_URL must not contain a user name or password")
@@ -204,7 +207,7 @@ def _describe(exc: BaseException, redact: Redactor) -> str:
 
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "connection timed out"
-    if isinstance(exc, requests.exceptions.Timeout):
+    if isinstance(exc, (requests.exceptions.Timeout, retry.OutOfTime)):
         return "no answer in time"
     root: BaseException = exc
     for _ in range(10):  # requests wraps urllib3 wraps the socket error: find the innermost one
@@ -268,7 +271,7 @@ def deliver(
 
     worker = threading.Thread(target=work, name="enadu-notify", daemon=True)
     worker.start()
-    worker.join(deadline + 2.0)
+    worker.join(deadline)  # the whole bound, not a moment more (the sender keeps _MARGIN of it free)
     with lock:
         if not state["done"]:
             state["abandoned"] = True
@@ -306,12 +309,13 @@ def _deliver(url: str, body: Dict[str, object], *, redact: Redactor, deadline: f
     attempts = [0]
 
     def attempt() -> Delivery:
-        left = deadline - (clock() - start)
+        left = deadline - _MARGIN - (clock() - start)
         if left <= 0.05:
             raise _OutOfTime()
         attempts[0] += 1
-        with requests.Session() as session:
-            response = session.post(url, data=data, headers=headers, timeout=(left, left), allow_redirects=False)
+        with retry.session() as session:
+            response = retry.request(session, "POST", url, data=data, headers=headers, timeout=left,
+                                     max_bytes=MAX_ANSWER)
         try:
             answer = response.json()
         except ValueError:
@@ -337,7 +341,7 @@ def _deliver(url: str, body: Dict[str, object], *, redact: Redactor, deadline: f
     def classify(exc: BaseException) -> Optional[retry.Transient]:
         if isinstance(exc, _Rejected):
             return retry.Transient(exc.reason, exc.retry_after) if exc.transient else None
-        if isinstance(exc, requests.exceptions.RequestException):
+        if isinstance(exc, (requests.exceptions.RequestException, retry.OutOfTime)):
             return retry.Transient(_describe(exc, redact))
         return None
 
@@ -355,6 +359,8 @@ def _deliver(url: str, body: Dict[str, object], *, redact: Redactor, deadline: f
     except _OutOfTime:
         error = WebhookError(f"not delivered: the {deadline:g} s bound ran out after {attempts[0]} attempt(s)",
                              attempts=attempts[0])
+    except retry.TooLarge as e:
+        error = WebhookError(f"not delivered: {e}", attempts=attempts[0])
     except requests.exceptions.RequestException as e:
         error = WebhookError(f"not delivered: {_describe(e, redact)}", attempts=attempts[0])
     raise error
