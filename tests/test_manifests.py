@@ -23,11 +23,13 @@ def validate(paths: list[Path]) -> subprocess.CompletedProcess:
 
 def test_shipped_manifests_validate_strictly() -> None:
     paths = sorted((REPO / "resources" / "enadu" / "k8s").glob("*.yaml"))
-    assert [p.name for p in paths] == ["backend.yaml", "batch.yaml", "frontend.yaml"]
+    assert [p.name for p in paths] == ["backend.rbac.yaml", "backend.yaml", "batch.rbac.yaml", "batch.yaml",
+                                       "frontend.rbac.yaml", "frontend.yaml"]
     result = validate(paths)
     assert result.returncode == 0, result.stdout + result.stderr
-    # three documents per file, each reported valid
-    assert result.stdout.count("INFO") == 9, result.stdout
+    # three documents per file (Deployment and two Services; ServiceAccount, Role and RoleBinding),
+    # each reported valid
+    assert result.stdout.count("INFO") == 18, result.stdout
 
 
 def test_validation_can_fail(tmp_path: Path) -> None:
@@ -61,13 +63,16 @@ def test_every_option_combination_validates(tmp_path: Path, runner) -> None:
     # CRD's schema instead
     monitors = [p for p in rendered if p.name.endswith(".servicemonitor.yaml")]
     paths = [p for p in rendered if p not in monitors]
-    assert len(monitors) == len(paths) == 3
+    assert len(monitors) == 3 and len(paths) == 6  # and a .rbac.yaml per service
     for path in monitors:
         [doc] = list(yaml.safe_load_all(path.read_text()))
         jsonschema.validate(doc, SERVICE_MONITOR_SCHEMA)
     result = validate(paths)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("INFO") == 9, result.stdout
+    assert result.stdout.count("INFO") == 18, result.stdout
+    role = [doc for doc in yaml.safe_load_all((tmp_path / "resources/enadu/k8s/batch.rbac.yaml").read_text())][1]
+    assert role["metadata"] == {"name": "enadu-deployer-batch", "namespace": "batch-jobs",
+                                "labels": {"app": "batch", "app.kubernetes.io/managed-by": "enadu-pipelines"}}
     batch = list(yaml.safe_load_all((tmp_path / "resources/enadu/k8s/batch.yaml").read_text()))[0]
     assert batch["metadata"]["namespace"] == "batch-jobs" and batch["spec"]["replicas"] == 7
     assert batch["spec"]["progressDeadlineSeconds"] == 1800  # half of deploy_timeout 1h

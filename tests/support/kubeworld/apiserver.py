@@ -6,7 +6,8 @@ Answers are JSON; a client that prefers protobuf (client-go's default Accept lis
 as content negotiation allows. `Accept: application/json;as=Table;g=meta.k8s.io;v=v1` (kubectl get)
 gets a meta.k8s.io/v1 Table (tables.py). Authentication is bearer-token only
 (https://kubernetes.io/docs/reference/access-authn-authz/authentication/#static-token-file): no or a
-wrong token is 401 Unauthorized; a read-only token is 403 Forbidden on writes.
+wrong token is 401 Unauthorized; a read-only token is 403 Forbidden on writes; a token that asks
+for RBAC is authorized by the Roles bound to it (rbac.py), 403 Forbidden as the real server says it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from . import resources as R
-from . import schema, tables, tls
+from . import rbac, schema, tables, tls
 from .errors import ApiError
 from .requestlog import RequestInfo
 from .watch import serve_watch
@@ -162,11 +163,21 @@ class ApiServer:
                     return self._drop(request, info)
                 if rule.status:
                     raise rule.error()
-            self._authorize(user, rt, info)
+            self._authorize(user, rt, info, query)
             if info.verb == "watch":
                 info.status = info.answered = 200
                 return await serve_watch(self, request, rt.res, rt.namespace or None, query, info, cuts)
-            response = await self._dispatch(request, rt, query, body, info)
+            if rt.res is not None and rt.res.kind == "SelfSubjectAccessReview" and info.verb == "create":
+                if request.headers.get("Content-Type", "").startswith("application/vnd.kubernetes.protobuf"):
+                    try:
+                        review = rbac.review_from_protobuf(body)
+                    except (ValueError, IndexError):
+                        raise ApiError.bad_request("the body of the request was in an unknown format") from None
+                else:
+                    review = self._decode(body)
+                response = self._json(self._access_review(user, review), 201)
+            else:
+                response = await self._dispatch(request, rt, query, body, info)
             info.status = response.status
         except ApiError as e:
             info.status = e.code
@@ -195,10 +206,60 @@ class ApiServer:
                 return user
         raise ApiError.unauthorized()
 
-    def _authorize(self, user: dict, rt: Route, info: RequestInfo) -> None:
+    def _authorize(self, user: dict, rt: Route, info: RequestInfo, query: dict) -> None:
+        if user.get("rbac"):
+            self._authorize_rbac(user, rt, info, query)
+            return
         if user.get("write", True) or rt.kind != "resource" or not info.write:
             return
         raise ApiError.forbidden(rt.res, rt.name, user["name"], info.verb, rt.namespace)
+
+    def _authorize_rbac(self, user: dict, rt: Route, info: RequestInfo, query: dict) -> None:
+        """A token bound to Roles: every request is checked as the RBAC authorizer does (rbac.py)."""
+        if rt.kind in ("resource", "missing") and rt.group + rt.version:
+            plural = rt.res.plural if rt.res else ""
+            attrs = rbac.attributes(user, verb=info.verb, namespace=rt.namespace, api_group=rt.group,
+                                    resource=plural, subresource=rt.subresource, name=rt.name,
+                                    field_selector=query.get("fieldSelector"))
+        else:
+            attrs = rbac.attributes(user, verb=info.verb, namespace="", api_group="", resource="", subresource="",
+                                    name="", field_selector=None, resource_request=False, path=info.path)
+        if rbac.allowed(self.world.store, attrs):
+            return
+        if not attrs.resource_request or rt.res is None:
+            raise ApiError(403, "Forbidden", f'forbidden: User "{attrs.user}" cannot {attrs.verb} path "{attrs.path}"')
+        # staging/src/k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors.go, `forbiddenMessage`
+        raise ApiError.forbidden(rt.res, attrs.name, attrs.user, attrs.verb, rt.namespace, rt.subresource)
+
+    def _access_review(self, user: dict, review: dict) -> dict:
+        """A SelfSubjectAccessReview answered for the asking user, as `kubectl auth can-i` uses it
+        (pkg/registry/authorization/selfsubjectaccessreview/rest.go: the spec's attributes, asked of
+        the authorizer as that user; nothing is stored)."""
+        spec = review.get("spec") or {}
+        res, non_res = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+        if not res and not non_res:
+            raise ApiError(422, "Invalid", "SelfSubjectAccessReview.authorization.k8s.io is invalid: "
+                           "spec.resourceAttributes: Invalid value: \"null\": exactly one of "
+                           "nonResourceAttributes or resourceAttributes must be specified")
+        if user.get("rbac"):
+            if res:
+                attrs = rbac.attributes(user, verb=res.get("verb", ""), namespace=res.get("namespace", ""),
+                                        api_group=res.get("group", ""), resource=res.get("resource", ""),
+                                        subresource=res.get("subresource", ""), name=res.get("name", ""),
+                                        field_selector=None)
+            else:
+                attrs = rbac.attributes(user, verb=non_res.get("verb", ""), namespace="", api_group="", resource="",
+                                        subresource="", name="", field_selector=None, resource_request=False,
+                                        path=non_res.get("path", ""))
+            allowed = rbac.allowed(self.world.store, attrs)
+        else:
+            verb = (res or non_res).get("verb", "")
+            allowed = user.get("write", True) or verb in ("get", "list", "watch")
+        out = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+               "metadata": {"creationTimestamp": None}, "spec": spec, "status": {"allowed": allowed}}
+        if allowed and user.get("rbac"):
+            out["status"]["reason"] = "RBAC: allowed by a RoleBinding"
+        return out
 
     @staticmethod
     def _json(obj, status: int = 200, headers: Optional[dict] = None) -> web.Response:

@@ -93,10 +93,11 @@ class ApiError(Exception):
         return cls(401, "Unauthorized", "Unauthorized")
 
     @classmethod
-    def forbidden(cls, res, name: str, user: str, verb: str, namespace: str) -> "ApiError":
+    def forbidden(cls, res, name: str, user: str, verb: str, namespace: str, subresource: str = "") -> "ApiError":
         where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
         what = f'{res.group_resource} "{name}"' if name else res.group_resource
-        msg = (f'{what} is forbidden: User "{user}" cannot {verb} resource "{res.plural}" in API group '
+        resource = f"{res.plural}/{subresource}" if subresource else res.plural
+        msg = (f'{what} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API group '
                f'"{res.group}"{where}')
         return cls(403, "Forbidden", msg, {"name": name, "group": res.group, "kind": res.plural})
 

@@ -42,7 +42,8 @@ class RequestInfo:
     @property
     def write(self) -> bool:
         """True for requests that may change state (proxied requests are not API writes)."""
-        return self.verb in WRITE_VERBS and self.subresource != "proxy"
+        return (self.verb in WRITE_VERBS and self.subresource != "proxy"
+                and self.resource not in ("selfsubjectaccessreviews",))  # a question, stored nowhere
 
     @property
     def committed(self) -> bool:

@@ -93,6 +93,15 @@ RESOURCES: List[Resource] = [
     _r("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", short_names=("hpa",),
        categories=("all",), subresources=("status",),
        schema_ref="io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler", has_generation=False),
+    # RBAC objects are stored and enforced for the tokens that ask for it (rbac.py)
+    _r("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",),
+       schema_ref="io.k8s.api.core.v1.ServiceAccount"),
+    _r("rbac.authorization.k8s.io", "v1", "roles", "Role", schema_ref="io.k8s.api.rbac.v1.Role"),
+    _r("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding",
+       schema_ref="io.k8s.api.rbac.v1.RoleBinding"),
+    # `kubectl auth can-i` asks this (create only, answered and not stored: apiserver.py)
+    _r("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", namespaced=False,
+       schema_ref="io.k8s.api.authorization.v1.SelfSubjectAccessReview"),
 ]
 
 BY_KEY: Dict[str, Resource] = {r.key: r for r in RESOURCES}
@@ -144,6 +153,8 @@ def api_group_list() -> dict:
 
 
 def _verbs(r: Resource) -> List[str]:
+    if r.kind == "SelfSubjectAccessReview":
+        return ["create"]
     return list(RW_VERBS)
 
 

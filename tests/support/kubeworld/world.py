@@ -193,10 +193,21 @@ class KubeWorld:
             yaml.safe_dump(self.kubeconfig_dict(token, namespace), fh, sort_keys=False)
         return path
 
-    def add_token(self, user: str, write: bool = True) -> str:
-        """A further bearer token; `write=False` makes a read-only user (403 on writes)."""
+    def add_token(self, user: str, write: bool = True, *, rbac: bool = False, groups: Iterable[str] = ()) -> str:
+        """A further bearer token; `write=False` makes a read-only user (403 on writes); `rbac=True`
+        makes a user with only the rights its RoleBindings grant (by user name or `groups`)."""
         token = secrets.token_urlsafe(24)
-        self.tokens[token] = {"name": user, "write": write}
+        self.tokens[token] = {"name": user, "write": write, "rbac": rbac,
+                              "groups": [*groups, "system:authenticated"]}
+        return token
+
+    def service_account_token(self, name: str, namespace: str = "default") -> str:
+        """A token of the ServiceAccount `namespace/name`, authorized by RBAC (`kubectl create token`)."""
+        from .rbac import service_account_user
+
+        user = service_account_user(namespace, name)
+        token = secrets.token_urlsafe(24)
+        self.tokens[token] = {**user, "write": True, "rbac": True}
         return token
 
     def kubectl(self, *args: str, timeout: float = 60, kubeconfig: Optional[str] = None) -> subprocess.CompletedProcess:
