@@ -7,11 +7,14 @@ shared library as one zipapp. The dependencies are pinned with hashes in ``helpe
 Reproducible by construction: entries sorted, every timestamp 1980-01-01, fixed permissions, no
 ``__pycache__``, no native extensions, the same deflate level. The archive carries a *fingerprint*
 of its inputs (lock file, helper sources, version), so ``render --check`` can tell a stale bundle
-without rebuilding it.
+without rebuilding it. A matching fingerprint proves nothing about the rest of the archive (anyone
+who can edit the .pyz can leave it alone), so :func:`verify` compares every entry with its source
+or its hash-pinned wheel, and the archive's bytes with a build of those entries.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -119,6 +122,9 @@ def cache_dir() -> Path:
 
 def download(pins: list[Pin], dest: Path) -> list[Path]:
     """Fetch exactly the pinned files with pip (hash-checked); reuse what ``dest`` has."""
+    cached = _cached_wheels(pins, dest)
+    if cached is not None:
+        return cached
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -147,6 +153,26 @@ def download(pins: list[Pin], dest: Path) -> list[Path]:
     return found
 
 
+def _cached_wheels(pins: list[Pin], dest: Path) -> list[Path] | None:
+    """One wheel per pin from ``dest`` when each pin has a file there with one of its hashes, else None
+    (the hash, not the name, decides: a swapped file in the cache is not used)."""
+    if not dest.is_dir():
+        return None
+    by_hash = {}
+    for path in sorted(dest.glob("*.whl")):
+        try:
+            by_hash.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), path)
+        except OSError:
+            continue
+    found = []
+    for pin in pins:
+        match = next((by_hash[h] for h in pin.hashes if h in by_hash), None)
+        if match is None:
+            return None
+        found.append(match)
+    return sorted(found)
+
+
 def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
 
@@ -155,12 +181,20 @@ def _dist_name(wheel_filename: str) -> str:
     return _normalize(wheel_filename.split("-", 1)[0])
 
 
-def build(wheels_dir: Path | None = None) -> bytes:
-    """Build the bundle's bytes; downloads pinned wheels into the cache when needed."""
+@dataclass(frozen=True)
+class Entry:
+    """One file of the bundle and where its bytes come from (named in verification messages)."""
+
+    data: bytes
+    origin: str
+
+
+def entries(wheels_dir: Path | None = None) -> dict[str, Entry]:
+    """Every entry of the bundle built from today's inputs; downloads pinned wheels when needed."""
     pins = read_lock()
     wheels = download(pins, wheels_dir or cache_dir())
-    entries: dict[str, bytes] = {"__main__.py": ENTRY_POINT}
-    entries.update(helper_sources())
+    result: dict[str, Entry] = {"__main__.py": Entry(ENTRY_POINT, "the generated entry point")}
+    result.update({name: Entry(data, f"its source {name}") for name, data in helper_sources().items()})
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as zf:
             for info in zf.infolist():
@@ -172,17 +206,78 @@ def build(wheels_dir: Path | None = None) -> bytes:
                     base = name.rsplit("/", 1)[-1]
                     if not re.match(r"(LICEN[CS]E|COPYING|NOTICE|AUTHORS)", base, re.I) and "/licenses/" not in name:
                         continue
-                if name in entries:
+                if name in result:
                     raise BundleError(f"{wheel.name}: {name} is also provided by another wheel")
-                entries[name] = zf.read(info)
+                result[name] = Entry(zf.read(info), f"the pinned wheel {wheel.name}")
     meta = {
         "format": FORMAT,
         "version": __version__,
         "fingerprint": fingerprint(),
         "packages": [f"{pin.name}=={pin.version}" for pin in pins],
     }
-    entries[METADATA_NAME] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
-    return _zip(entries)
+    result[METADATA_NAME] = Entry((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode(), "the bundle metadata")
+    return result
+
+
+def build(wheels_dir: Path | None = None) -> bytes:
+    """Build the bundle's bytes; downloads pinned wheels into the cache when needed."""
+    return _zip({name: entry.data for name, entry in entries(wheels_dir).items()})
+
+
+_verified: dict[tuple[str, str], str | None] = {}
+
+
+def verify(data: bytes, wheels_dir: Path | None = None) -> str | None:
+    """Why ``data`` is not the bundle today's inputs build, or None when it is, byte for byte.
+
+    The first difference is named: an entry that differs from its source or pinned wheel, a missing or
+    extra entry, or bytes outside the entries (headers, order, prefix, comment). Results are
+    remembered per process for the same archive and inputs (rendering checks the same bundle often).
+    """
+    key = (hashlib.sha256(data).hexdigest(), fingerprint())
+    if key not in _verified:
+        wanted, built = _expected(key[1], wheels_dir or cache_dir())
+        _verified[key] = _first_difference(data, wanted, built)
+    return _verified[key]
+
+
+def expected(wheels_dir: Path | None = None) -> bytes:
+    """The bytes today's inputs build, as :func:`build` returns them (shared with :func:`verify`'s cache)."""
+    return _expected(fingerprint(), wheels_dir or cache_dir())[1]
+
+
+@functools.lru_cache(maxsize=2)
+def _expected(fingerprint: str, wheels_dir: Path) -> tuple[dict[str, Entry], bytes]:
+    """The entries and bytes today's inputs build (``fingerprint`` keys the cache; the lock pins the wheels)."""
+    wanted = entries(wheels_dir)
+    return wanted, _zip({name: entry.data for name, entry in wanted.items()})
+
+
+def _first_difference(data: bytes, wanted: dict[str, Entry], built: bytes) -> str | None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = zf.infolist()
+            names = [info.filename for info in infos]
+            by_name = {info.filename: info for info in infos}
+            seen: set[str] = set()
+            for name in names:
+                if name in seen:
+                    return f"entry {name} appears twice"
+                seen.add(name)
+            for name in sorted(seen | set(wanted)):
+                if name not in wanted:
+                    return f"entry {name} is not part of the bundle"
+                if name not in seen:
+                    return f"entry {name} is missing"
+                info = by_name[name]
+                # Sizes first: a tampered entry is never inflated beyond what the real one holds.
+                if info.file_size != len(wanted[name].data) or zf.read(info) != wanted[name].data:
+                    return f"entry {name} differs from {wanted[name].origin}"
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+        return f"not a readable zip archive ({e})"
+    if data != built:
+        return "the archive's bytes differ from a build of the same entries (headers, order, prefix or padding)"
+    return None
 
 
 def _zip(entries: dict[str, bytes]) -> bytes:

@@ -294,6 +294,7 @@ def test_csrf_rejection_hints_at_api_tokens(fake):
 def test_token_file(fake, tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)  # others may not read it (tests/test_bootstrap_hostile.py)
     result = cli(fake.url, cfg(tmp_path, ["api"]), "--token-file", str(token_file), token=None)
     assert result.exit_code == 0, result.stderr
     token_file.write_text("\n")

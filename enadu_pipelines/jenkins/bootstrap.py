@@ -15,7 +15,9 @@ controller (bad URL, unreachable, credentials refused, not Jenkins) raise ``Jenk
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +31,8 @@ from ..config import Project
 from ..errors import JenkinsError, UsageProblem
 from ..helper import retry
 from . import jobs, xmlnorm
-from .client import Client, HttpFailure, NotJenkins
+from ..helper.loopback import cleartext_problem
+from .client import MAX_ANSWER, BadCrumb, Client, HttpFailure, NotJenkins
 
 CREATE, UPDATE, UNCHANGED, DELETE, KEEP, FAILED = "create", "update", "unchanged", "delete", "keep", "failed"
 
@@ -100,7 +103,13 @@ def read_token(token_file: Path | None, environ: Mapping[str, str]) -> str | Non
     if token_file is None:
         return environ.get("JENKINS_API_TOKEN", "").strip() or None
     try:
-        token = token_file.read_text("utf-8").strip()
+        with open(token_file, "rb") as f:
+            # Like ssh with a private key: a secret others may read (or replace) is refused, not used.
+            mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
+            if mode & 0o077:
+                raise UsageProblem(f"--token-file {token_file} is accessible to other users (mode {mode:04o});"
+                                   f" run: chmod 600 {token_file}")
+            token = f.read(64 << 10).decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as e:
         raise UsageProblem(f"--token-file {token_file}: cannot read: {getattr(e, 'strerror', None) or 'not UTF-8 text'}") from None
     if not token:
@@ -108,9 +117,10 @@ def read_token(token_file: Path | None, environ: Mapping[str, str]) -> str | Non
     return token
 
 
-def check_url(url: str) -> str:
-    """The controller's base URL, or ``JenkinsError`` saying what is wrong with it (never echoing
-    credentials that someone put into it)."""
+def check_url(url: str, *, allow_insecure_http: bool = False) -> str:
+    """The controller's base URL, or ``UsageProblem`` saying what is wrong with it (never echoing
+    credentials that someone put into it). Plain http only to loopback (the token would travel in
+    clear), unless ``allow_insecure_http``."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 — raises ValueError on a bad port
@@ -122,7 +132,11 @@ def check_url(url: str) -> str:
         raise UsageProblem("--url must not contain credentials: pass --user and the API token in JENKINS_API_TOKEN or --token-file")
     if parts.query or parts.fragment:
         raise UsageProblem("--url must be the controller's base URL, without '?' or '#' parts")
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/"
+    base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/"
+    problem = cleartext_problem(base, "the API token")
+    if problem and not allow_insecure_http:
+        raise UsageProblem(f"--url {base} {problem}; pass --allow-insecure-http to send it anyway")
+    return base
 
 
 def run(
@@ -136,12 +150,15 @@ def run(
     prune: bool = False,
     first_builds: bool = True,
     timeout: float = 30.0,
+    allow_insecure_http: bool = False,
     policy: retry.Policy = retry.Policy(),
     log: Callable[[str], None] = lambda line: None,
     sleep: Callable[[float], None] | None = None,
 ) -> Report:
-    """Plan, and unless ``dry_run`` apply, the jobs of ``project`` in ``folder`` on ``url``."""
-    base = check_url(url)
+    """Plan, and unless ``dry_run`` apply, the jobs of ``project`` in ``folder`` on ``url``.
+
+    ``timeout`` bounds each request (wall clock, first byte sent to last byte read); ``policy`` the retries."""
+    base = check_url(url, allow_insecure_http=allow_insecure_http)
     folder = folder if folder is not None else project.jenkins.folder
     _check_folder(folder)
     client = Client(base, user=user, token=token, timeout=timeout, policy=policy, log=log, sleep=sleep)
@@ -454,8 +471,13 @@ class _controller_errors:
             return False
         if isinstance(exc, requests.exceptions.SSLError):
             raise JenkinsError(f"TLS error talking to {self.url}: {_ssl_reason(exc)}") from None
+        if isinstance(exc, BadCrumb):
+            raise JenkinsError(f"{self.url}: {exc}; is --url a Jenkins controller?") from None
+        if isinstance(exc, retry.TooLarge):
+            raise JenkinsError(f"{self.url} sent an answer larger than {MAX_ANSWER} bytes; is --url a Jenkins"
+                               " controller?") from None
         if isinstance(exc, retry.GaveUp) and isinstance(exc.last, (requests.ConnectionError, requests.Timeout,
-                                                                     jenkins.TimeoutException)):
+                                                                     jenkins.TimeoutException, retry.OutOfTime)):
             raise JenkinsError(f"cannot reach Jenkins at {self.url}: {exc.reason} "
                                f"(gave up after {exc.attempts} attempts)") from None
         if isinstance(exc, (HttpFailure, requests.HTTPError, jenkins.JenkinsException, retry.GaveUp, NotJenkins)):

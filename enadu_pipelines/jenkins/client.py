@@ -11,6 +11,12 @@ python-jenkins provides the session, basic authentication, and the CSRF crumb (f
   excerpt of the body, so callers can tell a bad token from a missing permission from a CSRF
   rejection from a controller error.
 
+Every request goes through :func:`enadu_pipelines.helper.retry.request` (the one bounded HTTP call):
+python-jenkins' ``timeout`` bounds each socket read only, so a controller trickling one byte a second
+would hold bootstrap for ever; here ``timeout`` bounds the whole request, start to last byte, and an
+answer larger than ``max_bytes`` is refused. The crumb issuer's answer is checked before its values
+become a header (python-jenkins indexes whatever JSON it gets).
+
 Retries go through :mod:`enadu_pipelines.helper.retry`: connection errors, timeouts, 429 and
 502/503/504 are transient (``Retry-After`` honoured); Jenkins answers 500 for deterministic
 failures such as an unloadable config.xml (``ItemGroupMixIn.createProjectFromXML``), so 500 is not.
@@ -19,7 +25,9 @@ The API token is only ever handed to python-jenkins; nothing here formats it int
 
 from __future__ import annotations
 
+import http.client
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +39,10 @@ import requests
 from ..helper import retry
 
 DEFAULT_TIMEOUT = 30.0
+# A folder listing or a job's config.xml is kilobytes; a controller sending more is not answering us.
+MAX_ANSWER = 16 << 20
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}")
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]{1,1024}")
 XML_HEADERS = {"Content-Type": "application/xml; charset=utf-8"}
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -53,10 +65,34 @@ class HttpFailure(Exception):
         return self.headers.get("X-Error", "")
 
 
+class BadCrumb(Exception):
+    """The crumb issuer answered, but not with a crumb we can send back as a header."""
+
+
 class _Jenkins(jenkins.Jenkins):
-    def __init__(self, base: str, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, base: str, *args: Any, max_bytes: int = MAX_ANSWER, **kwargs: Any) -> None:
         super().__init__(base, *args, **kwargs)
         self._base_path = requests.utils.urlparse(self.server).path
+        self.max_bytes = max_bytes
+        bounded = retry.session()  # connections that retry.request can cut at its deadline
+        for prefix in ("http://", "https://"):
+            self._session.mount(prefix, bounded.get_adapter(prefix))
+
+    def _request(self, req: requests.Request, stream: Any = None) -> requests.Response:
+        """python-jenkins' one door to the network, bounded in time and size (see the module docstring)."""
+        prepared = self._session.prepare_request(req)
+        answer = retry.request(self._session, req.method, req.url, params=req.params or None, data=req.data or None,
+                               headers=req.headers, auth=req.auth, timeout=float(self.timeout),
+                               max_bytes=self.max_bytes, allow_redirects=True)
+        response = requests.Response()
+        response.status_code = answer.status_code
+        response.headers = requests.structures.CaseInsensitiveDict(answer.headers)
+        response._content = answer.content
+        response.url = prepared.url or ""
+        response.request = prepared
+        response.reason = http.client.responses.get(answer.status_code, "")
+        response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+        return response
 
     version: str | None = None  # X-Jenkins of the last response that carried it
 
@@ -73,6 +109,32 @@ class _Jenkins(jenkins.Jenkins):
                 path = "/" + path[len(self._base_path):]
             raise HttpFailure(response.request.method, path, response)
         return super()._response_handler(response)
+
+    def maybe_add_crumb(self, req: requests.Request) -> None:
+        """python-jenkins' ``maybe_add_crumb`` (fetch once; 404 or an empty answer: no CSRF protection),
+        with the answer checked before its values become a header: JSON that is not
+        ``{"crumbRequestField": <header name>, "crumb": <header value>}`` raises :class:`BadCrumb`."""
+        if self.crumb is None:
+            try:
+                text = self.jenkins_open(requests.Request("GET", self._build_url(jenkins.CRUMB_URL)), add_crumb=False)
+            except jenkins.NotFoundException:
+                text = ""
+            self.crumb = _parse_crumb(text) if text else False
+        if self.crumb:
+            req.headers[self.crumb["crumbRequestField"]] = self.crumb["crumb"]
+
+
+def _parse_crumb(text: str) -> dict[str, str]:
+    try:
+        crumb = json.loads(text)
+    except ValueError:
+        raise BadCrumb("the crumb issuer (crumbIssuer/api/json) answered something that is not JSON") from None
+    if not (isinstance(crumb, dict) and isinstance(crumb.get("crumbRequestField"), str)
+            and isinstance(crumb.get("crumb"), str) and _HEADER_NAME.fullmatch(crumb["crumbRequestField"])
+            and _HEADER_VALUE.fullmatch(crumb["crumb"])):
+        raise BadCrumb("the crumb issuer (crumbIssuer/api/json) answered something that is not a crumb"
+                       " (crumbRequestField and crumb must be header-safe strings)")
+    return {"crumbRequestField": crumb["crumbRequestField"], "crumb": crumb["crumb"]}
 
 
 @dataclass
@@ -97,7 +159,7 @@ def classify(exc: BaseException) -> retry.Transient | None:
         except ValueError:
             seconds = None
         return retry.Transient(f"HTTP {exc.status}", seconds)
-    if isinstance(exc, (jenkins.TimeoutException, requests.Timeout)):
+    if isinstance(exc, (jenkins.TimeoutException, requests.Timeout, retry.OutOfTime)):
         return retry.Transient("timed out")
     if isinstance(exc, requests.exceptions.SSLError):
         return None
@@ -116,12 +178,13 @@ class Client:
         user: str | None,
         token: str | None,
         timeout: float = DEFAULT_TIMEOUT,
+        max_bytes: int = MAX_ANSWER,
         policy: retry.Policy = retry.Policy(),
         log: Callable[[str], None] = lambda line: None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.url = url if url.endswith("/") else url + "/"
-        self.server = _Jenkins(self.url, user, token, timeout=timeout)
+        self.server = _Jenkins(self.url, user, token, timeout=timeout, max_bytes=max_bytes)
         self.policy = policy
         self.log = log
         self.sleep = sleep

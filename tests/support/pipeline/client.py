@@ -31,7 +31,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 STUBS = HERE.parent / "groovy" / "stubs"
 PLUGINS = HERE / "plugins.json"
-HELPER_PREFIX = 'python3 "$ENADU_HELPER" '
+# The last line of every helper run's sh script (vars/enaduHelper: the checked private copy, python3 -I).
+HELPER_RUN = 'python3 -I "$d/ENADU_HELPER" '
 START_TIMEOUT = 120.0  # the first request also starts the JVM and compiles the harness
 REQUEST_TIMEOUT = 60.0
 
@@ -207,9 +208,13 @@ class Run:
 
     def helper_calls(self, command: str | None = None) -> list[dict[str, Any]]:
         """The ``sh`` entries that run the bundled helper, optionally of one command."""
-        calls = [e for e in self.steps("sh") if e["args"]["script"].startswith(HELPER_PREFIX)]
+        def last_line(e: dict[str, Any]) -> str:
+            lines = e["args"]["script"].rstrip("\n").splitlines()
+            return lines[-1] if lines else ""
+
+        calls = [e for e in self.steps("sh") if last_line(e).startswith(HELPER_RUN)]
         if command is not None:
-            calls = [e for e in calls if e["args"]["script"] == HELPER_PREFIX + command]
+            calls = [e for e in calls if last_line(e) == HELPER_RUN + command]
         return calls
 
     def helper(self, command: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from enadu_pipelines import config
 
-from .client import HELPER_PREFIX, REPO
+from .client import HELPER_RUN, REPO
 
 COMMIT = "3f9c2a1d8e7b6a5c4d3e2f1a0b9c8d7e6f5a4b3c"
 PREVIOUS_COMMIT = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
@@ -51,7 +51,7 @@ def service(project: config.Project, name: str) -> config.Service:
 
 
 def helper_rule(command: str, **extra: Any) -> dict[str, Any]:
-    return {"id": command, "script": "^" + re.escape(HELPER_PREFIX + command) + "$", **extra}
+    return {"id": command, "script": "\n" + re.escape(HELPER_RUN + command) + "\n$", **extra}
 
 
 def service_scenario(project: config.Project, name: str, *, changed_files: list[str] | None = None,
