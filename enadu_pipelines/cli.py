@@ -52,19 +52,29 @@ def main() -> None:
 @click.option("--rebuild-bundle", is_flag=True,
               help="Rebuild the helper bundle even if its inputs did not change (needs pip and the package index).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only changes and problems, not unchanged files.")
+@click.option("--force", is_flag=True,
+              help="Overwrite hand-written files (without the generated marker) found where generated files belong;"
+                   " without it they stop the render (exit 5) before anything is written.")
 @_handle_errors
-def render(config_path: Path, out: Path | None, check: bool, show_diff: bool, rebuild_bundle: bool, quiet: bool) -> None:
+def render(config_path: Path, out: Path | None, check: bool, show_diff: bool, rebuild_bundle: bool, quiet: bool,
+           force: bool) -> None:
     """Render pipelines/, vars/ and resources/ from the configuration.
 
     Files are written only when their content changes; each is reported as created, updated,
-    unchanged or removed (a generated file whose service left the configuration).
+    unchanged or removed (a generated file whose service left the configuration). A hand-written
+    file where a generated one belongs is an error (exit 5, nothing written) unless --force.
     """
     from . import generate
 
     out = out if out is not None else (config_path.parent if str(config_path.parent) else Path("."))
     if check and rebuild_bundle:
         raise click.UsageError("--check writes nothing, so it cannot be combined with --rebuild-bundle")
-    result = generate.generate(config_path, out, write=not check, diff=show_diff, rebuild_bundle=rebuild_bundle)
+    result = generate.generate(config_path, out, write=not check, diff=show_diff, rebuild_bundle=rebuild_bundle,
+                               force=force)
+    for change in result.changes:
+        if change.hand_written:
+            click.echo(f"warning: {out / change.path}: hand-written, "
+                       f"{'would be overwritten' if check else 'overwritten'} (--force)", err=True)
     for change in result.changes:
         if quiet and change.status.value == "unchanged":
             continue
@@ -139,18 +149,24 @@ def bundle(out: Path, check: bool) -> None:
 @click.option("--first-build/--no-first-build", "first_builds", default=True, show_default=True,
               help="Queue one registration build (ENADU_REGISTER_ONLY=true) for each job that has never run, so"
                    " that GitHub pushes start it; that build checks the service out and deploys nothing.")
+@click.option("--timeout", type=click.FloatRange(min=0.1, max=600), default=30.0, show_default=True,
+              help="Seconds each request to Jenkins may take, from the first byte sent to the last one read.")
+@click.option("--allow-insecure-http", is_flag=True,
+              help="Accept a plain http:// --url to a host other than this machine (the API token travels in clear).")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @_handle_errors
 def bootstrap(url: str, user: str | None, token_file: Path | None, folder: str | None, config_path: Path,
-              dry_run: bool, prune: bool, first_builds: bool, output: str) -> None:
+              dry_run: bool, prune: bool, first_builds: bool, timeout: float, allow_insecure_http: bool,
+              output: str) -> None:
     """Make a Jenkins folder hold exactly the pipeline jobs the configuration describes.
 
     Creates missing folders and jobs, rewrites jobs whose config.xml differs (edits made in the
     Jenkins UI included) and, with --prune, deletes jobs it manages that left the configuration.
     A job that has never run gets one registration build (see --first-build): until a Pipeline job
     has run, GitHub pushes to its service's repository do not start it.
-    Exit codes: 0 converged, 1 bad configuration, 3 Jenkins unreachable or refused us,
-    4 some jobs did not converge.
+    Exit codes: 0 converged, 1 bad configuration, 2 bad command line (a plain http:// --url to
+    another host without --allow-insecure-http, a --token-file other users can access), 3 Jenkins
+    unreachable, too slow, refused us or answered nonsense, 4 some jobs did not converge.
     """
     import os
 
@@ -158,6 +174,7 @@ def bootstrap(url: str, user: str | None, token_file: Path | None, folder: str |
     from .errors import ConvergeError
     from .jenkins import bootstrap as core
 
+    core.check_url(url, allow_insecure_http=allow_insecure_http)  # before reading the token or the config
     token = core.read_token(token_file, os.environ)
     if token and not user:
         raise click.UsageError("an API token needs --user (the Jenkins user it belongs to)")
@@ -166,7 +183,7 @@ def bootstrap(url: str, user: str | None, token_file: Path | None, folder: str |
     project = load(config_path)
     err = functools.partial(click.echo, err=True)
     report = core.run(project, url=url, user=user, token=token, folder=folder, dry_run=dry_run, prune=prune,
-                      first_builds=first_builds, log=err)
+                      first_builds=first_builds, timeout=timeout, allow_insecure_http=allow_insecure_http, log=err)
     if output == "json":
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -19,8 +19,9 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
 from . import yamlsource
 from .configtypes import (  # noqa: F401 - the pattern types are part of this module's interface
@@ -38,6 +39,7 @@ from .configtypes import (  # noqa: F401 - the pattern types are part of this mo
     HttpUrl,
     ImageName,
     LibraryName,
+    LibraryVersion,
     Name,
     PromQL,
     Quantity,
@@ -49,6 +51,7 @@ from .configtypes import (  # noqa: F401 - the pattern types are part of this mo
     is_loopback_registry,
 )
 from .errors import ConfigError
+from .helper.loopback import cleartext_problem
 from .monitoring import Monitoring, problems as monitoring_problems, resolve as resolve_monitoring
 
 DEFAULT_CONFIG = "enadu.yaml"
@@ -60,7 +63,7 @@ class LibrarySection(_Model):
     """How Jenkins finds this shared library."""
 
     name: LibraryName = Field("enadu", description="Library name used in @Library('<name>@<version>').")
-    version: GitRef = Field(description="Tag (a release) or branch of this repository that the Jenkinsfiles load;"
+    version: LibraryVersion = Field(description="Tag (a release) or branch of this repository that the Jenkinsfiles load;"
                             " a bare name such as v0.1.0, never refs/...: `ref` says which kind it is.")
     ref: Literal["tag", "branch"] = Field(
         "tag", description="Whether `version` is a tag (the default: releases are tags) or a branch. The job's"
@@ -71,14 +74,6 @@ class LibrarySection(_Model):
     credentials_id: CredentialId | None = Field(
         None, description="Jenkins credentials id used to clone the library repository, if it is private."
     )
-
-    @field_validator("version")
-    @classmethod
-    def _bare_version(cls, value: str) -> str:
-        if value.startswith("refs/") or value.startswith("origin/"):
-            raise ValueError("give the bare tag or branch name (such as v0.1.0) and set library.ref to"
-                             " 'tag' or 'branch'; the rendered files qualify it as refs/tags/... or refs/heads/...")
-        return value
 
     @property
     def qualified_ref(self) -> str:
@@ -116,15 +111,6 @@ class RegistrySection(_Model):
     storage_driver: StorageDriver | None = Field(
         None, description="buildah's storage driver (default vfs, which works everywhere, rootless included; overlay is"
                           " faster where the agent supports it); only with builder buildah.")
-
-    @field_validator("insecure")
-    @classmethod
-    def _insecure_only_on_loopback(cls, insecure: bool, info: Any) -> bool:
-        host = info.data.get("host")
-        if insecure and host is not None and not is_loopback_registry(host):
-            raise ValueError(f"an insecure (plain HTTP) registry must be on loopback (localhost or 127.x.x.x[:port]),"
-                             f" not {host!r}: a remote registry needs TLS")
-        return insecure
 
 
 class Resources(_Model):
@@ -244,27 +230,32 @@ class ServiceSection(_Model):
     monitoring: MonitoringSettings = MonitoringSettings()
 
 
+def _not_a_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be the number 1, not true/false")
+    return value
+
+
 class EnaduConfig(_Model):
     """The whole ``enadu.yaml``."""
 
-    version: Literal[1] = Field(description="Format version of this file.")
+    # Literal[1] alone takes `true` (True == 1 in Python); the schema's `const: 1` does not.
+    version: Annotated[Literal[1], BeforeValidator(_not_a_bool)] = Field(description="Format version of this file.")
     library: LibrarySection
     jenkins: JenkinsSection = JenkinsSection()
     registry: RegistrySection
     kubernetes: KubernetesSection
     discord: DiscordSection
     monitoring: MonitoringSettings = MonitoringSettings()
+    credential_hosts: dict[CredentialId, RegistryHost] = Field(
+        default_factory=dict,
+        description="The allow list of credential -> host[:port] pairings beyond the defaults (registry.credentials_id"
+                    " with registry.host, monitoring.grafana.credentials_id with its URL's host,"
+                    " jenkins.git_credentials_id with library.repository's host): a service whose Grafana differs"
+                    " from the global one must use a credential paired here with that host, and the git credential"
+                    " may be paired here with the host the services' repositories are on. Each"
+                    " credential is sent to one host only, and serves one purpose.")
     services: dict[Name, ServiceSection] = Field(min_length=1)
-
-    @field_validator("services")
-    @classmethod
-    def _unique_images(cls, services: dict[str, ServiceSection]) -> dict[str, ServiceSection]:
-        seen: dict[str, str] = {}
-        for name, service in services.items():
-            other = seen.setdefault(service.image.name, name)
-            if other != name:
-                raise ValueError(f"services {other!r} and {name!r} use the same image {service.image.name!r}")
-        return services
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,6 +352,9 @@ class Project:
     kubernetes_credentials_id: str
     discord: DiscordSection
     services: tuple[Service, ...]
+    # (credentials id, host[:port]) of every credential sent to a host of our choosing, sorted: rendered
+    # into resources/enadu/credential-hosts.txt, which vars/enaduImage and vars/enaduDeploy enforce
+    credential_hosts: tuple[tuple[str, str], ...] = ()
 
 
 def resolve(config: EnaduConfig, source: str) -> Project:
@@ -429,6 +423,7 @@ def resolve(config: EnaduConfig, source: str) -> Project:
         kubernetes_credentials_id=config.kubernetes.credentials_id,
         discord=config.discord,
         services=tuple(services),
+        credential_hosts=tuple(sorted((credential, host) for credential, (host, _) in credential_pairings(config).items())),
     )
 
 
@@ -462,7 +457,7 @@ def load_located(located: yamlsource.Located, shown: str) -> Project:
     except ValidationError as e:
         lines = sorted({_format_error(err, located, shown) for err in e.errors()}, key=_line_sort_key)
         raise ConfigError("\n".join(lines)) from None
-    problems = monitoring_problems(config) + image_problems(config)
+    problems = cross_problems(config)
     if problems:
         lines = sorted({f"{shown}:{located.line_of(path)}: {yamlsource.dotted(path)}: {message}"
                         for path, message in problems}, key=_line_sort_key)
@@ -470,9 +465,64 @@ def load_located(located: yamlsource.Located, shown: str) -> Project:
     return resolve(config, shown)
 
 
-def image_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
-    """Image settings that are valid alone but not together: a storage driver for a docker build."""
+def cross_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
+    """The rules that relate several keys, checked after the model: the JSON Schema, which checks
+    each value on its own, does not express them (tests/test_schema.py: the schema and the model
+    agree on everything else). A rule that concerns one value belongs in its type instead."""
+    return (monitoring_problems(config) + image_problems(config) + registry_problems(config)
+            + kubernetes_name_problems(config) + credential_problems(config))
+
+
+def registry_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
+    """``registry.insecure`` only with a registry on loopback."""
+    host = config.registry.host
+    if config.registry.insecure and not is_loopback_registry(host):
+        return [(("registry", "insecure"), f"an insecure (plain HTTP) registry must be on loopback (localhost or"
+                                           f" 127.x.x.x[:port]), not {host!r}: a remote registry needs TLS")]
+    return []
+
+
+def kubernetes_objects(name: str, namespace: str) -> dict[tuple[str, str, str], str]:
+    """The Kubernetes objects a service owns, as (kind, namespace, name) → what it is. The names are
+    derived where the objects are made: templates/k8s/service.yaml.j2 (the Service, the ``-preview``
+    Service), helper/kube/manifest.py (``<service>-<colour>`` Deployments), helper/kube/lock.py
+    (the Lease), templates/k8s/servicemonitor.yaml.j2."""
+    return {
+        ("Service", namespace, name): "Service",
+        ("Service", namespace, f"{name}-preview"): "preview Service",
+        **{("Deployment", namespace, f"{name}-{colour}"): f"{colour} Deployment" for colour in ("blue", "green")},
+        ("Lease", namespace, f"enadu-deploy-{name}"): "deploy lock (Lease)",
+        ("ServiceMonitor", namespace, name): "ServiceMonitor",
+    }
+
+
+def kubernetes_name_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
+    """Two services whose objects would share a name (``frontend``'s preview Service and a service
+    named ``frontend-preview``): one would overwrite the other."""
+    owners: dict[tuple[str, str, str], tuple[str, str]] = {}
     problems = []
+    for name, s in config.services.items():
+        namespace = s.kubernetes.namespace or config.kubernetes.namespace or BUILTIN_KUBERNETES["namespace"]
+        for key, what in kubernetes_objects(name, namespace).items():
+            if key in owners:
+                other, other_what = owners[key]
+                problems.append((("services", name), f"its {what} {key[2]!r} has the name of the {other_what} of"
+                                                     f" service {other!r} (namespace {namespace!r}); rename one of them"))
+                break
+            owners[key] = (name, what)
+    return problems
+
+
+def image_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
+    """Image settings that are valid alone but not together: a storage driver for a docker build, two
+    services with one image."""
+    problems = []
+    seen: dict[str, str] = {}
+    for name, service in config.services.items():
+        other = seen.setdefault(service.image.name, name)
+        if other != name:
+            problems.append((("services", name, "image", "name"),
+                             f"services {other!r} and {name!r} use the same image {service.image.name!r}"))
     for name, s in config.services.items():
         builder = s.image.builder or config.registry.builder
         if s.image.storage_driver is not None and builder != "buildah":
@@ -482,6 +532,115 @@ def image_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
     if config.registry.storage_driver is not None and not (
             config.registry.builder == "buildah" or any(s.image.builder == "buildah" for s in config.services.values())):
         problems.append((("registry", "storage_driver"), "applies to builder buildah only, and no service builds with buildah"))
+    return problems
+
+
+def _url_host(url: str) -> str:
+    return urlsplit(url).netloc.lower()
+
+
+def repository_host(url: str) -> str:
+    """The host[:port] a git repository URL (configtypes.RepoUrl's three forms) sends credentials to;
+    vars/enaduCheckout reads it the same way."""
+    if url.startswith("git@"):  # scp-like: git@host:org/repo, the ':' separates the path
+        return url[len("git@"):].split(":", 1)[0].lower()
+    return urlsplit(url).netloc.rsplit("@", 1)[-1].lower()
+
+
+def credential_pairings(config: EnaduConfig) -> dict[str, tuple[str, tuple]]:
+    """Every credential that is sent to a host of our choosing: id -> (host[:port], key path that pairs
+    them). The defaults come from the global sections; ``credential_hosts`` adds the allowed others."""
+    pins: dict[str, tuple[str, tuple]] = {config.registry.credentials_id: (config.registry.host, ("registry", "host"))}
+    g = config.monitoring.grafana
+    if g.url and g.credentials_id and g.credentials_id not in pins:
+        pins[g.credentials_id] = (_url_host(g.url), ("monitoring", "grafana", "url"))
+    git = config.jenkins.git_credentials_id
+    if git and git not in pins and git not in config.credential_hosts:
+        pins[git] = (repository_host(config.library.repository), ("library", "repository"))
+    for credential, host in config.credential_hosts.items():
+        pins.setdefault(credential, (host, ("credential_hosts", credential)))
+    return pins
+
+
+_ROLES = {"git": "a git clone credential", "registry": "the registry login", "kubeconfig": "the kubeconfig",
+          "discord": "the Discord webhook", "grafana": "a Grafana token"}
+
+
+def credential_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
+    """Which host receives which credential (issue 13, finding 3): each credential serves one purpose;
+    a host-bound one (registry login, Grafana token) goes to one host, paired with it by the global
+    section or by the ``credential_hosts`` allow list; a Grafana token never travels over plain http
+    (the webhook's loopback rule, helper/loopback.py)."""
+    problems: list[tuple[tuple, str]] = []
+    uses: list[tuple[str, str, tuple]] = []  # (credential, role, key path)
+    for credential, role, path in (
+            (config.library.credentials_id, "git", ("library", "credentials_id")),
+            (config.jenkins.git_credentials_id, "git", ("jenkins", "git_credentials_id")),
+            (config.registry.credentials_id, "registry", ("registry", "credentials_id")),
+            (config.kubernetes.credentials_id, "kubeconfig", ("kubernetes", "credentials_id")),
+            (config.discord.credentials_id, "discord", ("discord", "credentials_id"))):
+        if credential:
+            uses.append((credential, role, path))
+    top = config.monitoring.grafana
+    top_paths = (("monitoring", "grafana", "credentials_id"), ("monitoring", "grafana", "url"))
+    grafana: list[tuple[str, str, tuple, tuple]] = []  # (credential, url, credential's path, url's path)
+    if top.credentials_id and top.url:
+        grafana.append((top.credentials_id, top.url, *top_paths))
+    for name, s in config.services.items():
+        own = s.monitoring.grafana
+        here = ("services", name, "monitoring", "grafana")
+        credential, url = own.credentials_id or top.credentials_id, own.url or top.url
+        if (own.url or own.credentials_id) and credential and url:
+            grafana.append((credential, url, here + ("credentials_id",) if own.credentials_id else top_paths[0],
+                            here + ("url",) if own.url else top_paths[1]))
+    uses += [(credential, "grafana", path) for credential, _, path, _ in grafana]
+    first: dict[str, tuple[str, tuple]] = {}
+    misused: set[str] = set()  # reported once, as a misuse: its host does not matter then
+    for credential, role, path in uses:
+        role0, path0 = first.setdefault(credential, (role, path))
+        if role0 != role:
+            misused.add(credential)
+            problems.append((path, f"credential {credential!r} is {_ROLES[role0]} ({yamlsource.dotted(path0)}); one"
+                                   f" credential serves one purpose, so {_ROLES[role]} needs a credential of its own"))
+    pins = credential_pairings(config)
+    for credential, host in config.credential_hosts.items():
+        pinned, where = pins[credential]
+        if where[0] != "credential_hosts":
+            if pinned != host:
+                problems.append((("credential_hosts", credential),
+                                 f"credential {credential!r} is sent to {pinned!r} ({yamlsource.dotted(where)});"
+                                 f" it cannot also be sent to {host!r}"))
+        elif first.get(credential, ("",))[0] not in ("grafana", "git"):
+            problems.append((("credential_hosts", credential),
+                             f"credential {credential!r} is paired with {host!r} but no Grafana setting uses it;"
+                             " remove the pairing (the list allows only what is used)"))
+    git = config.jenkins.git_credentials_id
+    if git and git not in misused:
+        pinned_git = pins[git]
+        for name, s in config.services.items():
+            host = repository_host(s.repository)
+            if host != pinned_git[0]:
+                problems.append((("services", name, "repository"),
+                                 f"credential {git!r} is sent only to {pinned_git[0]!r}"
+                                 f" ({yamlsource.dotted(pinned_git[1])}), not {host!r}; a repository on another"
+                                 " host needs a credential of its own, paired with its host in credential_hosts"))
+    for credential, url, credential_path, url_path in grafana:
+        cleartext = cleartext_problem(url, "the Grafana token")
+        if cleartext:
+            problems.append((url_path, cleartext))
+            continue
+        if credential in misused:
+            continue
+        host = _url_host(url)
+        pinned = pins.get(credential)
+        if pinned is None:
+            problems.append((credential_path, f"credential {credential!r} is not paired with {host!r}: add"
+                                              f" '{credential}: {host}' to credential_hosts, where reviewers see"
+                                              " every host a credential is sent to"))
+        elif pinned[0] != host:
+            problems.append((url_path, f"credential {credential!r} is sent only to {pinned[0]!r}"
+                                       f" ({yamlsource.dotted(pinned[1])}), not {host!r}; another Grafana needs"
+                                       " a credential of its own, paired with its host in credential_hosts"))
     return problems
 
 
@@ -568,7 +727,25 @@ def _unwrap(annotation: Any) -> Any:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of ``enadu.yaml`` (draft 2020-12), for editors."""
     schema = EnaduConfig.model_json_schema(mode="validation")
+    _keys_by_pattern(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://github.com/enadu/enadu-pipelines/enadu.schema.json"
     schema["title"] = "enadu.yaml"
     return schema
+
+
+def _keys_by_pattern(node: Any) -> None:
+    """pydantic writes the key pattern of ``dict[Name, ...]`` as ``patternProperties``, which leaves any
+    other key (``Backend``) unchecked; the loader refuses it. Make the pattern the keys' rule
+    (``propertyNames``) and the value schema apply to every key."""
+    if isinstance(node, dict):
+        patterns = node.get("patternProperties")
+        if isinstance(patterns, dict) and len(patterns) == 1 and "additionalProperties" not in node:
+            [(pattern, value)] = node.pop("patternProperties").items()
+            node.setdefault("propertyNames", {})["pattern"] = pattern
+            node["additionalProperties"] = value
+        for child in node.values():
+            _keys_by_pattern(child)
+    elif isinstance(node, list):
+        for child in node:
+            _keys_by_pattern(child)

@@ -1,9 +1,13 @@
 """Pattern types of ``enadu.yaml``: every value that can reach Groovy, shell, YAML or XML.
 
 Each type is a string checked against a strict regular expression when the file is loaded, so
-`be-dev'; sh 'x` or `$(id)` never reaches a template; its JSON Schema carries the same pattern for
-editors. Free text (a description, a PromQL query) is the exception: any printable characters on
-one line, escaped by the renderer for the context it lands in. ``_Model`` is the strict base of
+`be-dev'; sh 'x` or `$(id)` never reaches a template, plus *rules*: regular expressions a value may
+not contain, each with the reason a rejection gives. The JSON Schema of the type is built from the
+same regular expressions (the rules as negative lookaheads), so editors and the loader agree
+(tests/test_schema.py checks it with Hypothesis). One rule holds for every type that can reach a
+command line: no value begins with '-'. Free text (a description, a PromQL query) is the exception:
+any characters on one line but the unsafe ones that :mod:`enadu_pipelines.yamlsource` refuses in
+every value, escaped by the renderer for the context it lands in. ``_Model`` is the strict base of
 every section (unknown keys are errors, "2" never becomes 2).
 """
 
@@ -16,14 +20,29 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, WithJsonSchema
 
 from .helper import analysis
+from .yamlsource import UNSAFE_CLASS
 
 # --------------------------------------------------------------------------------------------
 # Pattern types. Each names what it accepts so a rejection says why.
 
 
-def _pattern(regex: str, what: str, *, max_len: int = 200, extra: typing.Callable[[str], str | None] | None = None,
-             schema_regex: str | None = None, shown: typing.Callable[[str], str] | None = None):
+Rule = tuple[str, str]  # (a regular expression a value may not contain, why); "%s" in why is what matched
+
+NOT_AN_OPTION: Rule = (r"^-", "it may not begin with '-' (a command would read it as an option)")
+# Ports are 1-65535 wherever a host may carry one: after "scheme://[user@]host" or a bare "host".
+PORT_RANGE: Rule = (r"^(?:[a-z]+://[^/]*|[^/@]*):(?:0[0-9]*|6553[6-9]|655[4-9][0-9]|65[6-9][0-9]{2}|6[6-9][0-9]{3}"
+                    r"|[7-9][0-9]{4}|[1-9][0-9]{5,})(?:/|$)", "a port is a number from 1 to 65535")
+
+
+def _pattern(regex: str, what: str, *, max_len: int = 200, rules: typing.Sequence[Rule] = (), argument: bool = True,
+             extra: typing.Callable[[str], str | None] | None = None, schema_forbid: typing.Sequence[str] = (),
+             shown: typing.Callable[[str], str] | None = None):
+    """A string type: ``regex`` must match the whole value, no rule may match in it, at most
+    ``max_len`` characters. ``argument`` (every type but free text): the value may reach a command line,
+    so it may not begin with '-'. ``extra`` is a check written in Python (its message is given as is);
+    ``schema_forbid`` must then say the same as regular expressions, for the schema."""
     compiled = re.compile(regex)
+    checks = [(re.compile(r), why) for r, why in ([NOT_AN_OPTION] if argument else []) + list(rules)]
     show = shown or _show
 
     def check(value: str) -> str:
@@ -31,16 +50,25 @@ def _pattern(regex: str, what: str, *, max_len: int = 200, extra: typing.Callabl
             raise ValueError(f"{show(value)} is not {what}")
         if len(value) > max_len:
             raise ValueError(f"{show(value)} is not {what}: longer than {max_len} characters")
+        for rule, why in checks:
+            found = rule.search(value)
+            if found:
+                raise ValueError(f"{show(value)} is not {what}: {why.replace('%s', found.group())}")
         if extra is not None:
             problem = extra(value)
             if problem:
                 raise ValueError(f"{show(value)} is not {what}: {problem}")
         return value
 
+    # JSON Schema's "pattern" is searched, not matched, and Python's "$" also matches before a final
+    # newline: anchor at both ends and refuse that newline.
+    lookaheads = "".join(f"(?![\\s\\S]*?(?:{rule.pattern}))" for rule, _ in checks)
+    lookaheads += "".join(f"(?![\\s\\S]*?(?:{r}))" for r in schema_forbid)
     return Annotated[
         str,
         AfterValidator(check),
-        WithJsonSchema({"type": "string", "pattern": f"^(?:{schema_regex or regex})$", "maxLength": max_len, "description": what}),
+        WithJsonSchema({"type": "string", "pattern": f"^{lookaheads}(?:{regex})$(?!\\n)", "maxLength": max_len,
+                        "description": what}),
     ]
 
 
@@ -64,29 +92,22 @@ def _url_shown(value: str) -> str:
     return _show(scheme + sep + rest + ("..." if hidden else ""))
 
 
-def _branch_problem(value: str) -> str | None:
-    # git check-ref-format rules that a character class cannot express.
-    if ".." in value or "//" in value or value.endswith((".", "/", ".lock")) or "/." in value:
-        return "git does not allow '..', '//', '/.' or a trailing '.', '/' or '.lock'"
-    return None
+# git check-ref-format rules that a character class cannot express.
+BRANCH_RULES: list[Rule] = [(r"\.\.|//|/\.|[./]$|\.lock$",
+                             "git does not allow '..', '//', '/.' or a trailing '.', '/' or '.lock'")]
 
 
 def _glob_problem(value: str) -> str | None:
-    parts = value.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        return "path segments may not be empty, '.' or '..'"
-    if any("**" in p and p != "**" for p in parts):
-        return "'**' must be a whole path segment, as in 'common/**'"
-    return None
+    # the helper's rule, so the loader and `changes` agree on what a glob is
+    from .helper.changes import glob_problem
+
+    return glob_problem(value)
 
 
-def _relpath_problem(value: str) -> str | None:
-    if value == ".":
-        return None
-    parts = value.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        return "use a relative path without '..' or empty segments"
-    return None
+# A relative path: '.' alone, or segments none of which is empty, '.' or '..' (so never absolute).
+RELPATH_RULES: list[Rule] = [(r"^/|^\.(?=/)|^\.\.(?=/|$)|/\.{0,2}(?=/|$)", "use a relative path without '..' or empty segments")]
+# _glob_problem as regular expressions, for the schema (tests/test_schema.py checks that they agree).
+GLOB_FORBID = (r"(?:^|/)\.{0,2}(?:/|$)", r"[^/]\*\*|\*\*[^/]")
 
 
 Name = _pattern(
@@ -103,23 +124,32 @@ Branch = _pattern(
     r"[A-Za-z0-9][A-Za-z0-9._/-]*",
     "a git branch name (letters, digits and . _ / -)",
     max_len=100,
-    extra=_branch_problem,
+    rules=BRANCH_RULES,
 )
 GitRef = _pattern(
     r"[A-Za-z0-9][A-Za-z0-9._/-]*",
     "a git tag or branch (letters, digits and . _ / -)",
     max_len=100,
-    extra=_branch_problem,
+    rules=BRANCH_RULES,
+)
+LibraryVersion = _pattern(
+    r"[A-Za-z0-9][A-Za-z0-9._/-]*",
+    "a git tag or branch (letters, digits and . _ / -)",
+    max_len=100,
+    rules=[*BRANCH_RULES, (r"^(?:refs|origin)/", "give the bare tag or branch name (such as v0.1.0) and set library.ref"
+                                                 " to 'tag' or 'branch'; the rendered files qualify it as refs/tags/..."
+                                                 " or refs/heads/...")],
 )
 Glob = _pattern(
     r"[A-Za-z0-9_.*?/-]+",
     "a path glob relative to the repository root (letters, digits, . _ - / and the wildcards * ** ?)",
     extra=_glob_problem,
+    schema_forbid=GLOB_FORBID,
 )
 RelPath = _pattern(
-    r"[A-Za-z0-9_.][A-Za-z0-9_./-]*",  # no leading '-': the value is a command-line argument of the builder
-    "a relative path (letters, digits and . _ - /, not starting with '-')",
-    extra=_relpath_problem,
+    r"[A-Za-z0-9_./-]+",
+    "a relative path (letters, digits and . _ - /)",
+    rules=RELPATH_RULES,
 )
 Command = _pattern(
     r"[A-Za-z0-9_./:=@%+,-][A-Za-z0-9_./:=@%+, -]*",
@@ -141,6 +171,7 @@ RegistryHost = _pattern(
     r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?",
     "a registry host name with an optional port (such as 'registry.example.com:5000')",
     max_len=253,
+    rules=[PORT_RANGE],
     shown=_url_shown,
 )
 # A registry that the agent reaches on its own loopback interface: the only kind `registry.insecure`
@@ -158,6 +189,7 @@ RepoUrl = _pattern(
     r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*",
     "a git repository URL (https://host/org/repo.git, ssh://git@host/org/repo.git or git@host:org/repo.git)",
     max_len=300,
+    rules=[PORT_RANGE],
     shown=_url_shown,
 )
 FolderPath = _pattern(
@@ -202,37 +234,23 @@ HttpUrl = _pattern(
     r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?",
     "an http(s) URL such as 'https://prometheus.example.com:9090' (no credentials, query or fragment)",
     max_len=300,
+    rules=[PORT_RANGE],
     shown=_url_shown,
 )
 
 
-def _free_text_problem(value: str) -> str | None:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        return "control characters (including newlines) are not allowed"
-    return None
+# Free text: any characters but the unsafe ones (which yamlsource refuses in every value, with the
+# position), on one line; not a command-line argument, so it may begin with '-'.
+FreeText = _pattern(f"[^{UNSAFE_CLASS}]*", "text on one line", max_len=200, argument=False)
 
-
-FreeText = _pattern(r"(?s).*", "text on one line", max_len=200, extra=_free_text_problem,
-                    schema_regex=r"[^\x00-\x1f\x7f]*")
-
-
-def _query_problem(value: str) -> str | None:
-    problem = _free_text_problem(value)
-    if problem:
-        return problem
-    if not value.strip():
-        return "the query is empty"
-    unknown = sorted(set(_PLACEHOLDER.findall(value)) - set(analysis.PLACEHOLDERS))
-    if unknown:
-        return f"unknown placeholder {{{unknown[0]}}} (known: " + ", ".join("{" + p + "}" for p in analysis.PLACEHOLDERS) + ")"
-    return None
-
-
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Free text too (PromQL has quotes, braces, brackets): the renderer escapes it as a Groovy literal,
 # and the vars/ step hands it to the helper as an environment value, never through a shell.
-PromQL = _pattern(r"(?s).*", "a PromQL query template on one line", max_len=analysis.MAX_QUERY,
-                  extra=_query_problem, schema_regex=r"[^\x00-\x1f\x7f]*")
+PromQL = _pattern(
+    f"[^{UNSAFE_CLASS}]*", "a PromQL query template on one line", max_len=analysis.MAX_QUERY, argument=False,
+    rules=[(r"^\s*$", "the query is empty"),
+           (r"\{(?!(?:" + "|".join(analysis.PLACEHOLDERS) + r")\})[A-Za-z_][A-Za-z0-9_]*\}",
+            "unknown placeholder %s (known: " + ", ".join("{" + p + "}" for p in analysis.PLACEHOLDERS) + ")")],
+)
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,6 +26,12 @@ class OutputError(EnaduError):
     exit_code = 1
 
 
+class HandWrittenFile(OutputError):
+    """A file without the generated marker sits where a generated file belongs (render --force overwrites it)."""
+
+    exit_code = 5
+
+
 class ConfigError(EnaduError):
     """The configuration file is missing, unreadable, not YAML, or fails validation."""
 

@@ -1,9 +1,10 @@
 """``render`` from end to end: load the config, get the helper bundle, render, sync to disk.
 
 The bundle is the one generated file that is expensive to rebuild (pip fetches pinned wheels), so
-render reuses the existing bundle while its recorded fingerprint matches its inputs, and rebuilds
-it only when they changed (or when asked). ``--check`` never builds: a bundle whose inputs changed
-is reported stale without knowing its new bytes.
+render reuses the existing bundle while its recorded fingerprint matches its inputs *and* every entry
+matches its source or hash-pinned wheel (:func:`bundle.verify`), and rebuilds it otherwise (or when
+asked). ``--check`` writes nothing: a bundle whose inputs changed is reported stale without knowing
+its new bytes; one whose fingerprint matches but whose entries do not is compared with a build.
 """
 
 from __future__ import annotations
@@ -21,14 +22,22 @@ class Result:
 
 
 
-def generate(config_path: Path, out: Path, *, write: bool, diff: bool = False, rebuild_bundle: bool = False) -> Result:
+def generate(config_path: Path, out: Path, *, write: bool, diff: bool = False, rebuild_bundle: bool = False,
+             force: bool = False) -> Result:
     project = config.load(config_path)
     notes: list[str] = []
     current = writer.read(out / render.HELPER_RESOURCE)
     fresh = current is not None and bundle.bundled_fingerprint(current) == bundle.fingerprint()
     bundle_stale = False
-    if fresh and not rebuild_bundle:
+    problem = bundle.verify(current) if fresh and not rebuild_bundle else None
+    if fresh and not rebuild_bundle and problem is None:
         helper = current
+    elif problem is not None:
+        # The recorded fingerprint matches, yet an entry or byte differs: never trust the archive;
+        # render writes (and --check compares against) a build from the sources and pinned wheels.
+        hint = "rebuilding it" if write else "run `enadu-pipelines render`"
+        notes.append(f"{render.HELPER_RESOURCE}: {problem} ({hint})")
+        helper = bundle.expected()
     elif write:
         notes.append("rebuilding the helper bundle" + ("" if rebuild_bundle else " (its inputs changed)"))
         helper = bundle.build()
@@ -37,7 +46,7 @@ def generate(config_path: Path, out: Path, *, write: bool, diff: bool = False, r
         bundle_stale = True
         notes.append("the helper bundle is missing or older than its inputs (helper sources, helper.lock, version)")
     files = render.render_files(project, helper)
-    changes = writer.sync(files, out, write=write, diff=diff)
+    changes = writer.sync(files, out, write=write, diff=diff, force=force)
     if bundle_stale:
         status = writer.Status.CREATED if current is None else writer.Status.UPDATED
         changes = [writer.Change(c.path, status) if c.path == render.HELPER_RESOURCE else c for c in changes]

@@ -22,6 +22,10 @@ from .errors import TemplateError
 from .helper import exitcodes
 
 HELPER_RESOURCE = "resources/enadu/enadu-helper.pyz"
+CREDENTIAL_HOSTS_RESOURCE = "resources/enadu/credential-hosts.txt"  # read by the steps as enadu/credential-hosts.txt
+# The exit status of the helper's sh when a library resource, copied into the private directory it
+# runs from, does not have the sha256 rendered into vars/enaduHelper (no helper command uses it).
+RESOURCE_MISMATCH_EXIT = 97
 
 
 def templates_dir() -> Path:
@@ -56,7 +60,7 @@ def environment(directory: Path | None = None) -> jinja2.Environment:
 def render_files(project: Project, helper_bundle: bytes) -> dict[str, bytes]:
     """Every generated file of ``project``, keyed by path relative to the output directory.
 
-    ``helper_bundle`` is the helper zipapp; its sha256 is rendered into ``enaduHelper``.
+    ``helper_bundle`` is the helper zipapp; its sha256 and each manifest's are rendered into ``enaduHelper``.
     """
     env = environment()
     files: dict[str, bytes] = {HELPER_RESOURCE: helper_bundle}
@@ -66,16 +70,9 @@ def render_files(project: Project, helper_bundle: bytes) -> dict[str, bytes]:
         "registry": project.registry,
         "discord": project.discord,
         "kubernetes_credentials_id": project.kubernetes_credentials_id,
+        "credential_hosts": project.credential_hosts,
         "source_name": Path(project.source).name,
     }
-    step_context = {
-        "helper_sha256": hashlib.sha256(helper_bundle).hexdigest(),
-        "exit": exitcodes,
-        "deploy_exit_reasons": {str(code): text for code, text in exitcodes.DEPLOY_REASONS.items()},
-    }
-    for step in steps.STEPS:
-        files[f"vars/{step.name}.groovy"] = _render(env, f"vars/{step.name}.groovy.j2", step=step, **step_context)
-        files[f"vars/{step.name}.txt"] = _render(env, "vars/step.txt.j2", step=step)
     for service in project.services:
         files[f"pipelines/{service.name}/Jenkinsfile"] = _render(
             env, "pipelines/Jenkinsfile.j2", service=service, **common
@@ -83,6 +80,7 @@ def render_files(project: Project, helper_bundle: bytes) -> dict[str, bytes]:
         files[f"resources/enadu/k8s/{service.name}.yaml"] = _render(
             env, "k8s/service.yaml.j2", service=service, progress_deadline_seconds=progress_deadline(service.deploy_timeout)
         )
+        files[f"resources/enadu/k8s/{service.name}.rbac.yaml"] = _render(env, "k8s/rbac.yaml.j2", service=service)
         if service.monitoring.service_monitor:
             files[f"resources/enadu/k8s/{service.name}.servicemonitor.yaml"] = _render(
                 env, "k8s/servicemonitor.yaml.j2", service=service)
@@ -90,6 +88,20 @@ def render_files(project: Project, helper_bundle: bytes) -> dict[str, bytes]:
             service=service.name, title=service.description, namespace=service.namespace, version=__version__,
             source=common["source_name"])
     files["jenkins/casc.yaml"] = _render(env, "jenkins/casc.yaml.j2", **common)
+    files[CREDENTIAL_HOSTS_RESOURCE] = _render(env, "resources/credential-hosts.txt.j2", **common)
+    # Every library resource the helper reads (the bundle, each service's manifest) with its sha256, which
+    # enaduHelper checks on a private copy before running anything.
+    helper_resources = [HELPER_RESOURCE] + [f"resources/enadu/k8s/{s.name}.yaml" for s in project.services]
+    step_context = {
+        "resource_sha256": {path.removeprefix("resources/"): hashlib.sha256(files[path]).hexdigest()
+                            for path in helper_resources},
+        "mismatch_exit": RESOURCE_MISMATCH_EXIT,
+        "exit": exitcodes,
+        "deploy_exit_reasons": {str(code): text for code, text in exitcodes.DEPLOY_REASONS.items()},
+    }
+    for step in steps.STEPS:
+        files[f"vars/{step.name}.groovy"] = _render(env, f"vars/{step.name}.groovy.j2", step=step, **step_context)
+        files[f"vars/{step.name}.txt"] = _render(env, "vars/step.txt.j2", step=step)
     return files
 
 

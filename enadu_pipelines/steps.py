@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .helper import imageref
+
 # Groovy classes an argument may have. ``String`` accepts any CharSequence (GStrings included).
 TYPES = {"String": "CharSequence", "List": "List", "Boolean": "Boolean", "Integer": "Integer"}
 
@@ -152,7 +154,9 @@ STEPS: tuple[Step, ...] = (
             " driver (vfs works everywhere, rootless included) and chroot isolation, pushes, and drops the"
             " local tag. insecure (plain HTTP, no TLS verification for login and push) is refused unless"
             " the registry is on loopback (localhost or 127.x.x.x); with docker the daemon's own"
-            " insecure-registries setting decides instead. Sets env.ENADU_IMAGE to the pushed reference."
+            " insecure-registries setting decides instead. The credential is refused (before it is bound) unless"
+            " the library's resources/enadu/credential-hosts.txt pins it to the image's registry host."
+            " Sets env.ENADU_IMAGE to the pushed reference."
         ),
         params=(
             Param("image", "String", "Image repository including the registry host, without a tag.", required=True,
@@ -187,12 +191,13 @@ STEPS: tuple[Step, ...] = (
             " live colour serving (or switches back to it) and fails the step. With analysis, the new"
             " colour's metrics are checked in Prometheus before the old colour is retired; with grafanaUrl,"
             " the outcome is posted as a Grafana annotation with the token from a secret-text credential"
-            " (as GRAFANA_TOKEN)."
+            " (as GRAFANA_TOKEN), which the library's resources/enadu/credential-hosts.txt must pin to the"
+            " grafanaUrl host."
         ),
         params=(
             Param("service", "String", "Service name.", required=True, pattern=SERVICE_PATTERN),
             Param("image", "String", "Image reference to deploy.", required=True,
-                  pattern=r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"),
+                  pattern=imageref.CHARACTERS),  # the helper checks the grammar
             Param("namespace", "String", "Kubernetes namespace.", required=True, pattern=r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"),
             Param("credentialsId", "String", "Secret-file credentials id holding the kubeconfig.", required=True,
                   pattern=CREDENTIALS_PATTERN),
@@ -261,9 +266,11 @@ STEPS: tuple[Step, ...] = (
         name="enaduHelper",
         summary="Run one command of the bundled Python helper (used by the other steps).",
         description=(
-            "Writes resources/enadu/enadu-helper.pyz from the library into the build's temporary"
-            " directory (unless an identical copy is there), checks its sha256 against the value"
-            " rendered into this step, and runs 'python3 enadu-helper.pyz <command>' in one sh call."
+            "Writes resources/enadu/enadu-helper.pyz (and the resources named in files) from the library"
+            " into the build's temporary directory, then in one sh call copies them into a fresh private"
+            " directory (mktemp -d, mode 700), checks each copy's sha256 against the value rendered into"
+            " this step, runs 'python3 -I' on the copies and removes the directory: what runs is what was"
+            " checked, and no .pth file or PYTHON* variable of the agent user reaches the helper."
             " Arguments reach the helper only as environment variables, so no value is ever parsed by"
             " the shell."
         ),
@@ -271,6 +278,9 @@ STEPS: tuple[Step, ...] = (
             Param("command", "String", "Helper command.", required=True,
                   choices=("changes", "deploy", "status", "rollback", "abort", "notify")),
             Param("env", "List", "Environment entries 'NAME=value' for the helper.", default=()),
+            Param("files", "List", "Library resources the helper reads, as 'NAME=resource': NAME is set to the"
+                  " path of the checked private copy.", default=(),
+                  pattern=r"[A-Z][A-Z0-9_]{0,63}=enadu/[A-Za-z0-9._/-]{1,200}"),
             Param("label", "String", "Label of the sh step in the build log.", default=""),
         ),
         returns="The helper's exit status.",

@@ -92,7 +92,7 @@ def test_render_emits_casc_yaml(tmp_path):
     casc = yaml.safe_load(casc_text)
     [library] = casc["unclassified"]["globalLibraries"]["libraries"]
     assert library == {
-        "name": "enadu", "defaultVersion": "v0.1.0", "implicit": False, "allowVersionOverride": True,
+        "name": "enadu", "defaultVersion": "v0.1.0", "implicit": False, "allowVersionOverride": False,
         "includeInChangesets": False,
         "retriever": {"modernSCM": {"scm": {"git": {
             "remote": "https://github.com/enadu/enadu-pipelines.git", "credentialsId": "lib-creds"}}}},
@@ -105,6 +105,28 @@ def test_render_emits_casc_yaml(tmp_path):
         assert kind in line
 
 
+def test_jenkinsfiles_load_the_version_the_controller_pins(tmp_path):
+    """With allowVersionOverride false, pipeline-groovy-lib refuses *any* explicit version, even one equal
+    to defaultVersion (LibraryConfiguration.defaultedVersion), so the Jenkinsfile names no version and
+    the first build loads the controller's defaultVersion instead of failing."""
+    from support.e2e import library as libmod
+
+    project = load(tmp_path)
+    files = render.render_files(project, b"")
+    lib = libmod.load_casc(files["jenkins/casc.yaml"].decode("utf-8"))
+    assert lib.allow_version_override is False
+    jenkinsfile = files["pipelines/api/Jenkinsfile"].decode("utf-8")
+    assert "@Library('enadu') _" in jenkinsfile.splitlines()
+    assert libmod.requested(jenkinsfile, lib) == "v0.1.0"
+    for version in ("v0.1.0", "main"):  # equal to defaultVersion or not: an override, refused
+        try:
+            libmod.requested(f"@Library('enadu@{version}') _\n", lib)
+        except Exception as e:  # noqa: BLE001 - the double raises ScmFailure, as Jenkins aborts the build
+            assert str(e) == "Version override not permitted for library enadu"
+        else:
+            raise AssertionError(f"enadu@{version} was accepted without allowVersionOverride")
+
+
 def test_committed_casc_yaml_matches_enadu_yaml():
     casc = yaml.safe_load((REPO / "jenkins" / "casc.yaml").read_text("utf-8"))
     project = config.load(REPO / "enadu.yaml")
@@ -112,3 +134,21 @@ def test_committed_casc_yaml_matches_enadu_yaml():
     assert library["name"] == project.library.name
     assert library["defaultVersion"] == project.library.version
     assert library["retriever"]["modernSCM"]["scm"]["git"]["remote"] == project.library.repository
+
+
+def test_casc_and_the_pinned_hosts_name_where_each_credential_may_be_sent():
+    """Issue 13, finding 3: the administrator sees each host-bound credential's host in casc.yaml, and the
+    steps read the same pairings from the library's resources/enadu/credential-hosts.txt."""
+    project = config.load(REPO / "enadu.yaml")
+    files = render.render_files(project, b"")
+    comments = [line for line in files["jenkins/casc.yaml"].decode("utf-8").splitlines() if line.startswith("#   ")]
+    assert "#   enadu-registry: Username with password (JCasC usernamePassword); registry login, sent only to" \
+           " registry.enadu.dev" in comments
+    assert "#   enadu-grafana-token: Secret text (JCasC string); a Grafana service-account token, sent only to" \
+           " grafana.enadu.dev" in comments
+    pins = [line for line in files["resources/enadu/credential-hosts.txt"].decode("utf-8").splitlines()
+            if not line.startswith("#")]
+    assert "#   enadu-github: Username with password (JCasC usernamePassword) or SSH key (JCasC" \
+           " basicSSHUserPrivateKey); clones the services' repositories, sent only to github.com" in comments
+    assert pins == ["enadu-github github.com", "enadu-grafana-token grafana.enadu.dev",
+                    "enadu-registry registry.enadu.dev"]

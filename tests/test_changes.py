@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, Optional
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from enadu_pipelines.helper.changes import compile_glob
 from enadu_pipelines.helper.cli import main
@@ -263,3 +267,51 @@ def test_glob_semantics(pattern, yes, no):
     rx = compile_glob(pattern)
     assert [p for p in yes if not rx.fullmatch(p)] == []
     assert [p for p in no if rx.fullmatch(p)] == []
+
+
+def _regex_reference(pattern: str):
+    """The regular-expression translation the helper used before issue 13 (finding 8): the semantics
+    the linear matcher keeps. Fine for the short inputs below; exponential on long ones."""
+    import re
+
+    out = []
+    segments = pattern.split("/")
+    for i, segment in enumerate(segments):
+        last = i == len(segments) - 1
+        if segment == "**":
+            out.append(".*" if last else "(?:[^/]+/)*")
+            continue
+        out.append("".join("[^/]*" if ch == "*" else "[^/]" if ch == "?" else re.escape(ch) for ch in segment))
+        if not last:
+            out.append("/")
+    return re.compile("".join(out), re.DOTALL)
+
+
+_SEGMENT = st.lists(st.sampled_from(["a", "b", "*", "?", "ab"]), min_size=1, max_size=4).map("".join).filter(
+    lambda s: "**" not in s)
+_GLOB = st.lists(st.one_of(_SEGMENT, st.just("**")), min_size=1, max_size=4).map("/".join)
+_PATH = st.lists(st.text(alphabet="ab", min_size=1, max_size=5), min_size=1, max_size=5).map("/".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(pattern=_GLOB, path=_PATH)
+def test_the_linear_matcher_agrees_with_the_regex_translation(pattern, path):
+    assert compile_glob(pattern).fullmatch(path) == bool(_regex_reference(pattern).fullmatch(path))
+
+
+def test_pathological_globs_match_in_linear_time():
+    """``*a*a*a*a*a*b`` against a 200-character name took 173 s with the regex translation (finding 8).
+    The matcher uses no regular expression at all, and these cases, each far beyond minutes for a
+    backtracking regex, finish well inside a generous 20 s subprocess timeout."""
+    import enadu_pipelines.helper.changes as changes
+
+    assert not isinstance(compile_glob("*a*b"), re.Pattern)
+    script = (
+        "from enadu_pipelines.helper.changes import compile_glob\n"
+        "assert not compile_glob('*a' * 30 + '*b').fullmatch('a' * 5000)\n"
+        "assert compile_glob('*a' * 30 + '*b').fullmatch('a' * 5000 + 'b')\n"
+        "assert not compile_glob('**/a/' * 20 + 'b').fullmatch('a/' * 2000 + 'c')\n"
+        "assert not compile_glob('x/' + '**/*a*/' * 10 + 'b').fullmatch('x/' + 'aaaa/' * 400 + 'c')\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=20,
+                   env={**os.environ, "PYTHONPATH": str(Path(changes.__file__).parents[2])})

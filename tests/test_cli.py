@@ -16,7 +16,7 @@ def test_help_lists_commands(runner) -> None:
 def test_render_help_documents_flags(runner) -> None:
     result = runner.invoke(main, ["render", "--help"])
     assert result.exit_code == 0
-    for flag in ("--config", "--out", "--check", "--diff", "--rebuild-bundle", "--quiet"):
+    for flag in ("--config", "--out", "--check", "--diff", "--rebuild-bundle", "--quiet", "--force"):
         assert flag in result.stdout
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from enadu_pipelines import yamlsource
 from enadu_pipelines.cli import main
 
 BASE = """\
@@ -48,6 +49,9 @@ def insert(after: int, text: str) -> str:
     lines[after:after] = text.splitlines()
     return "\n".join(lines) + "\n"
 
+
+UNSAFE = ("is not allowed in any value (no control characters, line or paragraph separators, bidirectional"
+          " controls, surrogates or non-characters)")
 
 CASES = [
     pytest.param(replace(16, """    branch: "be-dev'; sh 'touch /tmp/x\""""),
@@ -124,11 +128,66 @@ CASES = [
                  id="branch-dotdot"),
     pytest.param(insert(19, "  batch:\n    kind: gradle\n    repository: https://github.com/enadu/enadu.git\n"
                             "    branch: be-dev\n    paths: ['batch/**']\n    image:\n      name: enadu/backend"),
-                 ["bad.yaml:12: services: services 'backend' and 'batch' use the same image 'enadu/backend'"],
+                 ["bad.yaml:26: services.batch.image.name: services 'backend' and 'batch' use the same image 'enadu/backend'"],
                  id="same-image-twice"),
     pytest.param(insert(15, "    description: \"Enadu\\nbackend\""),
-                 ["bad.yaml:16: services.backend.description: 'Enadu\\nbackend' is not text on one line:"
-                  " control characters (including newlines) are not allowed"], id="description-newline"),
+                 [f"bad.yaml:16: services.backend.description: U+000A at character 6 {UNSAFE}"], id="description-newline"),
+    # Issue 13, finding 13a: characters XML 1.0 (a job's config.xml), Groovy or a console cannot carry
+    # safely are refused in every value, by one rule at the root, whatever escape wrote them.
+    pytest.param(insert(15, '    description: "Enadu\\uFFFE"'),
+                 [f"bad.yaml:16: services.backend.description: U+FFFE at character 6 {UNSAFE}"], id="noncharacter"),
+    pytest.param(insert(15, '    description: "Enadu \\x85backend"'),
+                 [f"bad.yaml:16: services.backend.description: U+0085 at character 7 {UNSAFE}"], id="c1-control"),
+    pytest.param(insert(15, '    description: "Enadu\\u2028backend"'),
+                 [f"bad.yaml:16: services.backend.description: U+2028 (LINE SEPARATOR) at character 6 {UNSAFE}"],
+                 id="line-separator"),
+    pytest.param(insert(15, '    description: "admin\\u202Egnp.exe"'),
+                 [f"bad.yaml:16: services.backend.description: U+202E (RIGHT-TO-LEFT OVERRIDE) at character 6 {UNSAFE}"],
+                 id="bidi-override"),
+    pytest.param(insert(15, '    description: "\\0"'),
+                 [f"bad.yaml:16: services.backend.description: U+0000 at character 1 {UNSAFE}"], id="nul-escape"),
+    pytest.param(insert(11, "monitoring:\n  analysis:\n    latency_query: 'max(up)\U0001FFFF'"),
+                 [f"bad.yaml:14: monitoring.analysis.latency_query: U+1FFFF at character 8 {UNSAFE}"],
+                 id="query-noncharacter"),
+    pytest.param(insert(13, '    "ba\\u2029d": x'),
+                 [f"bad.yaml:14: services.backend.ba\\u2029d: U+2029 (PARAGRAPH SEPARATOR) at character 3 {UNSAFE}"],
+                 id="key-paragraph-separator"),
+    # 13b: no value that can reach a command line may begin with '-' (one rule for every pattern type).
+    pytest.param(replace(17, '    paths: ["-q"]'),
+                 ["bad.yaml:17: services.backend.paths[0]: '-q' is not a path glob relative to the repository root"
+                  " (letters, digits, . _ - / and the wildcards * ** ?): it may not begin with '-' (a command would"
+                  " read it as an option)"], id="glob-option"),
+    pytest.param(insert(17, "    test:\n      junit: '--x.xml'"),
+                 ["bad.yaml:19: services.backend.test.junit: '--x.xml' is not a path glob relative to the"
+                  " repository root (letters, digits, . _ - / and the wildcards * ** ?): it may not begin with '-' (a"
+                  " command would read it as an option)"], id="junit-option"),
+    pytest.param(insert(19, '      context: "-q"'),
+                 ["bad.yaml:20: services.backend.image.context: '-q' is not a relative path (letters, digits and"
+                  " . _ - /): it may not begin with '-' (a command would read it as an option)"], id="context-option"),
+    # An absolute path would build the agent's own files (other workspaces, ~/.ssh) into an image.
+    pytest.param(insert(19, '      context: /var/lib/jenkins'),
+                 ["bad.yaml:20: services.backend.image.context: '/var/lib/jenkins' is not a relative path (letters,"
+                  " digits and . _ - /): use a relative path without '..' or empty segments"], id="context-absolute"),
+    pytest.param(insert(17, "    build:\n      commands: ['-rf x']"),
+                 ["bad.yaml:19: services.backend.build.commands[0]: '-rf x' is not a simple command (words of letters,"
+                  " digits and . _ / : = @ % + , - separated by spaces; no quotes, $, ;, |, &, redirections or"
+                  " backticks): it may not begin with '-' (a command would read it as an option)"],
+                 id="command-option"),
+    # 16: ports are 1-65535 wherever a host may carry one.
+    pytest.param(replace(6, "  host: registry.example.com:99999"),
+                 ["bad.yaml:6: registry.host: 'registry.example.com:99999' is not a registry host name with an"
+                  " optional port (such as 'registry.example.com:5000'): a port is a number from 1 to 65535"],
+                 id="registry-port-too-large"),
+    pytest.param(replace(15, "    repository: https://github.com:0/enadu/enadu.git"),
+                 ["bad.yaml:15: services.backend.repository: 'https://github.com:0/enadu/enadu.git' is not a git"
+                  " repository URL (https://host/org/repo.git, ssh://git@host/org/repo.git or git@host:org/repo.git):"
+                  " a port is a number from 1 to 65535"], id="repository-port-zero"),
+    # 16: two services whose Kubernetes objects would have one name in one namespace.
+    pytest.param(insert(19, "  backend-preview:\n    kind: gradle\n    repository: https://github.com/enadu/enadu.git\n"
+                            "    branch: be-dev\n    paths: ['batch/**']\n    image:\n      name: enadu/batch"),
+                 ["bad.yaml:20: services.backend-preview: its Service 'backend-preview' has the name of the preview"
+                  " Service of service 'backend' (namespace 'default'); rename one of them"],
+                 id="derived-name-collision"),
     pytest.param(insert(11, "  mention_role_on_failure: '123'"),
                  ["bad.yaml:12: discord.mention_role_on_failure: '123' is not a Discord role id (17 to 20 digits)"],
                  id="role-id-short"),
@@ -150,8 +209,7 @@ CASES = [
                   " template on one line: unknown placeholder {job} (known: {service}, {namespace}, {colour},"
                   " {window})"], id="query-unknown-placeholder"),
     pytest.param(insert(11, "monitoring:\n  analysis:\n    success_rate_query: \"up\\n# sh 'id'\""),
-                 ["bad.yaml:14: monitoring.analysis.success_rate_query: \"up\\n# sh 'id'\" is not a PromQL query"
-                  " template on one line: control characters (including newlines) are not allowed"],
+                 [f"bad.yaml:14: monitoring.analysis.success_rate_query: U+000A at character 3 {UNSAFE}"],
                  id="query-newline"),
     pytest.param(insert(11, "monitoring:\n  prometheus_url: https://admin:s3cret@prom.example.com/?token=abc"),
                  ["bad.yaml:13: monitoring.prometheus_url: 'https://prom.example.com/...' is not an http(s) URL such"
@@ -253,3 +311,125 @@ def test_merge_keys_still_work(tmp_path: Path, runner) -> None:
     # merge keys are resolved (the registry is complete), and the anchor's own key is still unknown
     assert result.exit_code == 1
     assert result.stderr == f"error: {tmp_path}/merge.yaml:5: x-registry: unknown key (did you mean 'registry'?)\n"
+
+
+def test_nul_byte_is_one_line_with_its_line(tmp_path: Path, runner) -> None:
+    """Issue 13, finding 16: a raw NUL byte was reported at line 0, in two lines."""
+    (tmp_path / "bad.yaml").write_text(insert(15, "    description: Enadu\x00backend"), "utf-8")
+    result = runner.invoke(main, ["render", "--check", "--config", str(tmp_path / "bad.yaml")])
+    assert result.exit_code == 1
+    assert result.stderr == (f"error: {tmp_path}/bad.yaml:16: invalid YAML: U+0000 at column 23 {UNSAFE}\n")
+
+
+def test_merge_key_overridden_by_the_mapping(tmp_path: Path, runner) -> None:
+    """Issue 13, finding 14: keys of the mapping itself override merged ones (yaml.org/type/merge.html);
+    among several merged mappings the earlier one wins; a key given twice in one mapping stays an error."""
+    from enadu_pipelines import config
+
+    text = BASE.replace("  backend:\n", "  backend: &defaults\n    description: Enadu backend\n") + (
+        "  batch:\n"                                   # line 21
+        "    <<: [*defaults, {kind: node, branch: main, module: batch}]\n"
+        "    description: Enadu batch\n"               # line 23
+        "    paths: ['batch/**']\n"
+        "    image:\n"
+        "      name: enadu/batch\n")
+    (tmp_path / "merge.yaml").write_text(text)
+    project = config.load(tmp_path / "merge.yaml")
+    backend, batch = project.services
+    assert (batch.description, batch.kind, batch.branch, batch.paths) == ("Enadu batch", "gradle", "be-dev", ("batch/**",))
+    assert batch.build_commands == ("./gradlew --no-daemon :batch:bootJar -x test",)
+    assert backend.description == "Enadu backend"
+    located = yamlsource.load(text)
+    assert located.lines[("services", "batch", "description")] == 23
+    assert located.lines[("services", "batch", "branch")] == 17  # where the merged value is written
+
+    (tmp_path / "dup.yaml").write_text(text.replace("    description: Enadu batch\n",
+                                                    "    description: Enadu batch\n    description: again\n"))
+    result = runner.invoke(main, ["render", "--check", "--config", str(tmp_path / "dup.yaml")])
+    assert result.exit_code == 1
+    assert result.stderr == (f"error: {tmp_path}/dup.yaml:24: services.batch.description: duplicate key"
+                             " (first given on line 23)\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Which host receives which credential (issue 13, finding 3). BASE lines 5-7 are the registry,
+# 10-11 discord; the Grafana section is inserted after line 11.
+
+GRAFANA = "monitoring:\n  grafana:\n    url: {url}\n    credentials_id: {credential}\n"  # lines 12-15
+
+
+def grafana(url: str = "https://grafana.example.com", credential: str = "graf", extra: str = "") -> str:
+    return insert(11, GRAFANA.format(url=url, credential=credential)) + extra
+
+
+CREDENTIAL_CASES = [
+    pytest.param(grafana(credential="hook"),
+                 ["bad.yaml:15: monitoring.grafana.credentials_id: credential 'hook' is the Discord webhook"
+                  " (discord.credentials_id); one credential serves one purpose, so a Grafana token needs a"
+                  " credential of its own"], id="discord-webhook-as-grafana-token"),
+    pytest.param(grafana(credential="reg"),
+                 ["bad.yaml:15: monitoring.grafana.credentials_id: credential 'reg' is the registry login"
+                  " (registry.credentials_id); one credential serves one purpose, so a Grafana token needs a"
+                  " credential of its own"], id="registry-login-as-grafana-token"),
+    pytest.param(BASE + "credential_hosts:\n  reg: evil.example.com\n",
+                 ["bad.yaml:21: credential_hosts.reg: credential 'reg' is sent to 'registry.example.com'"
+                  " (registry.host); it cannot also be sent to 'evil.example.com'"], id="registry-login-to-another-host"),
+    pytest.param(grafana(url="http://grafana.example.com:3000"),
+                 ["bad.yaml:14: monitoring.grafana.url: must use https (plain http only to loopback: 127.0.0.1,"
+                  " localhost, ::1), or it would send the Grafana token in clear"], id="grafana-plain-http"),
+    pytest.param(grafana() + "    monitoring:\n      grafana:\n        url: https://collector.evil.example\n",
+                 ["bad.yaml:26: services.backend.monitoring.grafana.url: credential 'graf' is sent only to"
+                  " 'grafana.example.com' (monitoring.grafana.url), not 'collector.evil.example'; another Grafana"
+                  " needs a credential of its own, paired with its host in credential_hosts"],
+                 id="service-sends-the-grafana-token-elsewhere"),
+    pytest.param(grafana() + "    monitoring:\n      grafana:\n        url: https://grafana.team.example\n"
+                             "        credentials_id: team-graf\n",
+                 ["bad.yaml:27: services.backend.monitoring.grafana.credentials_id: credential 'team-graf' is not"
+                  " paired with 'grafana.team.example': add 'team-graf: grafana.team.example' to credential_hosts,"
+                  " where reviewers see every host a credential is sent to"], id="unlisted-pairing"),
+    pytest.param(BASE + "credential_hosts:\n  spare: grafana.example.com\n",
+                 ["bad.yaml:21: credential_hosts.spare: credential 'spare' is paired with 'grafana.example.com' but"
+                  " no Grafana setting uses it; remove the pairing (the list allows only what is used)"],
+                 id="unused-pairing"),
+    # The git clone credential goes to the library repository's host (or the one credential_hosts names).
+    pytest.param(insert(7, "jenkins:\n  git_credentials_id: gh") + "  batch:\n    kind: gradle\n"
+                 "    repository: https://evil.example.com/x.git\n    branch: be-dev\n    paths: [\"batch/**\"]\n"
+                 "    image:\n      name: enadu/batch\n",
+                 ["bad.yaml:24: services.batch.repository: credential 'gh' is sent only to 'github.com'"
+                  " (library.repository), not 'evil.example.com'; a repository on another host needs a credential"
+                  " of its own, paired with its host in credential_hosts"], id="git-credential-to-another-host"),
+    pytest.param(insert(7, "jenkins:\n  git_credentials_id: gh") + "credential_hosts:\n  gh: git.evil.example\n",
+                 ["bad.yaml:17: services.backend.repository: credential 'gh' is sent only to 'git.evil.example'"
+                  " (credential_hosts.gh), not 'github.com'; a repository on another host needs a credential of its"
+                  " own, paired with its host in credential_hosts"], id="git-credential-listed-elsewhere"),
+]
+
+
+@pytest.mark.parametrize("text, expected", CREDENTIAL_CASES)
+def test_a_credential_goes_only_to_its_paired_host(tmp_path: Path, runner, text: str, expected: list[str]) -> None:
+    test_bad_config_is_reported_on_its_line(tmp_path, runner, text, expected)
+
+
+def test_the_git_credential_is_pinned_to_the_repositories_host(tmp_path: Path) -> None:
+    from enadu_pipelines import config
+
+    # scp-like and https spellings of one host; a host other than the library's, once listed.
+    text = insert(7, "jenkins:\n  git_credentials_id: gh").replace(
+        "https://github.com/enadu/enadu.git", "git@git.corp.example:enadu/enadu.git") + (
+        "credential_hosts:\n  gh: git.corp.example\n")
+    (tmp_path / "ok.yaml").write_text(text)
+    loaded = config.load(tmp_path / "ok.yaml")
+    assert ("gh", "git.corp.example") in loaded.credential_hosts
+
+
+def test_a_listed_pairing_and_loopback_http_are_accepted(tmp_path: Path) -> None:
+    from enadu_pipelines import config
+
+    text = grafana(url="http://localhost:3000") + (
+        "    monitoring:\n      grafana:\n        url: https://grafana.team.example\n"
+        "        credentials_id: team-graf\n"
+        "credential_hosts:\n  team-graf: grafana.team.example\n")
+    (tmp_path / "ok.yaml").write_text(text)
+    [backend] = config.load(tmp_path / "ok.yaml").services
+    assert (backend.monitoring.grafana_url, backend.monitoring.grafana_credentials_id) == (
+        "https://grafana.team.example", "team-graf")

@@ -304,7 +304,10 @@ def test_cluster_errors_and_usage_errors(world, tmp_path) -> None:
 
     bad_image = d.run(world, "deploy", "--image", "Registry/Backend:latest")
     assert bad_image.returncode == 2
-    assert bad_image.result["message"] == "--image: 'Registry/Backend:latest' is not an image reference with a tag or digest"
+    assert bad_image.result["message"] == (
+        "--image: 'Registry/Backend:latest' is not an image reference to deploy: its repository path must be"
+        " lower-case (the rule: [host[:port]/]path[:tag][@digest] with a tag or a digest, as"
+        " github.com/distribution/reference parses it)")
     no_manifest = d.deploy(world, "v1", extra_env={"ENADU_MANIFEST": str(tmp_path / "missing.yaml")})
     assert no_manifest.returncode == 2
     assert no_manifest.result["message"] == f"manifest {tmp_path / 'missing.yaml'}: cannot read (No such file or directory)"

@@ -24,7 +24,7 @@ from support.e2e.gitserver import GitServer
 from support.fakejenkins import projects
 
 LIBRARY_URL = "https://github.com/enadu/enadu-pipelines.git"
-JENKINSFILE = "// backend\n@Library('enadu@v0.1.0') _\npipeline { agent any; stages { stage('x') { steps { echo 'x' } } } }\n"
+JENKINSFILE = "// backend\n@Library('enadu') _\npipeline { agent any; stages { stage('x') { steps { echo 'x' } } } }\n"
 
 
 @pytest.fixture

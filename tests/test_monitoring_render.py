@@ -66,6 +66,7 @@ def test_per_service_overrides_and_hostile_queries_stay_literal(tmp_path: Path, 
                      "latency_query": "max(up{namespace=\"{namespace}\",color=\"{colour}\"})",
                      "min_success_rate": 0.999, "max_latency": 2, "inconclusive": "pass"},
         "grafana": {"credentials_id": "frontend-grafana"}}
+    data["credential_hosts"] = {"frontend-grafana": "grafana.enadu.dev"}  # a new pairing is listed (finding 3)
     out = render_config(tmp_path, runner, data)
     jenkinsfile = out / "pipelines/frontend/Jenkinsfile"
     assert groovy_compile([jenkinsfile]).returncode == 0

@@ -264,19 +264,21 @@ def test_a_failed_notification_does_not_change_the_result():
 
 
 # ------------------------------------------------------------------------------------------------
-# The helper: checked by sha256 before every run, one sh per command
+# The helper: one sh per command that copies, checks by sha256 and runs the private copies
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_every_helper_run_is_one_sh_after_a_sha256_check(name):
+def test_every_helper_run_is_one_sh_that_checks_what_it_runs(name):
     run = run_service(name, changed_files=OWN_CHANGE[name])
     bundle = (REPO / "resources" / "enadu" / "enadu-helper.pyz").read_bytes()
     digest = hashlib.sha256(bundle).hexdigest()
+    manifest_digest = hashlib.sha256((REPO / "resources" / "enadu" / "k8s" / f"{name}.yaml").read_bytes()).hexdigest()
     trace = run.trace
     calls = [i for i, e in enumerate(trace) if e.get("step") == "enaduHelper"]
     assert [trace[i]["args"]["command"] for i in calls] == ["changes", "deploy", "notify"]
     for i in calls:
         depth = trace[i]["depth"]
+        command = trace[i]["args"]["command"]
         inner = []
         for e in trace[i + 1:]:
             if e["depth"] <= depth:
@@ -284,16 +286,27 @@ def test_every_helper_run_is_one_sh_after_a_sha256_check(name):
             inner.append(e)
         shs = [e for e in inner if e.get("step") == "sh"]
         assert len(shs) == 1
-        assert shs[0]["args"]["script"] == f'python3 "$ENADU_HELPER" {trace[i]["args"]["command"]}'
+        script = shs[0]["args"]["script"].splitlines()
+        names = ["ENADU_HELPER"] + (["ENADU_MANIFEST"] if command == "deploy" else [])
+        assert script[:5] == ['set +x', 'd="$(mktemp -d)" || exit 97', """trap 'rm -rf "$d"' EXIT""",
+                              "trap : HUP INT TERM", 'chmod 700 "$d"']
+        for var in names:  # copied, checked and used from the private directory, in this order
+            copy = script.index(f'cp "${var}" "$d/{var}" || exit 97')
+            check = next(n for n, line in enumerate(script) if line.startswith(f'[ "$(sha256sum < "$d/{var}")" = '))
+            use = script.index(f'{var}="$d/{var}"; export {var}')
+            assert copy < check < use
+        assert script[-1] == f'python3 -I "$d/ENADU_HELPER" {command}'
         assert shs[0]["args"]["returnStatus"] is True
-        checks = [e for e in inner if e.get("step") == "sha256" and e["seq"] < shs[0]["seq"]]
-        assert checks and checks[-1]["returned"] == digest
-        assert shs[0]["env"]["ENADU_HELPER"] == checks[-1]["args"]["file"]
+        env = shs[0]["env"]
+        assert env["ENADU_HELPER_SHA256"] == digest
+        assert env.get("ENADU_MANIFEST_SHA256") == (manifest_digest if command == "deploy" else None)
         assert trace[i]["returned"] == shs[0]["status"]
-    # The bundle is written from the library once; later runs find the checked copy.
+    # The bundle is written from the library once (a source copy only; the sh checks what it runs).
     writes = run.steps("writeFile")
     assert [w["args"]["sha256"] for w in writes if w["args"]["file"].endswith(".pyz")] == [digest]
-    assert len(run.steps("libraryResource")) == 2  # the bundle once, the manifest once
+    resources = [e["args"]["resource"] for e in run.steps("libraryResource")]
+    assert [r for r in resources if r == "enadu/enadu-helper.pyz" or r.startswith("enadu/k8s/")] == [
+        "enadu/enadu-helper.pyz", f"enadu/k8s/{name}.yaml"]  # the bundle once, the manifest once
 
 
 # ------------------------------------------------------------------------------------------------
@@ -325,3 +338,55 @@ def test_an_ordinary_build_is_not_a_registration_build(name):
     run = run_service(name, changed_files=OWN_CHANGE[name])
     assert "ENADU_REGISTER_ONLY" not in run.helper("changes")["env"]  # an empty value unsets it (EnvVars.override)
     assert run.helper("deploy")["env"]["ENADU_SERVICE"] == name
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue 13, finding 3: a Jenkinsfile that pairs a credential with another host than the one the
+# library pins (resources/enadu/credential-hosts.txt) is refused before the credential is bound.
+
+MISPAIRED = """@Library('enadu') _
+pipeline {
+    agent any
+    options { skipDefaultCheckout() }
+    stages {
+        stage('Mispaired') {
+            steps {
+                %s
+            }
+        }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("call, message", [
+    ("enaduImage(image: 'collector.evil.example/enadu/backend', credentialsId: 'enadu-registry', tag: 'v1')",
+     "enaduImage: credential 'enadu-registry' may be sent only to registry.enadu.dev, not collector.evil.example"),
+    ("enaduImage(image: 'registry.enadu.dev/enadu/backend', credentialsId: 'enadu-discord-webhook', tag: 'v1')",
+     "enaduImage: credential 'enadu-discord-webhook' may be sent only to no host, not registry.enadu.dev"),
+    ("enaduDeploy(service: 'backend', image: 'registry.enadu.dev/enadu/backend:v1', namespace: 'enadu',"
+     " credentialsId: 'enadu-kubeconfig', grafanaUrl: 'https://grafana.enadu.dev',"
+     " grafanaCredentialsId: 'enadu-discord-webhook')",
+     "enaduDeploy: credential 'enadu-discord-webhook' may be sent only to no host, not grafana.enadu.dev"),
+    ("enaduDeploy(service: 'backend', image: 'registry.enadu.dev/enadu/backend:v1', namespace: 'enadu',"
+     " credentialsId: 'enadu-kubeconfig', grafanaUrl: 'https://Collector.Evil.example:8443/x',"
+     " grafanaCredentialsId: 'enadu-grafana-token')",
+     "enaduDeploy: credential 'enadu-grafana-token' may be sent only to grafana.enadu.dev, not collector.evil.example:8443"),
+    ("enaduCheckout(repository: 'https://git.evil.example/enadu/enadu.git', branch: 'be-dev',"
+     " credentialsId: 'enadu-github')",
+     "enaduCheckout: credential 'enadu-github' may be sent only to github.com, not git.evil.example"),
+    ("enaduCheckout(repository: 'git@Git.Evil.example:enadu/enadu.git', branch: 'be-dev',"
+     " credentialsId: 'enadu-github')",
+     "enaduCheckout: credential 'enadu-github' may be sent only to github.com, not git.evil.example"),
+    ("enaduCheckout(repository: 'https://github.com/enadu/enadu.git', branch: 'be-dev',"
+     " credentialsId: 'enadu-registry')",
+     "enaduCheckout: credential 'enadu-registry' may be sent only to registry.enadu.dev, not github.com"),
+], ids=["registry-login-elsewhere", "webhook-as-registry-login", "webhook-as-grafana-token", "grafana-token-elsewhere",
+        "git-credential-elsewhere", "git-credential-scp-elsewhere", "registry-login-as-git-credential"])
+def test_a_step_refuses_a_credential_with_a_host_it_is_not_pinned_to(call, message):
+    run = harness().run(text=MISPAIRED % call, scenario={})
+    assert run.valid, run.errors
+    assert run.result == "FAILURE"
+    assert any(message in line for line in run.log), run.describe()
+    # refused before anything is bound, checked out or run
+    assert not run.steps("withCredentials") and not run.steps("sh") and not run.steps("checkout")

@@ -7,22 +7,59 @@ def call(Map args = [:]) {
     if (problems) {
         error('enaduHelper: ' + problems.join('; '))
     }
-    Map a = ['env': [], 'label': ''] + args
+    Map a = ['env': [], 'files': [], 'label': ''] + args
 
-    String expected = '58921a798d953d45ff7ce747412488260c6e0d3715a929e75a9a053e0f9735e0'
-    String helper = "${pwd(tmp: true)}/enadu-helper-${expected.take(12)}.pyz"
-    if (!fileExists(helper) || sha256(file: helper) != expected) {
-        writeFile(file: helper, text: libraryResource(resource: 'enadu/enadu-helper.pyz', encoding: 'Base64'), encoding: 'Base64')
-        String actual = sha256(file: helper)
-        if (actual != expected) {
-            error("enaduHelper: enadu-helper.pyz has sha256 ${actual}, expected ${expected}; " +
-                  'the library resources do not match the rendered steps (run enadu-pipelines render)')
+    // The sha256 of every library resource the helper may read, rendered together with the resources.
+    Map<String, String> digests = [
+        'enadu/enadu-helper.pyz': 'efa41618a97e3faf4010f5f961ef053eafa85951c3c28f94b77b5cb3615d1531',
+        'enadu/k8s/backend.yaml': '33b3e59d2531fc523d5a49e1c76b57d403ee26b74913e2cf85f3e14230cc4223',
+        'enadu/k8s/batch.yaml': '16c23e4d1f42ce371992aabaeed6f29cd13999fc7d2e53265a211c59c0b7404e',
+        'enadu/k8s/frontend.yaml': '7f78fa2e3dd159ad7244beda34f1f47250bed6dc10693e801ff15f0d92adbdfe',
+    ]
+    String tmp = pwd(tmp: true)
+    List<String> entries = []
+    // One sh verifies and runs: it copies each resource from the workspace (which a build's processes can
+    // write) into a fresh private directory, checks the copy's sha256 there, runs `python3 -I` (no user site,
+    // no PYTHON* variables) on the copies and removes the directory when the helper exits.
+    List<String> lines = [
+        'set +x',
+        'd="$(mktemp -d)" || exit 97',
+        "trap 'rm -rf \"\$d\"' EXIT",
+        // deferred until the helper (which gets the signal too) has exited, so the EXIT trap runs after it
+        'trap : HUP INT TERM',
+        'chmod 700 "$d"',
+        "command -v sha256sum >/dev/null || { echo 'enaduHelper: sha256sum (coreutils) is missing on this agent' >&2; exit 97; }",
+    ]
+    for (String spec in ['ENADU_HELPER=enadu/enadu-helper.pyz'] + a.files) {
+        int eq = spec.indexOf('=')
+        String name = spec.substring(0, eq)
+        String resource = spec.substring(eq + 1)
+        String expected = digests[resource]
+        if (expected == null) {
+            error("enaduHelper: no sha256 is rendered for library resource ${resource}; run enadu-pipelines render")
         }
+        // A source copy in the workspace, written once per content; only the checked private copy is used.
+        String staged = "${tmp}/enadu-${expected.take(12)}-${resource.tokenize('/')[-1]}"
+        if (!fileExists(staged) || sha256(file: staged) != expected) {
+            writeFile(file: staged, text: libraryResource(resource: resource, encoding: 'Base64'), encoding: 'Base64')
+        }
+        entries << "${name}=${staged}".toString() << "${name}_SHA256=${expected}".toString()
+        lines << "cp \"\$${name}\" \"\$d/${name}\" || exit 97".toString()
+        lines << ("[ \"\$(sha256sum < \"\$d/${name}\")\" = \"\$${name}_SHA256  -\" ] || { echo 'enaduHelper: ${resource}" +
+                  " (${name}) does not match its sha256 once copied to a private directory; nothing was run' >&2;" +
+                  " exit 97; }").toString()
+        lines << "${name}=\"\$d/${name}\"; export ${name}".toString()
     }
+    lines << "python3 -I \"\$d/ENADU_HELPER\" ${a.command}".toString()
     String label = a.label ?: "enadu-helper ${a.command}"
     int status = 0
-    withEnv(["ENADU_HELPER=${helper}"] + a.env) {
-        status = sh(script: 'python3 "$ENADU_HELPER" ' + a.command, returnStatus: true, label: label)
+    withEnv(a.env + entries) {
+        status = sh(script: lines.join('\n') + '\n', returnStatus: true, label: label)
+    }
+    if (status == 97) {
+        error('enaduHelper: the helper was not run: a library resource could not be copied to a private directory' +
+              ' or did not match the sha256 rendered into this step (see the log above; run enadu-pipelines render' +
+              ' if the library resources do not match the rendered steps)')
     }
     return status
 }
@@ -30,7 +67,7 @@ def call(Map args = [:]) {
 @NonCPS
 private static List<String> checkArguments(Map args) {
     List<String> problems = []
-    List<String> known = ['command', 'env', 'label']
+    List<String> known = ['command', 'env', 'files', 'label']
     args.keySet().each { Object key ->
         if (!(key in known)) {
             problems << "unknown argument '${key}' (allowed: ${known.join(', ')})".toString()
@@ -50,6 +87,16 @@ private static List<String> checkArguments(Map args) {
             problems << "argument 'env' must be a List, not ${env.getClass().simpleName}".toString()
         } else if (!env.every { Object item -> item instanceof CharSequence }) {
             problems << 'argument \'env\' must be a List of Strings'
+        }
+    }
+    Object files = args['files']
+    if (files != null) {
+        if (!(files instanceof List)) {
+            problems << "argument 'files' must be a List, not ${files.getClass().simpleName}".toString()
+        } else if (!files.every { Object item -> item instanceof CharSequence }) {
+            problems << 'argument \'files\' must be a List of Strings'
+        } else if (!files.every { Object item -> item.toString() ==~ '[A-Z][A-Z0-9_]{0,63}=enadu/[A-Za-z0-9._/-]{1,200}' }) {
+            problems << 'every item of argument \'files\' must match [A-Z][A-Z0-9_]{0,63}=enadu/[A-Za-z0-9._/-]{1,200}'
         }
     }
     Object label = args['label']

@@ -22,10 +22,11 @@ import os
 import re
 import subprocess
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from . import exitcodes
 from .cli import UsageError, env_default, flag
+from .report import printable
 
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/@^~{}-]{0,199}")  # a sha or a ref; never starts with '-'
 _SERVICE = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
@@ -62,29 +63,84 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # globs
 
 
-def compile_glob(pattern: str) -> re.Pattern[str]:
-    """A regular expression matching the repository-relative paths that ``pattern`` selects.
-
-    Hand-written because the standard library has no '**' glob for plain strings before Python 3.13
-    (``fnmatch``'s '*' crosses '/'; ``glob.translate`` is 3.13+), and the helper runs on 3.9.
-    The rules are the ones ``enadu.yaml`` validates (config.Glob): no empty, '.' or '..' segment,
-    and '**' only as a whole segment.
-    """
+def glob_problem(pattern: str) -> Optional[str]:
+    """Why ``pattern`` is not a path glob (the rules ``enadu.yaml`` validates too), or None."""
     segments = pattern.split("/")
     if any(s in ("", ".", "..") for s in segments):
-        raise UsageError(f"path glob {pattern!r}: segments may not be empty, '.' or '..'")
+        return "path segments may not be empty, '.' or '..'"
     if any("**" in s and s != "**" for s in segments):
-        raise UsageError(f"path glob {pattern!r}: '**' must be a whole path segment, as in 'common/**'")
-    out = []
-    for i, segment in enumerate(segments):
-        last = i == len(segments) - 1
-        if segment == "**":
-            out.append(".*" if last else "(?:[^/]+/)*")
-            continue
-        out.append("".join("[^/]*" if ch == "*" else "[^/]" if ch == "?" else re.escape(ch) for ch in segment))
-        if not last:
-            out.append("/")
-    return re.compile("".join(out), re.DOTALL)
+        return "'**' must be a whole path segment, as in 'common/**'"
+    return None
+
+
+class PathGlob:
+    """A path glob: '*' and '?' stay inside one path segment, '**' spans any number of them.
+
+    Hand-written because the standard library has no '**' glob for plain strings before Python 3.13
+    (``fnmatch``'s '*' crosses '/'; ``glob.translate`` is 3.13+), and the helper runs on 3.9. It does
+    not translate to a regular expression: ``re`` backtracks, and ``*a*a*a*a*a*b`` against a long name
+    took minutes. Both levels use the same greedy rule instead: split the pattern at its stars, anchor
+    the first piece at the start and the last at the end, and place each middle piece at its leftmost
+    fit (placing a piece further right never helps the pieces after it). Each piece is placed once, so
+    a match costs at most about len(pattern) x len(path) steps, whatever the number of stars.
+
+    A non-final '**' matches zero or more segments ('a/**/b' matches 'a/b'); a final one matches one
+    or more ('backend/**' does not match 'backend' itself).
+    """
+
+    def __init__(self, pattern: str) -> None:
+        problem = glob_problem(pattern)
+        if problem:
+            raise UsageError(f"path glob {pattern!r}: {problem}")
+        self.pattern = pattern
+        segments = pattern.split("/")
+        if segments[-1] == "**":
+            segments[-1:] = ["*", "**"]  # one segment of anything, then any number more
+        self.segments = segments
+
+    def fullmatch(self, path: str) -> bool:
+        """Whether ``path`` (repository-relative, '/'-separated) matches the whole glob."""
+        return _place(self.segments, path.split("/"), "**", _segment_matches)
+
+
+def _place(pattern: Sequence, items: Sequence, star: object, fits: Callable[[Sequence, Sequence], bool]) -> bool:
+    """Whether ``items`` match ``pattern``, in which ``star`` stands for any run of items."""
+    pieces: List[Sequence] = []
+    piece: List = []
+    for element in pattern:
+        if element == star:
+            pieces.append(piece)
+            piece = []
+        else:
+            piece.append(element)
+    pieces.append(piece)
+    if len(pieces) == 1:
+        return len(items) == len(pattern) and fits(pattern, items)
+    first, middle, last = pieces[0], pieces[1:-1], pieces[-1]
+    end = len(items) - len(last)
+    if end < len(first) or not fits(first, items[:len(first)]) or not fits(last, items[end:]):
+        return False
+    at = len(first)
+    for piece in middle:
+        while at + len(piece) <= end and not fits(piece, items[at:at + len(piece)]):
+            at += 1
+        if at + len(piece) > end:
+            return False
+        at += len(piece)
+    return True
+
+
+def _chars_fit(piece: Sequence[str], chars: Sequence[str]) -> bool:
+    return all(p == "?" or p == c for p, c in zip(piece, chars))
+
+
+def _segment_matches(patterns: Sequence[str], segments: Sequence[str]) -> bool:
+    return all(_place(p, s, "*", _chars_fit) for p, s in zip(patterns, segments))
+
+
+def compile_glob(pattern: str) -> PathGlob:
+    """The matcher of one path glob (raises UsageError for a glob that breaks the rules)."""
+    return PathGlob(pattern)
 
 
 def _patterns(args: argparse.Namespace) -> List[str]:
@@ -257,16 +313,16 @@ def run(args: argparse.Namespace) -> int:
     except GitError as e:
         if args.output == "json":
             print(json.dumps({**base, "changed": None, "error": str(e)}))
-        print(f"{label}: error: {e}", file=sys.stderr)
+        print(printable(f"{label}: error: {e}"), file=sys.stderr)
         return exitcodes.FAILED
     if args.output == "json":
         print(json.dumps(result))
     else:
-        print(f"{label}: {'changed' if result['changed'] else 'unchanged'}: {result['reason']}")
+        print(printable(f"{label}: {'changed' if result['changed'] else 'unchanged'}: {result['reason']}"))
         matched: List[Dict[str, str]] = result["matched"]  # type: ignore[assignment]
         for entry in matched[:_SHOWN]:
             old = f"{entry['old_path']} -> " if entry.get("old_path") else ""
-            print(f"  {entry['status']}  {old}{entry['path']}")
+            print(printable(f"  {entry['status']}  {old}{entry['path']}"))
         if len(matched) > _SHOWN:
             print(f"  ... and {len(matched) - _SHOWN} more (all of them are in the JSON result)")
     return exitcodes.OK if result["changed"] else exitcodes.UNCHANGED

@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 from .. import __version__
 from . import exitcodes
 from .errors import HelperError, UsageProblem
+from .report import printable
 
 # command name -> module (relative to this package) providing add_arguments() and run()
 COMMANDS = {
@@ -45,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
         # (a Discord webhook URL does), so URLs are never echoed.
         message = re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://\S+", "<URL not shown>", message)
         self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.stderr.write(f"{self.prog}: error: {printable(message)}\n")
         sys.exit(exitcodes.USAGE)
 
 
@@ -119,7 +120,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return int(args._run(args))
     except HelperError as e:
-        print(f"enadu-helper {args.command}: {e}", file=sys.stderr)
+        print(printable(f"enadu-helper {args.command}: {e}"), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"enadu-helper {args.command}: interrupted", file=sys.stderr)

@@ -28,13 +28,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
-from . import exitcodes, interrupt
+from . import exitcodes, imageref, interrupt
 from .cli import env_default, flag
 from .errors import DeployFailed, HelperError, Incomplete, Interrupted, RolledBack, UsageProblem
 from .report import Reporter, parse_duration
 
-IMAGE_PATTERN = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+"
-                           r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})")
 NAME_PATTERN = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
 NAMESPACE_PATTERN = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 OUTCOMES = {exitcodes.FAILED: "failed", exitcodes.USAGE: "error", exitcodes.LOCK_HELD: "lock-held",
@@ -122,8 +120,9 @@ def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
     image = getattr(args, "image", None) or ""
     if needs_image and not image:
         raise UsageProblem("--image (or ENADU_IMAGE) is required")
-    if image and not IMAGE_PATTERN.fullmatch(image):
-        raise UsageProblem(f"--image: {image!r} is not an image reference with a tag or digest")
+    bad_image = imageref.check(image, "--image") if image else None
+    if bad_image:
+        raise UsageProblem(bad_image)
     manifest = getattr(args, "manifest", None) or ""
     if needs_image and not manifest:
         raise UsageProblem("--manifest (or ENADU_MANIFEST) is required")
@@ -221,7 +220,7 @@ def run_command(command: str, args: argparse.Namespace, body: Callable[[Reporter
     """Common frame of the cluster commands: signals, connect, report, map errors to exit codes."""
     result: Dict[str, Any] = {"service": args.service, "namespace": args.namespace}
     image = getattr(args, "image", None)
-    if image and IMAGE_PATTERN.fullmatch(image):
+    if image and imageref.problem(image) is None:
         result["image"] = image
     try:
         report = Reporter(command, args.output, args.result_file)

@@ -4,8 +4,10 @@
   ``jenkins/casc.yaml`` (JCasC binds it to ``LibraryConfiguration``: ``name``, ``defaultVersion``,
   ``implicit``, ``allowVersionOverride``, ``includeInChangesets``, ``retriever.modernSCM.scm.git.remote``).
 * :func:`requested` finds ``@Library('name@version')`` in a Jenkinsfile (``LibraryDecorator`` reads
-  the annotation; a missing version takes ``defaultVersion``; another version needs
-  ``allowVersionOverride``).
+  the annotation, ``LibraryAdder.parse`` splits it at ``@``). ``LibraryConfiguration.defaultedVersion``
+  (jenkinsci/pipeline-groovy-lib-plugin, read at 5cc6888) decides: a missing version takes
+  ``defaultVersion``; *any* explicit version, even one equal to ``defaultVersion``, needs
+  ``allowVersionOverride`` and is otherwise refused with "Version override not permitted for library <name>".
 * :func:`retrieve` is ``SCMSourceRetriever`` over a ``GitSCMSource``: the version is resolved by
   ``AbstractGitSCMSource.retrieve(String)`` — a branch head of that name, else a tag of that name
   (annotated tags peeled), else a commit — and checked out into the build's library directory. The
@@ -59,8 +61,10 @@ def requested(jenkinsfile: str, lib: LibraryConfiguration) -> str:
     if name != lib.name:
         raise ScmFailure(f"No library named {name} found")
     if version is None:
+        if not lib.default_version:
+            raise ScmFailure(f"No version specified for library {name}")
         return lib.default_version
-    if version != lib.default_version and not lib.allow_version_override:
+    if not lib.allow_version_override:
         raise ScmFailure(f"Version override not permitted for library {name}")
     return version
 
