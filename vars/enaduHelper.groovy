@@ -11,7 +11,7 @@ def call(Map args = [:]) {
 
     // The sha256 of every library resource the helper may read, rendered together with the resources.
     Map<String, String> digests = [
-        'enadu/enadu-helper.pyz': 'efa41618a97e3faf4010f5f961ef053eafa85951c3c28f94b77b5cb3615d1531',
+        'enadu/enadu-helper.pyz': '7bfcaec46da466acbe625c3a8b498b8658e8c5870e259abf72e6b0adfe264b7b',
         'enadu/k8s/backend.yaml': '33b3e59d2531fc523d5a49e1c76b57d403ee26b74913e2cf85f3e14230cc4223',
         'enadu/k8s/batch.yaml': '16c23e4d1f42ce371992aabaeed6f29cd13999fc7d2e53265a211c59c0b7404e',
         'enadu/k8s/frontend.yaml': '7f78fa2e3dd159ad7244beda34f1f47250bed6dc10693e801ff15f0d92adbdfe',

@@ -190,11 +190,10 @@ class Answer:
 _current = threading.local()  # the worker thread's box: its connection is registered there
 
 
-def session() -> Any:
-    """A ``requests.Session`` whose connections :func:`request` can cut at its deadline, whatever
-    phase the request is in (connected, reading the status line, the headers or the body)."""
-    import requests
-    from requests.adapters import HTTPAdapter
+def tracking_pools() -> Dict[str, Any]:
+    """urllib3 connection-pool classes whose connections register themselves with the running
+    :func:`bounded` call, so it can cut them at its deadline; for a PoolManager's documented
+    ``pool_classes_by_scheme`` ("Locally set the pool classes ... so other PoolManagers can override them")."""
     from urllib3 import connection, connectionpool
 
     class Tracking:
@@ -216,11 +215,21 @@ def session() -> Any:
     class TLSPool(connectionpool.HTTPSConnectionPool):
         ConnectionCls = TrackedTLS
 
+    return {"http": Pool, "https": TLSPool}
+
+
+def session() -> Any:
+    """A ``requests.Session`` whose connections :func:`request` can cut at its deadline, whatever
+    phase the request is in (connected, reading the status line, the headers or the body)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    pools = tracking_pools()
+
     class Adapter(HTTPAdapter):
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
             super().init_poolmanager(*args, **kwargs)
-            # urllib3's documented hook ("Locally set the pool classes ... so other PoolManagers can override them")
-            self.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": TLSPool}
+            self.poolmanager.pool_classes_by_scheme = pools
 
     http = requests.Session()
     http.mount("http://", Adapter())
@@ -249,7 +258,6 @@ def request(http: Any, method: str, url: str, *, timeout: float, max_bytes: int 
     kwargs.setdefault("allow_redirects", False)
     end = time.monotonic() + max(0.0, timeout)
     box: Dict[str, Any] = {}
-    done = threading.Event()
 
     def fetch() -> Answer:
         left = max(0.05, end - time.monotonic())
@@ -270,6 +278,18 @@ def request(http: Any, method: str, url: str, *, timeout: float, max_bytes: int 
             return Answer(response.status_code, response.headers, b"".join(chunks))
         finally:
             response.close()
+
+    return bounded(fetch, timeout, end=end, box=box)
+
+
+def bounded(fetch: Callable[[], T], timeout: float, *, end: Optional[float] = None,
+            box: Optional[Dict[str, Any]] = None) -> T:
+    """``fetch()`` (one HTTP exchange over connections from :func:`tracking_pools`) on a worker
+    thread, bounded by ``timeout`` seconds of wall-clock time: at the deadline its connection is shut
+    down, whatever phase it is in, and :class:`OutOfTime` is raised."""
+    end = time.monotonic() + max(0.0, timeout) if end is None else end
+    box = {} if box is None else box
+    done = threading.Event()
 
     def work() -> None:
         _current.box = box

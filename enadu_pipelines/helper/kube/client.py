@@ -30,7 +30,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from .. import interrupt, retry
 from ..errors import ClusterError, HelperError, UsageProblem
 
-REQUEST_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for every non-watch request
+REQUEST_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for every non-watch request; the read timeout
+# also bounds the whole request in wall-clock time (Kube.call), since a server trickling its answer
+# satisfies every per-read timeout
+MAX_ANSWER = 32 << 20  # bytes of one answer: our lists are label-selected pods and EndpointSlices
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
@@ -73,6 +76,8 @@ def classify(exc: BaseException) -> Optional[retry.Transient]:
         if exc.status in _TRANSIENT_STATUS:
             return retry.Transient(f"HTTP {exc.status}", retry_after=_retry_after(exc))
         return None
+    if isinstance(exc, retry.OutOfTime):
+        return retry.Transient("no complete answer in time")
     if isinstance(exc, (HTTPError, ConnectionError, TimeoutError)):
         return retry.Transient(type(exc).__name__)  # no str(exc): it names hosts and ports at best
     return None
@@ -260,6 +265,21 @@ def connect(kubeconfig: Optional[str], context: Optional[str]) -> Tuple[Any, str
     return api_client, how
 
 
+def read_capped(response: Any, cap: int) -> bytes:
+    """The whole body of a urllib3 response read with ``_preload_content=False``, refused
+    (:class:`retry.TooLarge`) past ``cap`` bytes."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise retry.TooLarge(f"the answer is larger than {cap} bytes")
+    chunks, size = [], 0
+    for chunk in response.stream(retry.CHUNK, decode_content=True):
+        size += len(chunk)
+        if size > cap:
+            raise retry.TooLarge(f"the answer is larger than {cap} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def api_deadline() -> float:
     """Seconds one API request may spend retrying (``ENADU_API_DEADLINE``, default 60)."""
     try:
@@ -285,6 +305,10 @@ class Kube:
         self.coordination = client.CoordinationV1Api(api_client)
         self.discovery = client.DiscoveryV1Api(api_client)
         self.autoscaling = client.AutoscalingV2Api(api_client)
+        # connections that Kube.call can cut at its deadline (before the pool manager makes any pool)
+        pool_manager = getattr(getattr(api_client, "rest_client", None), "pool_manager", None)
+        if pool_manager is not None:
+            pool_manager.pool_classes_by_scheme = retry.tracking_pools()
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -304,9 +328,15 @@ class Kube:
             kwargs["_request_timeout"] = (min(connect, left), min(read, left))
             policy = retry.Policy(backoffs=(0.2, 0.5, 1.0), deadline=left)
 
-        def attempt() -> Dict[str, Any]:
+        def fetch() -> bytes:
             response = fn(*args, **kwargs)
-            data = response.data
+            try:
+                return read_capped(response, MAX_ANSWER)
+            finally:
+                response.release_conn()
+
+        def attempt() -> Dict[str, Any]:
+            data = retry.bounded(fetch, kwargs["_request_timeout"][1])
             try:
                 return json.loads(data) if data else {}
             except ValueError:
@@ -327,6 +357,9 @@ class Kube:
         except ApiException as e:
             self.warn_renewal(what, failures, e)
             raise self.refresh_failure(what, failures, e) or api_failure(e, what) from None
+        except retry.TooLarge:
+            raise ClusterError(f"{what}: the API server's answer is larger than {MAX_ANSWER} bytes"
+                               " (a proxy or a misbehaving server in the way?)") from None
         except ConfigException as e:  # e.g. an exec or OIDC credential plugin failing to refresh a token
             raise ClusterError(f"{what}: the kubeconfig's credentials could not be refreshed "
                                f"({config_problem(str(e)) if str(e) else type(e).__name__})") from None
