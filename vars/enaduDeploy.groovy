@@ -86,7 +86,7 @@ def call(Map args = [:]) {
     }
     Map reasons = [
         '1': 'the deploy failed before the switch; the live colour still serves',
-        '2': 'bad deploy arguments or manifest',
+        '2': 'bad deploy arguments or manifest, or a namespace that does not exist',
         '3': 'another deploy of this service holds its lock',
         '4': 'the cluster is unreachable or refused the credentials',
         '5': 'the new colour failed after the switch; traffic was switched back',

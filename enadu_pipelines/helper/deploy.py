@@ -26,15 +26,15 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from . import exitcodes, imageref, interrupt
 from .cli import env_default, flag
 from .errors import DeployFailed, HelperError, Incomplete, Interrupted, RolledBack, UsageProblem
+from .kube.manifest import NAMESPACE_PATTERN
 from .report import Reporter, parse_duration
 
 NAME_PATTERN = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
-NAMESPACE_PATTERN = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 OUTCOMES = {exitcodes.FAILED: "failed", exitcodes.USAGE: "error", exitcodes.LOCK_HELD: "lock-held",
             exitcodes.CLUSTER: "error", exitcodes.ROLLED_BACK: "rolled-back", exitcodes.INCOMPLETE: "incomplete"}
 
@@ -44,8 +44,10 @@ OUTCOMES = {exitcodes.FAILED: "failed", exitcodes.USAGE: "error", exitcodes.LOCK
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service", default=env_default("ENADU_SERVICE"), help="service name [ENADU_SERVICE]")
-    parser.add_argument("--namespace", default=env_default("ENADU_NAMESPACE", "default"),
-                        help="namespace (default: default) [ENADU_NAMESPACE]")
+    parser.add_argument("--namespace", default=None,
+                        help="namespace; must agree with the manifest's (default: the manifest's, else the kubeconfig "
+                             "context's, else default) [ENADU_NAMESPACE]")
+    parser.set_defaults(namespace_env=env_default("ENADU_NAMESPACE"))
     parser.add_argument("--kubeconfig", default=None,
                         help="kubeconfig file [KUBECONFIG]; without one, the in-cluster service account is used")
     parser.add_argument("--context", default=env_default("ENADU_KUBE_CONTEXT"),
@@ -81,13 +83,18 @@ def add_switch_arguments(parser: argparse.ArgumentParser, *, default_old: str) -
     grafana.add_arguments(parser)
 
 
+def add_smoke_argument(parser: argparse.ArgumentParser, *, when: str = "") -> None:
+    parser.add_argument("--smoke-path", default=env_default("ENADU_SMOKE_PATH", ""),
+                        help=f"{when}GET this path on the new colour through its preview Service before switching "
+                             "[ENADU_SMOKE_PATH]")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_cluster_arguments(parser)
     parser.add_argument("--image", default=env_default("ENADU_IMAGE"), help="image reference to deploy [ENADU_IMAGE]")
     parser.add_argument("--manifest", default=env_default("ENADU_MANIFEST"),
                         help="the service's rendered manifest (resources/enadu/k8s/<service>.yaml) [ENADU_MANIFEST]")
-    parser.add_argument("--smoke-path", default=env_default("ENADU_SMOKE_PATH", ""),
-                        help="GET this path on the new colour through its preview Service before switching [ENADU_SMOKE_PATH]")
+    add_smoke_argument(parser)
     add_switch_arguments(parser, default_old="scale-to-zero")
     from . import analysis
 
@@ -109,14 +116,16 @@ class Options:
     manifest_path: str = ""
     smoke_path: str = ""
     analysis: Any = None  # analysis.Settings, or None when no metric analysis was asked for
+    history_reason: str = ""  # recorded as the history entry's reason (rollback's redeploy sets it)
 
 
 def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
     if not args.service or not NAME_PATTERN.fullmatch(args.service):
         raise UsageProblem(f"--service: {args.service!r} is not a service name" if args.service
                            else "--service (or ENADU_SERVICE) is required")
-    if not NAMESPACE_PATTERN.fullmatch(args.namespace or ""):
-        raise UsageProblem(f"--namespace: {args.namespace!r} is not a namespace name")
+    given, source = namespace_flag(args)
+    if given is not None and not NAMESPACE_PATTERN.fullmatch(given):
+        raise UsageProblem(f"{source}: {given!r} is not a namespace name")
     image = getattr(args, "image", None) or ""
     if needs_image and not image:
         raise UsageProblem("--image (or ENADU_IMAGE) is required")
@@ -141,7 +150,7 @@ def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
         checks = analysis.settings(args)
         if checks is not None and checks.before_switch and not smoke:
             raise UsageProblem("--analysis-before-switch needs --smoke-path: the smoke requests are the traffic it measures")
-    return Options(service=args.service, namespace=args.namespace, timeout=parse_duration(args.timeout, "--timeout"),
+    return Options(service=args.service, namespace=given or "", timeout=parse_duration(args.timeout, "--timeout"),
                    scale_down_delay=parse_duration(args.scale_down_delay, "--scale-down-delay"),
                    old_colour=args.old_colour, lock_timeout=parse_duration(args.lock_timeout, "--lock-timeout"),
                    lock_ttl=int(ttl), dry_run=flag(args.dry_run, "--dry-run (ENADU_DRY_RUN)"), build_url=args.build_url or "",
@@ -218,7 +227,7 @@ def grace_of(args: argparse.Namespace) -> float:
 
 def run_command(command: str, args: argparse.Namespace, body: Callable[[Reporter, Dict[str, Any]], Dict[str, Any]]) -> int:
     """Common frame of the cluster commands: signals, connect, report, map errors to exit codes."""
-    result: Dict[str, Any] = {"service": args.service, "namespace": args.namespace}
+    result: Dict[str, Any] = {"service": args.service, "namespace": namespace_flag(args)[0]}
     image = getattr(args, "image", None)
     if image and imageref.problem(image) is None:
         result["image"] = image
@@ -286,12 +295,65 @@ def annotate(args: argparse.Namespace, report: Reporter, result: Dict[str, Any],
                      start_ms=started_ms, log=report.log)
 
 
-def open_cluster(args: argparse.Namespace, opts: Options, report: Reporter):
-    from .kube.client import Kube, connect
+def namespace_flag(args: argparse.Namespace) -> Tuple[Optional[str], str]:
+    """The namespace given explicitly (``--namespace``, else ``ENADU_NAMESPACE``) and which of the two."""
+    if getattr(args, "namespace", None):
+        return args.namespace, "--namespace"
+    if getattr(args, "namespace_env", None):
+        return args.namespace_env, "ENADU_NAMESPACE"
+    return None, ""
 
-    api_client, how = connect(args.kubeconfig, args.context)
+
+def pinned_namespace(args: argparse.Namespace, manifest: Any) -> Optional[Tuple[str, str]]:
+    """The namespace fixed before connecting, and why: the flag, else the manifest's.
+
+    As kubectl: a namespace given on the command line must agree with the one the objects name
+    (``RequireNamespace`` in staging/src/k8s.io/cli-runtime/pkg/resource/visitor.go: "the namespace
+    from the provided object ... does not match the namespace ..."), while the context's namespace
+    is only a default (``kubectl apply`` enforces the match only when the namespace was a flag)."""
+    given, source = namespace_flag(args)
+    written = getattr(manifest, "namespace", None)
+    if given and written and given != written:
+        raise UsageProblem(f"namespace {given} (from {source}) does not match namespace {written} in the manifest "
+                           f"(metadata.namespace): pass {written}, or the manifest rendered for {given}")
+    if given:
+        return given, f"from {source}"
+    if written:
+        return written, "from the manifest"
+    return None
+
+
+def open_cluster(args: argparse.Namespace, opts: Options, report: Reporter, result: Dict[str, Any],
+                 manifest: Any = None) -> Tuple[Any, Options]:
+    """Connect, settle the namespace (flag, else manifest, else kubeconfig context, else
+    ``default``; a flag that contradicts the manifest is refused before any request) and say which
+    one and why. Returns the client and the options with the namespace filled in."""
+    from dataclasses import replace
+
+    from .kube.client import Kube, connect
+    from .kube.lock import lease_name
+
+    if manifest is None and getattr(args, "manifest", None):
+        from .kube import manifest as manifests
+
+        manifest = manifests.load(args.manifest, opts.service)
+    pinned = pinned_namespace(args, manifest)
+    api_client, how, context = connect(args.kubeconfig, args.context)
     report.log(f"using {how}")
-    return Kube(api_client, opts.namespace, log=report.log)
+    if context is not None and not NAMESPACE_PATTERN.fullmatch(context[0]):
+        raise UsageProblem(f"{context[1]} names {context[0][:70]!r}, which is not a namespace name")
+    if pinned is not None:
+        namespace, origin = pinned
+        if context is not None and context[0] != namespace and origin == "from the manifest":
+            origin += f"; {context[1]} names {context[0]}"
+    elif context is not None:
+        namespace, origin = context[0], f"from {context[1]}"
+    else:
+        namespace, origin = "default", "none named: no --namespace, none in the manifest or the credentials"
+    report.log(f"namespace {namespace} ({origin})")
+    result["namespace"] = namespace
+    kube = Kube(api_client, namespace, log=report.log, origin=origin.split(";")[0], probe_lease=lease_name(opts.service))
+    return kube, replace(opts, namespace=namespace)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -301,7 +363,7 @@ def run(args: argparse.Namespace) -> int:
         from .kube import manifest as manifests
 
         manifest = manifests.load(opts.manifest_path, opts.service)
-        kube = open_cluster(args, opts, report)
+        kube, opts = open_cluster(args, opts, report, result, manifest)
         return Deployer(kube, manifest, opts, report.log, result, lambda: report.checkpoint(result)).run()
 
     return run_command("deploy", args, body)
@@ -426,9 +488,9 @@ class Deployer:
         self.checkpoint()
         deadline = time.monotonic() + opts.timeout
         try:
-            bg.ensure_colour(kube, self.manifest, state, idle, opts.image, self.wanted_replicas(state, live),
-                             opts.build_url, log)
-            bg.wait_available(kube, opts.service, idle, opts.image, deadline=deadline, log=log)
+            written = bg.ensure_colour(kube, self.manifest, state, idle, opts.image,
+                                       self.wanted_replicas(state, live), opts.build_url, log)
+            bg.wait_available(kube, opts.service, idle, opts.image, deadline=deadline, log=log, written=written)
             if opts.smoke_path:
                 self.smoke(idle, deadline)
             if opts.analysis is not None and opts.analysis.before_switch:
@@ -438,8 +500,10 @@ class Deployer:
             state = bg.read_state(kube, opts.service)
             if state.live != live:
                 raise DeployFailed(f"service {opts.service} was switched to {state.live} by someone else during the deploy")
-            bg.switch(kube, opts.service, state, idle,
-                      bg.history_entry(state, idle, opts.image, opts.build_url, self.identity), log, self.manifest)
+            entry = bg.history_entry(state, idle, opts.image, opts.build_url, self.identity)
+            if opts.history_reason:
+                entry["reason"] = opts.history_reason
+            bg.switch(kube, opts.service, state, idle, entry, log, self.manifest)
         except Interrupted as e:
             # Before the switch (or with its answer lost): the live colour is untouched; stop the idle
             # one with part of the grace, so the lock's release (on the way out) keeps its turn.

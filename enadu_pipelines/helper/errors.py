@@ -18,6 +18,11 @@ class UsageProblem(HelperError):
     exit_code = exitcodes.USAGE
 
 
+class NamespaceMissing(UsageProblem):
+    """The namespace the command works in (from the flag, the manifest or the kubeconfig context)
+    does not exist."""
+
+
 class ClusterError(HelperError):
     """The cluster is unreachable, timed out, or refused our credentials."""
 

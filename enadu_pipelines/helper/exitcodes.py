@@ -2,7 +2,7 @@
 
 OK = 0  # success; for ``changes``: the service's paths changed
 FAILED = 1  # the command failed; for ``deploy``: the live colour is untouched and still serves
-USAGE = 2  # bad arguments, environment or manifest
+USAGE = 2  # bad arguments, environment or manifest; a namespace that does not exist or contradicts the manifest
 LOCK_HELD = 3  # another deploy of the service holds its lock
 CLUSTER = 4  # the cluster is unreachable or refused the credentials
 ROLLED_BACK = 5  # ``deploy`` switched, then the new colour failed and traffic went back
@@ -11,7 +11,7 @@ UNCHANGED = 10  # ``changes``: none of the service's paths changed
 
 DEPLOY_REASONS = {
     FAILED: "the deploy failed before the switch; the live colour still serves",
-    USAGE: "bad deploy arguments or manifest",
+    USAGE: "bad deploy arguments or manifest, or a namespace that does not exist",
     LOCK_HELD: "another deploy of this service holds its lock",
     CLUSTER: "the cluster is unreachable or refused the credentials",
     ROLLED_BACK: "the new colour failed after the switch; traffic was switched back",

@@ -3,9 +3,12 @@
 If the previous colour still runs and is fully available (within the scale-down delay, or kept by
 --keep-old and scaled back up), the Service switches back at once: no pod has to start. If it was
 scaled to zero, it is scaled up to the live colour's replica count first. If it was deleted, its
-previous image (from the Service's history) is deployed again, which needs --manifest. The lock,
-the checked switch, the endpoint wait and the retirement of the colour rolled back from are the
-same as deploy's.
+previous image (from the Service's history) is deployed again, which needs --manifest: that is a
+deploy in all but name, so it runs deploy's checks before the switch too (the smoke test with
+--smoke-path / ENADU_SMOKE_PATH, the metric analysis before the switch when asked for), and a
+failing check leaves the live colour untouched (exit 1). The lock, the checked switch, the endpoint
+wait and the retirement of the colour rolled back from are the same as deploy's. Every rollback
+records ``reason: "rollback"`` (``"rollback: <--reason>"`` when one is given) in the history entry.
 
 The history annotation is untrusted input (anyone who may patch the Service can write it): an image
 taken from it must validate by the ``--image`` rule and come from the live image's repository, and
@@ -19,6 +22,7 @@ import time
 from typing import Any, Dict, Tuple
 
 from .deploy import Deployer, Options, add_cluster_arguments, add_switch_arguments, open_cluster, options, run_command
+from .deploy import add_smoke_argument
 from .errors import DeployFailed, UsageProblem
 from .cli import env_default
 from .report import Reporter
@@ -28,7 +32,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_cluster_arguments(parser)
     parser.add_argument("--manifest", default=env_default("ENADU_MANIFEST"),
                         help="needed only when the previous colour was deleted and must be redeployed [ENADU_MANIFEST]")
+    parser.add_argument("--reason", default=env_default("ENADU_ROLLBACK_REASON", ""),
+                        help=f"why, recorded in the Service's history as 'rollback: REASON' (one line, at most "
+                             f"{REASON_LIMIT} characters) [ENADU_ROLLBACK_REASON]")
+    add_smoke_argument(parser, when="when the previous colour was deleted and is redeployed, ")
     add_switch_arguments(parser, default_old="scale-to-zero")
+    from . import analysis
+
+    analysis.add_arguments(parser)
+
+
+REASON_LIMIT = 280  # the history's reason is at most 300 characters, "rollback: " included
+
+
+def history_reason(text: str) -> str:
+    """The history entry's reason: ``rollback``, or ``rollback: <text>`` for a valid ``--reason``."""
+    text = (text or "").strip()
+    if not text:
+        return "rollback"
+    if len(text) > REASON_LIMIT or not text.isprintable():
+        raise UsageProblem(f"--reason: must be one line of printable text of at most {REASON_LIMIT} characters")
+    return f"rollback: {text}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         from .kube.manifest import other
 
         opts = options(args, needs_image=False)
-        kube = open_cluster(args, opts, report)
+        reason = history_reason(args.reason)
+        kube, opts = open_cluster(args, opts, report, result)
         state = bg.read_state(kube, opts.service)
         if state.live is None:
             raise UsageProblem(f"service {opts.service} has no live colour: nothing to roll back")
@@ -52,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
             from .kube import manifest as manifests
 
             report.log(f"{opts.service}-{previous} was deleted; deploying {image} again, {source}")
-            redeploy = Options(**{**opts.__dict__, "image": image, "manifest_path": args.manifest})
+            redeploy = Options(**{**opts.__dict__, "image": image, "manifest_path": args.manifest,
+                                  "history_reason": reason})
+            if not opts.smoke_path:
+                report.log(f"warning: no --smoke-path (ENADU_SMOKE_PATH): {opts.service}-{previous} goes live "
+                           "without a smoke test")
             result.update(image=image, image_source="history")
             outcome = Deployer(kube, manifests.load(args.manifest, opts.service), redeploy, report.log, result).run()
             return {**outcome, "outcome": "rolled-back" if outcome["outcome"] == "deployed" else outcome["outcome"]}
@@ -74,13 +103,13 @@ def run(args: argparse.Namespace) -> int:
             state = bg.read_state(kube, opts.service)
             if not bg.fully_available(state.deployments[previous]):
                 replicas = max(1, bg.live_replicas(state, live))
-                kube.scale_deployment(f"{opts.service}-{previous}", replicas)
+                answer = kube.scale_deployment(f"{opts.service}-{previous}", replicas)
                 report.log(f"scaled {opts.service}-{previous} to {replicas} to roll back to it")
                 bg.wait_available(kube, opts.service, previous, image or "", deadline=time.monotonic() + opts.timeout,
-                                  log=report.log)
+                                  log=report.log, written=bg.written_over(state.deployments[previous], answer))
                 state = bg.read_state(kube, opts.service)
             entry = bg.history_entry(state, previous, image or "", opts.build_url, identity)
-            entry["reason"] = "rollback"
+            entry["reason"] = reason
             bg.switch(kube, opts.service, state, previous, entry, report.log)
             bg.retarget_hpas(kube, opts.service, live, previous, report.log)
             bg.wait_endpoints(kube, opts.service, opts.service, previous, deadline=time.monotonic() + opts.timeout,

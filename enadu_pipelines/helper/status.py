@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict
 
+from .cli import env_default
 from .deploy import add_cluster_arguments, open_cluster, options, run_command
 from .report import Reporter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_cluster_arguments(parser)
+    parser.add_argument("--manifest", default=env_default("ENADU_MANIFEST"),
+                        help="the service's rendered manifest: only its namespace is used [ENADU_MANIFEST]")
     for name, default in (("--timeout", "10m"), ("--scale-down-delay", "0s"), ("--lock-timeout", "0s"),
                           ("--lock-ttl", "60s")):
         parser.set_defaults(**{name[2:].replace("-", "_"): default})
@@ -28,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         from .kube.manifest import COLOURS
 
         opts = options(args, needs_image=False)
-        kube = open_cluster(args, opts, report)
+        kube, opts = open_cluster(args, opts, report, result)
         state = bg.read_state(kube, opts.service)
         colours = {}
         for colour in COLOURS:

@@ -142,15 +142,59 @@ def parse_history(text: Any) -> Tuple[List[Dict[str, Any]], List[str]]:
 # -- readiness ---------------------------------------------------------------------------------
 
 
-def rollout_status(dep: Dict[str, Any]) -> Tuple[bool, str]:
-    """kubectl's rollout-status verdict for a Deployment, plus available == replicas > 0."""
+@dataclass(frozen=True)
+class Written:
+    """What our own write of a colour's Deployment set: the status is judged against it.
+
+    ``generation`` is ``metadata.generation`` in the answer to our create or update (0 after a
+    scale: the Scale answer carries none, and the watch that follows lists the Deployment after our
+    write, so its own generation is at least ours). ``stale_progress`` is the Progressing condition
+    the object carried before our write when it said ProgressDeadlineExceeded: the controller keeps
+    that condition when it syncs a scaling event or finds an existing ReplicaSet for the template
+    (kubernetes pkg/controller/deployment/sync.go ``calculateStatus`` copies the conditions; only
+    ``syncRolloutStatus`` replaces Progressing, once it sees progress), so until the condition
+    changes it is a verdict on an earlier rollout, not on ours."""
+
+    generation: int = 0
+    stale_progress: Optional[Dict[str, Any]] = None
+
+
+def progress_condition(dep: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    for cond in ((dep or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Progressing":
+            return cond
+    return None
+
+
+def written_over(current: Optional[Dict[str, Any]], answer: Optional[Dict[str, Any]] = None) -> Written:
+    """The :class:`Written` for a write to ``current`` (the object as read before) answered by ``answer``."""
+    before = progress_condition(current)
+    stale = dict(before) if before and before.get("reason") == "ProgressDeadlineExceeded" else None
+    generation = int(((answer or {}).get("metadata") or {}).get("generation") or 0) if \
+        (answer or {}).get("kind", "Deployment") == "Deployment" else 0
+    return Written(generation, stale)
+
+
+def rollout_status(dep: Dict[str, Any], written: Optional[Written] = None) -> Tuple[bool, str]:
+    """kubectl's rollout-status verdict for a Deployment, plus available == replicas > 0.
+
+    As kubectl (pkg/polymorphichelpers/rollout_status.go, ``DeploymentStatusViewer.Status``), the
+    status is judged only once ``status.observedGeneration`` reaches the generation: the object's
+    own, and the one our write got back (``written``). A ProgressDeadlineExceeded condition that is
+    the same one the object carried before our write is an earlier rollout's verdict: it is not
+    judged (we wait for the controller to replace it, or for our own timeout)."""
     name = dep["metadata"]["name"]
     spec, status = dep.get("spec") or {}, dep.get("status") or {}
-    if int(dep["metadata"].get("generation") or 0) > int(status.get("observedGeneration") or 0):
+    written = written or Written()
+    wanted_generation = max(int(dep["metadata"].get("generation") or 0), written.generation)
+    if wanted_generation > int(status.get("observedGeneration") or 0):
         return False, f"deployment {name}: waiting for the controller to observe the new spec"
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
-            raise DeployFailed(f"deployment {name} exceeded its progress deadline")
+    cond = progress_condition(dep)
+    if cond is not None and cond.get("reason") == "ProgressDeadlineExceeded":
+        if written.stale_progress is not None and cond == written.stale_progress:
+            return False, (f"deployment {name}: waiting for the controller to judge the new rollout "
+                           f"(its ProgressDeadlineExceeded condition is from before our write)")
+        raise DeployFailed(f"deployment {name} exceeded its progress deadline")
     want = int(spec.get("replicas", 1))
     updated = int(status.get("updatedReplicas") or 0)
     total = int(status.get("replicas") or 0)
@@ -207,8 +251,10 @@ def pod_ready(pod: Dict[str, Any]) -> bool:
 
 
 def wait_available(kube: Kube, service_name: str, colour: str, image: str, *, deadline: float,
-                   log: Callable[[str], None]) -> None:
-    """Watch the colour's Deployment and pods until it is fully available, or fail fast."""
+                   log: Callable[[str], None], written: Optional[Written] = None) -> None:
+    """Watch the colour's Deployment and pods until it is fully available, or fail fast.
+
+    ``written`` (what :func:`ensure_colour` returned) keeps an earlier rollout's verdict out."""
     name = f"{service_name}-{colour}"
 
     def check(caches: Dict[str, Dict[str, Dict[str, Any]]]) -> Tuple[bool, str]:
@@ -218,7 +264,7 @@ def wait_available(kube: Kube, service_name: str, colour: str, image: str, *, de
         dep = caches["deployments"].get(name)
         if dep is None:
             return False, f"deployment {name}: waiting for it to exist"
-        return rollout_status(dep)
+        return rollout_status(dep, written)
 
     with Informer(kube, log) as informer:
         informer.watch("deployments", kube.apps.list_namespaced_deployment, field_selector=f"metadata.name={name}")
@@ -261,17 +307,19 @@ def wait_endpoints(kube: Kube, service: str, app: str, colour: str, *, deadline:
 
 
 def ensure_colour(kube: Kube, manifest: Manifest, state: State, colour: str, image: str, replicas: int,
-                  build_url: str, log: Callable[[str], None]) -> None:
-    """Make ``<service>-<colour>`` run ``image`` at ``replicas``, writing only what differs."""
+                  build_url: str, log: Callable[[str], None]) -> Written:
+    """Make ``<service>-<colour>`` run ``image`` at ``replicas``, writing only what differs.
+
+    Returns what the write set (:class:`Written`), for :func:`wait_available` to judge by."""
     desired = manifest.coloured_deployment(colour, image, replicas, build_url)
     name = desired["metadata"]["name"]
     current = state.deployments.get(colour)
     for _ in range(5):
         if current is None:
             try:
-                current = kube.create_deployment(desired)
+                answer = kube.create_deployment(desired)
                 log(f"created deployment {name} with {image} at {replicas} replicas")
-                return
+                return written_over(None, answer)
             except Conflict:
                 current = kube.get_deployment(name)  # created meanwhile (or by our lost request)
                 continue
@@ -279,16 +327,17 @@ def ensure_colour(kube: Kube, manifest: Manifest, state: State, colour: str, ima
             desired["metadata"]["annotations"][SPEC_HASH]
         if same_spec and int(current["spec"].get("replicas") or 0) == replicas:
             log(f"deployment {name} already runs {image} at {replicas} replicas")
-            return
+            # Nothing written: a verdict the object carries is about exactly this spec.
+            return Written(int(current["metadata"].get("generation") or 0))
         if same_spec:
-            kube.scale_deployment(name, replicas)
+            answer = kube.scale_deployment(name, replicas)
             log(f"scaled deployment {name} to {replicas}")
-            return
+            return written_over(current, answer)
         desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         try:
-            kube.replace_deployment(desired)
+            answer = kube.replace_deployment(desired)
             log(f"updated deployment {name} to {image} at {replicas} replicas")
-            return
+            return written_over(current, answer)
         except Conflict:
             current = kube.get_deployment(name)
         except Invalid:

@@ -28,13 +28,14 @@ import re
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import interrupt, retry
-from ..errors import ClusterError, HelperError, UsageProblem
+from ..errors import ClusterError, HelperError, NamespaceMissing, UsageProblem
 
 REQUEST_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for every non-watch request; the read timeout
 # also bounds the whole request in wall-clock time (Kube.call), since a server trickling its answer
 # satisfies every per-read timeout
 MAX_ANSWER = 32 << 20  # bytes of one answer: our lists are label-selected pods and EndpointSlices
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 class ApiFailure(HelperError):
@@ -49,6 +50,12 @@ class ApiFailure(HelperError):
 
 class NotFound(ApiFailure):
     """404: the object does not exist (or no longer does)."""
+
+    kind = ""  # the answer's details.kind: "namespaces" when a create names a namespace that does not exist
+
+
+class Forbidden(ClusterError):
+    """403: the credentials may not make this request (RBAC, or admission)."""
 
 
 class Conflict(ApiFailure):
@@ -94,18 +101,22 @@ def _retry_after(exc: Any) -> Optional[float]:
 
 def api_failure(exc: Any, what: str) -> HelperError:
     """An ApiException as one of our errors (401/403 are cluster errors: exit code 4)."""
-    message = ""
+    message, kind = "", ""
     try:
         body = json.loads(exc.body or "{}")
         message = str(body.get("message", ""))[:300]
+        kind = str((body.get("details") or {}).get("kind") or "")
     except (TypeError, ValueError, AttributeError):
         pass
     if exc.status == 401:
         return ClusterError(f"{what}: HTTP 401 Unauthorized: the cluster refused the credentials")
     if exc.status == 403:
-        return ClusterError(f"{what}: HTTP 403 Forbidden: {message or 'the credentials lack a permission'}")
+        return Forbidden(f"{what}: HTTP 403 Forbidden: {message or 'the credentials lack a permission'}")
     cls = _BY_STATUS.get(exc.status, ApiFailure)
-    return cls(what, exc.status, str(exc.reason or ""), message)
+    failure = cls(what, exc.status, str(exc.reason or ""), message)
+    if isinstance(failure, NotFound):
+        failure.kind = kind
+    return failure
 
 
 def server_for_log(url: object) -> str:
@@ -215,8 +226,10 @@ def config_problem(text: str, path: Optional[str] = None) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in line)[:200]
 
 
-def connect(kubeconfig: Optional[str], context: Optional[str]) -> Tuple[Any, str]:
-    """An ApiClient and a line saying which credentials it uses.
+def connect(kubeconfig: Optional[str], context: Optional[str]) -> Tuple[Any, str, Optional[Tuple[str, str]]]:
+    """An ApiClient, a line saying which credentials it uses, and the namespace those credentials
+    name with where that came from (the kubeconfig context's ``namespace``, or the in-cluster
+    service account's namespace file, as kubectl's clientcmd reads them), or None.
 
     An explicit kubeconfig (the flag, else ``KUBECONFIG``) wins; without one, the in-cluster service
     account is used when the process runs in a pod. The kubeconfig is read once, here, into memory:
@@ -248,12 +261,21 @@ def connect(kubeconfig: Optional[str], context: Optional[str]) -> Tuple[Any, str
             raise ClusterError(f"the kubeconfig's exec credential plugin {plugin} {log.last}; its output is not shown")
         name = "".join(ch if ch.isprintable() else "?" for ch in str(context or (active or {}).get("name", "?")))[:100]
         how = f"kubeconfig context {name} (server {server_for_log(cfg.host)})"
+        chosen = next((c for c in contexts or [] if c.get("name") == (context or (active or {}).get("name"))), None)
+        named = ((chosen or {}).get("context") or {}).get("namespace")
+        namespace = (str(named), f"the kubeconfig context {name}") if named else None
     elif os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.isfile(SERVICE_ACCOUNT_TOKEN):
         try:
             config.load_incluster_config(client_configuration=cfg)
         except config.ConfigException as e:
             raise UsageProblem(f"in-cluster configuration: {str(e).splitlines()[0][:200]}") from None
         how = f"in-cluster service account (server {server_for_log(cfg.host)})"
+        try:
+            with open(SERVICE_ACCOUNT_NAMESPACE, encoding="utf-8") as fh:
+                named = fh.read(300).strip()
+        except OSError:
+            named = ""
+        namespace = (named, "the in-cluster service account") if named else None
     else:
         raise UsageProblem("no cluster credentials: set KUBECONFIG or --kubeconfig, or run in a pod with a service account")
     cfg.retries = False
@@ -262,7 +284,7 @@ def connect(kubeconfig: Optional[str], context: Optional[str]) -> Tuple[Any, str
 
     api_client.user_agent = f"enadu-helper/{__version__}"  # tells our requests apart in audit logs
     api_client.enadu_exec_plugin = plugin  # for the message when a token refresh through it fails later
-    return api_client, how
+    return api_client, how, namespace
 
 
 def read_capped(response: Any, cap: int) -> bytes:
@@ -292,11 +314,14 @@ class Kube:
     """The API calls the deploy logic makes, in one namespace, as dicts."""
 
     def __init__(self, api_client: Any, namespace: str, *, log: Callable[[str], None],
-                 policy: Optional[retry.Policy] = None) -> None:
+                 policy: Optional[retry.Policy] = None, origin: str = "", probe_lease: str = "") -> None:
         from kubernetes import client
 
         self.api_client = api_client
         self.namespace = namespace
+        self.origin = origin  # where the namespace came from, for messages ("from --namespace")
+        self.probe_lease = probe_lease  # the service's lock Lease: a dry-run create of it tells whether the namespace exists
+        self.namespace_exists: Optional[bool] = None  # None: not known yet
         self.log = log
         self.policy = policy or retry.Policy(deadline=api_deadline())
         self.warned_refresh = False  # the exec plugin failed to renew a token that still works: said once
@@ -314,7 +339,66 @@ class Kube:
 
     def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Dict[str, Any]:
         """One request, retried per the policy. Retrying a write is safe: every write we make is a
-        create (409 if it landed), carries a resourceVersion, or is idempotent (scale, delete)."""
+        create (409 if it landed), carries a resourceVersion, or is idempotent (scale, delete).
+
+        A create in a namespace that does not exist is answered 404 with ``details.kind:
+        namespaces`` by the NamespaceLifecycle admission plugin
+        (staging/src/k8s.io/apiserver/pkg/admission/plugin/namespace/lifecycle/admission.go):
+        that is :class:`NamespaceMissing`, not a failure of the object."""
+        try:
+            return self._call(what, fn, *args, **kwargs)
+        except NotFound as e:
+            if e.kind == "namespaces":
+                self.namespace_exists = False
+                raise self.missing() from None
+            raise
+
+    def missing(self) -> NamespaceMissing:
+        origin = f" ({self.origin})" if self.origin else ""
+        return NamespaceMissing(f"namespace {self.namespace}{origin} does not exist")
+
+    def check_namespace(self) -> None:
+        """Raise :class:`NamespaceMissing` when the namespace does not exist; asked once, and only
+        when something we read was absent (an existing object proves the namespace).
+
+        A namespaced GET or LIST in a missing namespace is no help: the API server answers 404 for
+        the object itself, and an empty list. So: GET the namespace (a cluster-scoped read that the
+        deployer's namespaced Role does not grant), else create the service's lock Lease with
+        ``dryRun=All`` (the Role grants ``create`` on leases; nothing is stored, but admission runs,
+        and NamespaceLifecycle answers 404 ``namespaces`` for a missing namespace; 409 AlreadyExists
+        or 201 means it exists). When both are forbidden the question stays open, and we say so."""
+        if self.namespace_exists is not None:
+            return
+        self.namespace_exists = self._namespace_exists()
+        if self.namespace_exists is False:
+            raise self.missing()
+        if self.namespace_exists is None:
+            self.log(f"could not check that namespace {self.namespace} exists (the credentials may neither get "
+                     "namespaces nor create leases in it)")
+
+    def _namespace_exists(self) -> Optional[bool]:
+        try:
+            self._call(f"get namespace {self.namespace}", self.core.read_namespace, self.namespace)
+            return True
+        except NotFound:
+            return False
+        except Forbidden:
+            pass
+        if not self.probe_lease:
+            return None
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": self.probe_lease}}
+        try:
+            self._call(f"check that namespace {self.namespace} exists (create lease {self.probe_lease}, dry run)",
+                       self.coordination.create_namespaced_lease, self.namespace, body, dry_run="All")
+            return True
+        except Conflict:
+            return True  # AlreadyExists: the namespace holds it
+        except NotFound as e:
+            return False if e.kind == "namespaces" else None
+        except Forbidden:
+            return None
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Dict[str, Any]:
         from kubernetes.client.exceptions import ApiException
 
         kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
@@ -385,9 +469,11 @@ class Kube:
 
     def get(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Optional[Dict[str, Any]]:
         try:
-            return self.call(what, fn, *args, **kwargs)
+            found = self.call(what, fn, *args, **kwargs)
         except NotFound:
             return None
+        self.namespace_exists = True  # an object in it proves the namespace
+        return found
 
     # -- objects -----------------------------------------------------------------------------
 
@@ -416,7 +502,12 @@ class Kube:
             pass  # already gone: what we wanted
 
     def get_service(self, name: str) -> Optional[Dict[str, Any]]:
-        return self.get(f"get service {name}", self.core.read_namespaced_service, name, self.namespace)
+        """The Service, or None; None only once the namespace is known to exist (or cannot be
+        checked): "no Service" means "not deployed" to every command."""
+        found = self.get(f"get service {name}", self.core.read_namespaced_service, name, self.namespace)
+        if found is None:
+            self.check_namespace()
+        return found
 
     def create_service(self, body: Dict[str, Any]) -> Dict[str, Any]:
         name = body["metadata"]["name"]
@@ -462,8 +553,10 @@ class Kube:
         return self.get(f"get lease {name}", self.coordination.read_namespaced_lease, name, self.namespace)
 
     def create_lease(self, body: Dict[str, Any]) -> Dict[str, Any]:
-        return self.call(f"create lease {body['metadata']['name']}", self.coordination.create_namespaced_lease,
-                         self.namespace, body)
+        created = self.call(f"create lease {body['metadata']['name']}", self.coordination.create_namespaced_lease,
+                            self.namespace, body)
+        self.namespace_exists = True
+        return created
 
     def replace_lease(self, body: Dict[str, Any]) -> Dict[str, Any]:
         name = body["metadata"]["name"]

@@ -33,6 +33,11 @@ def _micro(t: dt.datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # metav1.MicroTime
 
 
+def lease_name(service: str) -> str:
+    """The name of the service's lock Lease."""
+    return f"enadu-deploy-{service}"
+
+
 def default_identity() -> str:
     """Who holds the lock: the Jenkins build if there is one (a re-run of it may take over)."""
     return (os.environ.get("ENADU_LOCK_IDENTITY") or os.environ.get("BUILD_TAG")
@@ -42,7 +47,7 @@ def default_identity() -> str:
 class LeaseLock:
     def __init__(self, kube: Kube, service: str, *, identity: str, ttl: int, log: Callable[[str], None]) -> None:
         self.kube = kube
-        self.name = f"enadu-deploy-{service}"
+        self.name = lease_name(service)
         self.identity = identity
         self.ttl = ttl
         self.log = log

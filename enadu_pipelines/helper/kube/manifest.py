@@ -13,12 +13,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from ..errors import UsageProblem
 
 COLOURS = ("blue", "green")
+NAMESPACE_PATTERN = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # a DNS-1123 label, as Kubernetes names namespaces
 LABEL = "color"
 ANNOTATION_PREFIX = "enadu.io/"
 SPEC_HASH = ANNOTATION_PREFIX + "spec-hash"
@@ -36,6 +38,12 @@ class Manifest:
     deployment: Dict[str, Any]
     service: Dict[str, Any]
     preview: Optional[Dict[str, Any]]
+
+    @property
+    def namespace(self) -> Optional[str]:
+        """The namespace the manifest's objects name (``metadata.namespace``), or None when they
+        name none; ``load`` has checked that they agree."""
+        return _namespaces(self)[0] if _namespaces(self) else None
 
     @property
     def replicas(self) -> int:
@@ -122,4 +130,18 @@ def load(path: str, service: str) -> Manifest:
                            "labels and containers, and the Service spec.ports")
     if not selector or any(labels.get(k) != v for k, v in selector.items()):
         raise UsageProblem(f"manifest {path}: the Deployment's selector must match its pod template's labels")
-    return Manifest(service, deployment, svc, found.get(f"Service/{service}-preview"))
+    manifest = Manifest(service, deployment, svc, found.get(f"Service/{service}-preview"))
+    named = _namespaces(manifest)
+    if len(set(named)) > 1:
+        raise UsageProblem(f"manifest {path}: its objects name different namespaces ({', '.join(sorted(set(named)))})")
+    if named and not NAMESPACE_PATTERN.fullmatch(named[0]):
+        raise UsageProblem(f"manifest {path}: metadata.namespace {named[0][:70]!r} is not a namespace name")
+    return manifest
+
+
+
+def _namespaces(manifest: Manifest) -> List[str]:
+    """The ``metadata.namespace`` each of the manifest's objects names (none for those naming none)."""
+    objects = [manifest.deployment, manifest.service] + ([manifest.preview] if manifest.preview else [])
+    return [str(o["metadata"]["namespace"]) for o in objects
+            if isinstance(o.get("metadata"), dict) and o["metadata"].get("namespace") not in (None, "")]
