@@ -176,7 +176,8 @@ def test_the_helper_runs_isolated_from_a_fresh_private_copy_that_is_removed_afte
     sh = helper_sh(backend_run(), "deploy")
     probe = tmp_path / "ws@tmp" / "probe.pyz"
     probe.parent.mkdir()
-    probe.write_bytes(zipapp(PROBE))
+    staged = zipapp(PROBE)  # zip entries carry their build time: compare with these very bytes
+    probe.write_bytes(staged)
     manifest = tmp_path / "ws@tmp" / "manifest.yaml"
     manifest_text = (REPO / "resources" / "enadu" / "k8s" / "backend.yaml").read_text()
     manifest.write_text(manifest_text)
@@ -193,7 +194,7 @@ def test_the_helper_runs_isolated_from_a_fresh_private_copy_that_is_removed_afte
     assert seen["args"] == ["deploy"]
     assert Path(seen["manifest"]).parent == private and seen["manifest_text"] == manifest_text
     assert not private.exists()  # removed when the helper exited
-    assert probe.read_bytes() == zipapp(PROBE)  # the workspace copy is only a source, left as it was
+    assert probe.read_bytes() == staged  # the workspace copy is only a source, left as it was
     assert "FAKE-" not in sh["args"]["script"]  # no secret on the command line
 
 

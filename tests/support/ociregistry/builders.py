@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterable, Optional
@@ -73,8 +75,11 @@ class PodmanDockerApi:
     def start(self, timeout: float = 30.0) -> "PodmanDockerApi":
         if not os.path.exists(PODMAN):
             raise RuntimeError(f"{PODMAN} is missing: install Debian's package podman (scripts/test does)")
-        for sub in ("root", "run", "tmp"):
+        for sub in ("root", "tmp"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        # podman refuses a runroot longer than 50 characters ("the specified runroot is longer than 50
+        # characters"), which pytest's temp paths exceed under pytest-xdist (.../popen-gw0/podman0/run)
+        self.runroot = Path(tempfile.mkdtemp(prefix="enadu-podman-run-", dir="/tmp" if os.path.isdir("/tmp") else None))
         conf = self.workdir / "registries.conf"
         conf.write_text("unqualified-search-registries = []\n" + "".join(
             f'\n[[registry]]\nlocation = {json.dumps(host)}\ninsecure = true\n' for host in self.insecure))
@@ -84,7 +89,7 @@ class PodmanDockerApi:
         began = time.monotonic()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [PODMAN, "--root", str(self.workdir / "root"), "--runroot", str(self.workdir / "run"),
+                [PODMAN, "--root", str(self.workdir / "root"), "--runroot", str(self.runroot),
                  "--tmpdir", str(self.workdir / "tmp"), "--storage-driver", "vfs", "--events-backend", "file",
                  "system", "service", "--time", "0", self.docker_host],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -121,14 +126,16 @@ class PodmanDockerApi:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        runroot = getattr(self, "runroot", None)
+        if runroot is not None:
+            shutil.rmtree(runroot, ignore_errors=True)
 
 
 
