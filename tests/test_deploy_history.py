@@ -13,21 +13,10 @@ import json
 import pytest
 
 from tests.support import deployrun as d
+from tests.support.deployrun import world, ok  # noqa: F401 (world is a fixture)
 
 FAST = {"time_scale": 0.1, "propagation_lag": 0.3, "seed": 11}
 DIGEST = "sha256:" + "ab" * 32
-
-
-@pytest.fixture
-def world(kubeworld):
-    d.prepare(kubeworld)
-    yield kubeworld
-    kubeworld.invariants.assert_ok()
-
-
-def ok(run: d.Run) -> dict:
-    assert run.returncode == 0, run.stdout + run.stderr
-    return run.result
 
 
 def set_history(world, entries) -> None:

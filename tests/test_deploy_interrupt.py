@@ -27,22 +27,11 @@ import pytest
 
 from enadu_pipelines.helper import interrupt
 from tests.support import deployrun as d
+from tests.support.deployrun import world, ok  # noqa: F401 (world is a fixture)
 
 FAST = {"time_scale": 0.1, "propagation_lag": 0.3, "seed": 11}
 BOUND = interrupt.DEFAULT_GRACE + 1.0  # the grace, plus the interpreter's start-up slack in a busy test run
 NEXT_BUILD = {"ENADU_LOCK_IDENTITY": "jenkins-enadu-backend-8", "ENADU_LOCK_TIMEOUT": "3s"}
-
-
-@pytest.fixture
-def world(kubeworld):
-    d.prepare(kubeworld)
-    yield kubeworld
-    kubeworld.invariants.assert_ok()
-
-
-def ok(run: d.Run) -> dict:
-    assert run.returncode == 0, run.stdout + run.stderr
-    return run.result
 
 
 def read(path: Path) -> dict:

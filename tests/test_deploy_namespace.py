@@ -18,15 +18,9 @@ import pytest
 import yaml
 
 from tests.support import deployrun as d
+from tests.support.deployrun import world  # noqa: F401 (world is a fixture)
 
 FAST = {"time_scale": 0.1, "propagation_lag": 0.3, "seed": 5}
-
-
-@pytest.fixture
-def world(kubeworld):
-    d.prepare(kubeworld)
-    yield kubeworld
-    kubeworld.invariants.assert_ok()
 
 
 def context_kubeconfig(world, tmp_path: Path, namespace: str) -> str:

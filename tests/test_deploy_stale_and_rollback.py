@@ -22,22 +22,11 @@ import time
 import pytest
 
 from tests.support import deployrun as d
+from tests.support.deployrun import world, ok  # noqa: F401 (world is a fixture)
 from tests.support.kubeworld import depsutil as U
 from tests.support.kubeworld import resources as R
 
 FAST = {"time_scale": 0.1, "propagation_lag": 0.3, "seed": 5}
-
-
-@pytest.fixture
-def world(kubeworld):
-    d.prepare(kubeworld)
-    yield kubeworld
-    kubeworld.invariants.assert_ok()
-
-
-def ok(run: d.Run) -> dict:
-    assert run.returncode == 0, run.stdout + run.stderr
-    return run.result
 
 
 def _inject_deadline_exceeded(world, colour: str) -> None:

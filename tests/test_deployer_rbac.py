@@ -18,6 +18,7 @@ import yaml
 from enadu_pipelines.helper.kube import manifest as manifests
 from enadu_pipelines.helper.kube.lock import LeaseLock
 from tests.support import deployrun as d
+from tests.support.deployrun import ok
 from tests.support.kubeworld import rbac
 
 FAST = {"time_scale": 0.1, "propagation_lag": 0.3, "seed": 5}
@@ -46,11 +47,6 @@ def world(kubeworld, tmp_path: Path):
 
 def as_deployer(world, *args: str, **kw) -> d.Run:
     return d.run(world, *args, extra_env={"KUBECONFIG": world.deployer_kubeconfig, **kw.pop("extra_env", {})}, **kw)
-
-
-def ok(run: d.Run) -> dict:
-    assert run.returncode == 0, run.stdout + run.stderr
-    return run.result
 
 
 def deployer_requests(world) -> list:

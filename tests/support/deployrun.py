@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+import pytest
+
 from enadu_pipelines import __version__
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,3 +139,17 @@ def wait_serving(world: Any, *, successes: int = 5, timeout: float = 30.0) -> No
         return True
 
     world.wait_for(steady, timeout=timeout, what=f"service {SERVICE} answering")
+
+
+def ok(run: Run) -> dict:
+    """The result of a helper run that must have succeeded (its output in the failure message)."""
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.result
+
+
+@pytest.fixture
+def world(kubeworld):
+    """A prepared Kubernetes test world whose invariants must hold when the test ends (import it)."""
+    prepare(kubeworld)
+    yield kubeworld
+    kubeworld.invariants.assert_ok()
