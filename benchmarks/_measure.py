@@ -23,6 +23,7 @@ class Series:
     cwd: str | None = None
     setup: object = None  # callable run before each run (not timed)
     walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)  # user + system CPU seconds of each run (less load-sensitive)
     peak_kib: int = 0
 
     def run_once(self) -> float:
@@ -38,12 +39,14 @@ class Series:
             raise SystemExit(f"{self.name}: exit {proc.returncode}: {proc.stderr.read().decode()[-500:]}")
         proc.stderr.close()
         self.peak_kib = max(self.peak_kib, usage.ru_maxrss)
+        self.cpus.append(usage.ru_utime + usage.ru_stime)
         return wall
 
 
 def measure(series: list[Series], runs: int = 7) -> None:
     for s in series:
         s.run_once()  # warm-up: caches, .pyc files
+        s.cpus.clear()
     for _ in range(runs):
         for s in series:
             s.walls.append(s.run_once())

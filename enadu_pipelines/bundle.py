@@ -10,6 +10,13 @@ of its inputs (lock file, helper sources, version), so ``render --check`` can te
 without rebuilding it. A matching fingerprint proves nothing about the rest of the archive (anyone
 who can edit the .pyz can leave it alone), so :func:`verify` compares every entry with its source
 or its hash-pinned wheel, and the archive's bytes with a build of those entries.
+
+That build (deflating 3 MB at level 9) is most of a render's time, so a successful verification is
+remembered in the user's cache directory (``$XDG_CACHE_HOME/enadu-pipelines/verified``) under a key
+that covers the archive's sha256 and everything the verdict depends on (the fingerprint's inputs,
+this module's source, the Python and zlib that build the archive). Any change to the archive or an
+input is a different key, so a remembered verdict is never applied to other bytes; a missing,
+unreadable, unwritable or garbled cache only costs the full verification.
 """
 
 from __future__ import annotations
@@ -24,10 +31,11 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
+from . import __version__, usercache
 from .errors import BundleError
 
 FORMAT = 1  # bump when the bundle's layout changes, to invalidate every fingerprint
@@ -116,8 +124,13 @@ def bundled_fingerprint(data: bytes) -> str | None:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "enadu-pipelines" / "wheels"
+    """Where the pinned wheels are kept (each is hash-checked before use)."""
+    return usercache.root() / "wheels"
+
+
+def verified_dir() -> Path:
+    """Where successful verifications are remembered (see the module docstring)."""
+    return usercache.root() / "verified"
 
 
 def download(pins: list[Pin], dest: Path) -> list[Path]:
@@ -232,13 +245,78 @@ def verify(data: bytes, wheels_dir: Path | None = None) -> str | None:
 
     The first difference is named: an entry that differs from its source or pinned wheel, a missing or
     extra entry, or bytes outside the entries (headers, order, prefix, comment). Results are
-    remembered per process for the same archive and inputs (rendering checks the same bundle often).
+    remembered per process for the same archive and inputs (rendering checks the same bundle often),
+    and a success also in the user's cache directory, keyed by the archive's and the inputs' digests.
     """
     key = (hashlib.sha256(data).hexdigest(), fingerprint())
-    if key not in _verified:
+    if key not in _verified and not _recall(key):
         wanted, built = _expected(key[1], wheels_dir or cache_dir())
         _verified[key] = _first_difference(data, wanted, built)
+        record = _verdict_record(*key)
+        if _verified[key] is None and record is not None:
+            _remember(record)
     return _verified[key]
+
+
+def remembered(data: bytes) -> bool:
+    """Whether :func:`verify` found ``data`` to be the bundle today's inputs build, in this process or
+    (by the user's cache) in an earlier one: cheaper than opening the archive."""
+    key = (hashlib.sha256(data).hexdigest(), fingerprint())
+    return _verified[key] is None if key in _verified else _recall(key)
+
+
+def _recall(key: tuple[str, str]) -> bool:
+    record = _verdict_record(*key)
+    if record is None or not _recalled(record):
+        return False
+    _verified[key] = None
+    return True
+
+
+def _verdict_record(archive_sha256: str, inputs: str) -> tuple[Path, bytes] | None:
+    """The cache file that remembers "this archive is the build of these inputs", and the exact bytes it
+    holds; None when the inputs do not determine the build (a pin with several hashes: which of its
+    wheels is used depends on the wheel cache's contents)."""
+    try:
+        pins = read_lock()
+        own_source = Path(__file__).read_bytes()
+    except (BundleError, OSError):
+        return None
+    if any(len(pin.hashes) != 1 for pin in pins):
+        return None
+    digest = hashlib.sha256()
+    for part in (archive_sha256, inputs, hashlib.sha256(own_source).hexdigest(), sys.version,
+                 zlib.ZLIB_RUNTIME_VERSION):
+        digest.update(part.encode() + b"\0")
+    name = digest.hexdigest()
+    text = f"enadu-pipelines verified bundle\narchive-sha256 {archive_sha256}\nkey {name}\n".encode()
+    return verified_dir() / name, text
+
+
+def _recalled(record: tuple[Path, bytes]) -> bool:
+    path, text = record
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(text) + 1) == text
+    except (OSError, ValueError):
+        return False
+
+
+def _remember(record: tuple[Path, bytes]) -> None:
+    """Write the record atomically; a cache we cannot write is no error (the next run verifies again)."""
+    path, text = record
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".verified.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        pass
 
 
 def expected(wheels_dir: Path | None = None) -> bytes:

@@ -13,15 +13,21 @@ which cannot close a string.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 
 _GROOVY_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+# Printable ASCII but the backslash and the quote: characters a Groovy literal holds as themselves
+# (most values are only these; the per-character loop below was a fifth of rendering 500 services).
+_GROOVY_PLAIN = re.compile(r"[ -&(-\[\]-~]*")
 
 
 def groovy_string(value: object) -> str:
     """A single-quoted Groovy string literal holding ``value`` exactly."""
     if not isinstance(value, str):
         raise TypeError(f"groovy_string needs text, got {type(value).__name__}")
+    if _GROOVY_PLAIN.fullmatch(value):
+        return f"'{value}'"
     out = ["'"]
     for ch in value:
         code = ord(ch)

@@ -4,28 +4,64 @@ Everything generated comes from ``templates/`` through one Jinja2 environment wi
 ``StrictUndefined`` (a missing value is a bug, never an empty string) and no autoescaping: each
 value goes through the filter of the language it lands in (:mod:`enadu_pipelines.escaping`).
 :func:`render_files` returns path → bytes and touches no disk; :mod:`writer` does the writing.
+Compiled templates are kept in the user's cache directory (:class:`TemplateCache`, keyed
+by each template's source and by this module, which sets the environment's options).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import os
+import types
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.bccache import Bucket
 
-from . import __version__, escaping, monitoring, steps
+from . import __version__, escaping, monitoring, steps, usercache
 from .config import Project
 from .configtypes import duration_seconds
 from .errors import TemplateError
 from .helper import exitcodes
+from .writer import HELPER_RESOURCE
 
-HELPER_RESOURCE = "resources/enadu/enadu-helper.pyz"
 CREDENTIAL_HOSTS_RESOURCE = "resources/enadu/credential-hosts.txt"  # read by the steps as enadu/credential-hosts.txt
 # The exit status of the helper's sh when a library resource, copied into the private directory it
 # runs from, does not have the sha256 rendered into vars/enaduHelper (no helper command uses it).
 RESOURCE_MISMATCH_EXIT = 97
+
+
+class TemplateCache(jinja2.FileSystemBytecodeCache):
+    """Jinja2's own bytecode cache (a file per template, keyed by its name and path, checked against
+    the sha1 of its source), made quiet about its directory: one that is missing is created, one
+    that cannot be read or written, or a garbled entry, only means compiling the template again.
+
+    Jinja2 does not key the compiled code by the environment's options (``trim_blocks`` and the
+    like change what a template compiles to) nor by its own version, so both are in the directory's
+    name: ``key`` stands for the options (the digest of the module that sets them).
+    """
+
+    def __init__(self, key: str) -> None:
+        digest = hashlib.sha256(f"jinja2 {jinja2.__version__}\n{key}".encode()).hexdigest()[:32]
+        super().__init__(str(usercache.root() / "templates" / digest), "%s.cache")
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except Exception:  # noqa: BLE001 - a garbled entry (pickle and marshal raise many kinds): a miss
+            bucket.reset()
+            return
+        if bucket.code is not None and not isinstance(bucket.code, types.CodeType):
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
 
 
 def templates_dir() -> Path:
@@ -46,6 +82,7 @@ def environment(directory: Path | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=False,
         lstrip_blocks=False,
+        bytecode_cache=TemplateCache(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()),
     )
     env.filters.update(
         groovy=escaping.groovy_value,

@@ -10,11 +10,14 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import REPO, groovy_compile, seed_bundle
 from support.crds import SERVICE_MONITOR_SCHEMA
 from support.prometheus.metricsapp import MetricsApp, Traffic
 from test_groovy import record
 
+from enadu_pipelines import monitoring
 from enadu_pipelines.cli import main
 from enadu_pipelines.helper import analysis
 from enadu_pipelines.monitoring import SCRAPE_JOB
@@ -45,7 +48,8 @@ def deploy_args(jenkinsfile: Path) -> dict:
 def test_shipped_pipelines_pass_the_analysis_and_grafana_settings() -> None:
     backend = deploy_args(REPO / "pipelines/backend/Jenkinsfile")
     assert {k: v for k, v in backend.items() if k not in ("service", "image", "namespace", "credentialsId", "timeout",
-                                                          "scaleDownDelay", "oldColour", "smokePath")} == {
+                                                          "scaleDownDelay", "scaleDownDelayFloor", "oldColour",
+                                                          "smokePath")} == {
         "analysis": True, "prometheusUrl": "https://prometheus.enadu.dev", "analysisWindow": "2m",
         "analysisInterval": "20s", "minSuccessRate": "0.99", "maxLatency": "0.5", "inconclusive": "fail",
         "grafanaUrl": "https://grafana.enadu.dev", "grafanaCredentialsId": "enadu-grafana-token"}
@@ -165,6 +169,17 @@ def test_dashboards_are_grafana_dashboards() -> None:
         assert variables["colour"]["query"] == "blue,green" and variables["datasource"]["query"] == "prometheus"
         deploys = [a for a in board["annotations"]["list"] if a["name"] == "Deploys"][0]
         assert deploys["target"] == {"type": "tags", "tags": ["enadu", service], "matchAny": False, "limit": 100}
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(st.characters(blacklist_categories=("Cs",))))  # surrogates: refused in any value of enadu.yaml
+def test_dashboard_bytes_are_the_json_modules_indented_output(text: str) -> None:
+    """The dashboards are serialised with orjson (the json module's indenting encoder is pure Python, most
+    of a large render): byte for byte what ``json.dumps(indent=2, ensure_ascii=False)`` writes, whatever
+    text the configuration puts in them (non-ASCII kept as is, quotes, backslashes, controls escaped)."""
+    kwargs = dict(service="svc", title=text, namespace="ns", version="1.2.3", source=text)
+    expected = (json.dumps(monitoring.dashboard(**kwargs), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    assert monitoring.dashboard_json(**kwargs) == expected
 
 
 def grafana_to_promql(expr: str, colours: str = "blue|green") -> str:
