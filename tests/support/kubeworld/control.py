@@ -6,6 +6,8 @@ endpoints, endpointslice, garbage collector — whenever the store changed and a
 seconds (for time-driven transitions: readiness, minReadySeconds, progress deadlines, grace
 periods). Reading the store directly means no informer lag, so no "expectations" bookkeeping is
 needed (pkg/controller/controller_utils.go `ControllerExpectations` exists only to cover that lag).
+Lag is opt-in and per controller (lag.py, the world's `lag` knob): a lagged deployment,
+replicaset or gc controller skips passes until its drawn delay since the last change has passed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from typing import Dict, List, Optional, Set
 from .errors import ApiError
 
 log = logging.getLogger("kubeworld")
+
+
+REACTION_LAGGED = ("deployment", "replicaset", "gc")
 
 
 class ControlLoop:
@@ -52,6 +57,11 @@ class ControlLoop:
         return self.controllers["kubelet"]
 
     def _changed(self, *_args) -> None:
+        # Each lagged controller reacts to this change only once its own drawn delay has passed
+        # (lag.py `changed`/`may_run`); the kubelet's and the endpoints controllers' lags delay
+        # their writes instead (`admit`), so they keep running every pass.
+        for name in REACTION_LAGGED:
+            self.world.lags[name].changed()
         if self._wake is not None:
             self._wake.set()
 
@@ -98,6 +108,8 @@ class ControlLoop:
         self.passes += 1
         for name in self.ORDER:
             if name in self.paused:
+                continue
+            if name in REACTION_LAGGED and not self.world.lags[name].may_run():
                 continue
             try:
                 self.controllers[name].sync()

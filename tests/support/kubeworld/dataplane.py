@@ -15,12 +15,16 @@ are ephemeral ports on 127.0.0.1, mapped here from pod IP to the pod's app.
   an L4 relay per Service port that picks a ready endpoint at random for each connection, falls back
   to serving-but-terminating endpoints when none is ready (KEP-1669, "ProxyTerminatingEndpoints"),
   and rejects (RST) when there is none. Its view of the EndpointSlices is `propagation_lag` seconds
-  old, so a pod deleted before the lag passes still receives connections and refuses them — as in
+  old (or a seeded draw: the world's `lag["proxies"]`, lag.py), so a pod deleted before the lag passes still receives connections and refuses them — as in
   a cluster, where the preStop hook exists to cover that window.
 - API server proxy (`.../services/NAME[:PORT]/proxy/PATH`): a port of
   pkg/registry/core/service/storage/storage.go `ResourceLocation` — port numbers translate to the
   service port's name, a random ready address from the Endpoints whose port has that name, 503
-  `no endpoints available for service "NAME"` otherwise — and the pods proxy likewise.
+  `no endpoints available for service "NAME"` otherwise — and the pods proxy likewise. It reads the
+  legacy Endpoints object, not the EndpointSlices (GenericREST.ResourceLocation:
+  ``r.endpoints.Get(ctx, svcName, ...)``), so while the Endpoints controller lags the slice
+  controller (endpoints.py, ``Lag``) it still routes to the pods the Service selected before.
+  ``pods_unreachable`` makes it fail as an API server outside the pod network does (``_unreachable``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import json
 import socket
 import struct
 import time
-from collections import deque
 from typing import Dict, List, Optional, Tuple
 
 import aiohttp
@@ -73,6 +76,7 @@ class App:
         self.container = container.name
         self.never_ready = container.kind.never_ready
         self.serves_errors = container.kind.serves_errors
+        self.answers = getattr(container.kind, "answers", 0)
         self.ignores_sigterm = container.kind.ignores_sigterm
         self.listening = False
         self.exited = False
@@ -111,7 +115,8 @@ class App:
                                     headers={"X-Pod": self.pod_name})
             started = time.monotonic()
             probe = request.headers.get("User-Agent", "").startswith("kube-probe/")
-            code = 503 if self.never_ready else 500 if (self.serves_errors and not probe) else 200
+            code = 503 if self.never_ready else 500 if (self.serves_errors and not probe) else \
+                self.answers if (self.answers and not probe) else 200
             self.counts[code] = self.counts.get(code, 0) + 1
             elapsed = time.monotonic() - started
             self.duration_sum += elapsed
@@ -121,8 +126,12 @@ class App:
             body = {"pod": self.pod_name, "namespace": self.namespace, "container": self.container,
                     "image": self.image, "path": request.path, "method": request.method,
                     **({"ready": False} if self.never_ready else {})}
+            # X-Enadu-Image: the optional header the deploy helper's smoke test checks (README, "The
+            # smoke test"); real apps send it only if they choose to. An app may claim another image
+            # than its pod runs (DataPlane.claimed_images: a re-pushed mutable tag, a node's stale copy).
+            claimed = self.plane.claimed_images.get(self.image, self.image)
             return web.Response(status=code, text=json.dumps(body), content_type="application/json",
-                                headers={"X-Pod": self.pod_name, "X-Image": self.image})
+                                headers={"X-Pod": self.pod_name, "X-Image": self.image, "X-Enadu-Image": claimed})
         finally:
             self.inflight -= 1
             if not self.listening and self.inflight == 0 and self._server is not None and not self.exited:
@@ -248,14 +257,30 @@ class ServiceProxy:
 class DataPlane:
     def __init__(self, world, lag: float, rng) -> None:
         self.world = world
-        self.lag = lag
+        self.lags = world.lags["proxies"]  # lag.py; `propagation_lag` is its fixed form
         self.rng = rng
         self.apps: Dict[str, App] = {}  # pod IP -> the app answering on it
         self.proxies: Dict[Tuple[str, str], List[ServiceProxy]] = {}
-        self.pending: Dict[Tuple[str, str], deque] = {}
         self.tasks: set = set()
         self._session: Optional[aiohttp.ClientSession] = None
+        # Knobs (set them from a test before the traffic they affect):
+        # claimed_images: image -> the image its apps name in X-Enadu-Image (default: their own);
+        # pods_unreachable: None, "dial-timeout" or "egress-502": the API server cannot open a
+        # connection to pod IPs (a private cluster's control plane outside the pod network), see
+        # api_proxy. proxy_log: one entry per request the API server's proxy delivered to an app.
+        self.claimed_images: Dict[str, str] = {}
+        self.pods_unreachable: Optional[str] = None
+        self.proxy_log: List[dict] = []
         world.store.listeners.append(self._on_change)
+
+    @property
+    def lag(self) -> float:
+        """The proxies' (lower) lag in seconds; setting it fixes the delay."""
+        return self.lags.seconds
+
+    @lag.setter
+    def lag(self, seconds: float) -> None:
+        self.lags.set(seconds)
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
@@ -306,9 +331,12 @@ class DataPlane:
             svc = (meta.get("labels") or {}).get("kubernetes.io/service-name")
             if svc:
                 ident = (meta["namespace"], svc)
-                queue = self.pending.setdefault(ident, deque())
-                queue.append((time.monotonic() + self.lag, self._endpoints_of(ident)))
-                asyncio.get_running_loop().call_later(self.lag, self._program, ident)
+                # The proxies' lag (lag.py, "proxies"): this view of the slices reaches them after a
+                # drawn delay, never overtaking an earlier one.
+                out = self.lags.admit(ident, self._endpoints_of(ident))
+                if out is not None:
+                    self._apply(ident, out)
+                self._schedule(ident)
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -346,14 +374,19 @@ class DataPlane:
                         out.setdefault(port.get("name", ""), []).append((ip, port.get("port"), bool(ready), bool(serving)))
         return out
 
+    def _schedule(self, ident) -> None:
+        queue = self.lags.pending.get(ident)
+        if queue:
+            delay = max(0.0, queue[0][0] - time.monotonic())
+            asyncio.get_running_loop().call_later(delay + 1e-4, self._program, ident)
+
     def _program(self, ident) -> None:
-        queue = self.pending.get(ident)
-        now = time.monotonic()
-        latest = None
-        while queue and queue[0][0] <= now + 1e-6:
-            latest = queue.popleft()[1]
-        if latest is not None:
-            self._apply(ident, latest)
+        if ident not in self.lags.last:
+            return
+        out = self.lags.admit(ident, self.lags.last[ident])
+        if out is not None:
+            self._apply(ident, out)
+        self._schedule(ident)
 
     def _apply(self, ident, endpoints) -> None:
         for proxy in self.proxies.get(ident, []):
@@ -387,6 +420,8 @@ class DataPlane:
             target = int(port) if port.isdigit() else 80
         else:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if self.pods_unreachable:
+            raise ApiError.service_unavailable(f"error trying to reach service: {self._unreachable(ip, target)}")
         real = self.app_port(ip)
         if real is None:
             raise ApiError.service_unavailable(f"error trying to reach service: dial tcp {ip}:{target}: connect: connection refused")
@@ -399,9 +434,31 @@ class DataPlane:
                                              timeout=aiohttp.ClientTimeout(total=30)) as resp:
                 data = await resp.read()
                 out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
+                app = self.apps.get(ip)
+                self.proxy_log.append({"kind": res.kind, "namespace": namespace, "name": name, "path": path or "/",
+                                       "pod": app.pod_name if app else "", "image": app.image if app else "",
+                                       "status": resp.status, "at": time.monotonic()})
                 return web.Response(status=resp.status, body=data, headers=out_headers)
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
             raise ApiError.service_unavailable(f"error trying to reach service: {type(e).__name__}") from None
+
+    def _unreachable(self, ip: str, port: int) -> str:
+        """The dial error of an API server that cannot reach the pod network, as the proxy wraps it.
+
+        staging/src/k8s.io/apimachinery/pkg/util/proxy/transport.go (``Transport.RoundTrip``) turns a
+        failed round trip into ``errors.NewServiceUnavailable(fmt.Sprintf("error trying to reach
+        service: %v", err))``; upgradeaware.go wires it as the reverse proxy's ErrorHandler
+        (``proxy.ErrorHandler = h.Responder.Error``), and the apiserver's responder writes it as a
+        metav1.Status: HTTP 503, reason ServiceUnavailable. The wrapped error is Go's dialer's
+        (``dial tcp IP:PORT: i/o timeout``: nothing routes to pod IPs) or, behind a konnectivity /
+        HTTP-CONNECT egress proxy (k3s: its supervisor on 127.0.0.1:6443), staging/src/k8s.io/apiserver/pkg/server/egressselector/
+        egress_selector.go ``tunnelHTTPConnect``: ``proxy error from ADDR while dialing IP:PORT, code
+        502: 502 Bad Gateway``. (Clusters older than 1.20 answered a text/plain 503 ``Error trying to
+        reach service: '...'`` from the same RoundTrip.) The real dial waits for its 30 s timeout;
+        here the answer is immediate."""
+        if self.pods_unreachable == "egress-502":
+            return f"proxy error from 127.0.0.1:6443 while dialing {ip}:{port}, code 502: 502 Bad Gateway"
+        return f"dial tcp {ip}:{port}: i/o timeout"
 
     def _service_location(self, namespace: str, name: str, port: str) -> Tuple[str, int]:
         svc = self.world.store.get(SERVICES.key, namespace, name)

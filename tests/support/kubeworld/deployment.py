@@ -9,7 +9,8 @@
   `cleanupUnhealthyReplicas`, `scaleDownOldReplicaSetsForRollingUpdate` (maxSurge/maxUnavailable);
 - recreate.go: `rolloutRecreate`;
 - progress.go: `syncRolloutStatus` (Progressing: ReplicaSetUpdated / NewReplicaSetAvailable /
-  ProgressDeadlineExceeded; Available: MinimumReplicasAvailable / MinimumReplicasUnavailable).
+  ProgressDeadlineExceeded; Available: MinimumReplicasAvailable / MinimumReplicasUnavailable;
+  ReplicaFailure copied from the ReplicaSets by `getReplicaFailures`).
 Events: "ScalingReplicaSet" with "Scaled up|down replica set X from A to B".
 """
 
@@ -479,6 +480,20 @@ class DeploymentController:
             elif U.deployment_timed_out(d, st, self.now(), self.world.time_scale):
                 U.set_condition(st, U.new_condition("Progressing", "False", U.TIMED_OUT_REASON,
                                                     f'ReplicaSet "{name}" has timed out progressing.', self.now()))
+        # progress.go syncRolloutStatus → getReplicaFailures: the new ReplicaSet's ReplicaFailure
+        # condition, else any old one's, becomes the Deployment's (ReplicaSetToDeploymentCondition in
+        # util/deployment_util.go: both times from the ReplicaSet condition's lastTransitionTime);
+        # none: the Deployment's is removed. Only here: a scaling event's syncDeploymentStatus keeps it.
+        failures = [c for rs in [new_rs] + [r for r in all_rss if r is not new_rs] if rs is not None
+                    for c in (rs.get("status") or {}).get("conditions") or [] if c.get("type") == "ReplicaFailure"]
+        if failures:
+            c = failures[0]
+            U.set_condition(st, {"type": "ReplicaFailure", "status": c.get("status", "True"),
+                                 "lastUpdateTime": c.get("lastTransitionTime"),
+                                 "lastTransitionTime": c.get("lastTransitionTime"),
+                                 "reason": c.get("reason", ""), "message": c.get("message", "")})
+        else:
+            U.remove_condition(st, "ReplicaFailure")
         if _clean(d.get("status")) != _clean(st):
             d["status"] = st
             self.update_status(d)

@@ -11,6 +11,16 @@
   labelled `kubernetes.io/service-name` and `endpointslice.kubernetes.io/managed-by`, owned by the
   Service.
 Services without a selector are left alone (their endpoints are the user's).
+
+Each controller has its own ``lag`` (lag.py :class:`Lag`, seeded independently; the world's
+``lag`` knob and ``set_lag``): the two are separate
+controllers in kube-controller-manager with their own informers and work queues
+(pkg/controller/endpoint/endpoints_controller.go and pkg/controller/endpointslice/
+endpointslice_controller.go each ``queue.AddAfter``/``AddRateLimited`` a Service key and sync it from
+their own listers), so in a loaded cluster one can write a Service's change seconds after the other.
+The API server's service proxy routes by the Endpoints object (dataplane.py), kube-proxy by the
+slices: with ``endpoints`` lagging, the slices already list the new pods while the proxy still
+reaches the old ones.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from typing import Dict, List, Optional, Tuple
 
 from . import resources as R
 from .errors import ApiError
+from .lag import Lag  # noqa: F401  (the controllers' `lag`; re-exported for callers of endpoints.Lag)
 from .replicaset import pod_ready
 from .selectors import label_selector_to_reqs, matches_labels
 
@@ -63,6 +74,7 @@ class EndpointsController:
     def __init__(self, world) -> None:
         self.world = world
         self.reg = world.registry
+        self.lag = world.lags["endpoints"]  # lag.py: one mechanism for every controller
 
     def sync(self) -> None:
         store = self.world.store
@@ -114,6 +126,10 @@ class EndpointsController:
             subsets.append(subset)
         labels = dict(svc["metadata"].get("labels") or {})
         labels["endpoints.kubernetes.io/managed-by"] = "endpoint-controller"
+        due = self.lag.admit((ns, name), (subsets, labels))
+        if due is None:
+            return
+        subsets, labels = due
         current = self.world.store.get(EP.key, ns, name)
         want = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": ns, "labels": labels}}
         if subsets:
@@ -134,6 +150,7 @@ class EndpointSliceController:
     def __init__(self, world) -> None:
         self.world = world
         self.reg = world.registry
+        self.lag = world.lags["endpointslice"]
 
     def sync(self) -> None:
         store = self.world.store
@@ -175,11 +192,16 @@ class EndpointSliceController:
                   "nodeName": pod["spec"].get("nodeName", ""), "targetRef": _target_ref(pod)}
             by_ports.setdefault(key, {"ports": ports, "endpoints": []})["endpoints"].append(ep)
         wanted = [by_ports[k] for k in sorted(by_ports)] or [{"ports": [], "endpoints": []}]
+        for want in wanted:
+            want["endpoints"].sort(key=lambda e: (e["addresses"][0], e["targetRef"]["uid"]))
         labels = dict(svc["metadata"].get("labels") or {})
         labels.update({"kubernetes.io/service-name": name, MANAGED_BY: SLICE_CONTROLLER})
+        due = self.lag.admit((ns, name), (wanted, labels))
+        if due is None:
+            return
+        wanted, labels = due
         slices = sorted(slices, key=lambda s: s["metadata"]["name"])
         for i, want in enumerate(wanted):
-            want["endpoints"].sort(key=lambda e: (e["addresses"][0], e["targetRef"]["uid"]))
             if i < len(slices):
                 cur = slices[i]
                 if cur.get("endpoints") != want["endpoints"] or cur.get("ports") != want["ports"] \

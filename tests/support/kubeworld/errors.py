@@ -10,6 +10,7 @@ what a cluster would send.
 
 from __future__ import annotations
 
+import json
 from typing import List, Optional
 
 
@@ -29,7 +30,11 @@ class ApiError(Exception):
         body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                 "message": self.message, "reason": self.reason, "code": self.code}
         if self.details is not None:
-            body["details"] = self.details
+            # metav1.StatusDetails and StatusCause: every field is `omitempty`
+            details = {k: v for k, v in self.details.items() if v not in ("", None)}
+            if "causes" in details:
+                details["causes"] = [{k: v for k, v in c.items() if v not in ("", None)} for c in details["causes"]]
+            body["details"] = details
         return body
 
     # -- constructors (one per apimachinery helper) --
@@ -65,6 +70,32 @@ class ApiError(Exception):
                    {"name": name, "group": res.group, "kind": res.kind,
                     "causes": [{"reason": c.get("reason", "FieldValueInvalid"), "message": c["message"],
                                 "field": c["field"]} for c in causes]})
+
+    @classmethod
+    def patch_invalid(cls, content_type: str, raw: bytes, patched: dict, error: str) -> "ApiError":
+        # A patched object the Go types cannot hold (apiserver/pkg/endpoints/handlers/patch.go:
+        # `applyPatchToObject` for strategic merge prints the patch map with %+v,
+        # `applyPatchToCurrentObject` for JSON and merge patches the patched JSON), as
+        # NewInvalid(schema.GroupKind{}, "", field.Invalid(field.NewPath("patch"), value, err)).
+        from .validation import go_quote, go_value
+
+        if "strategic-merge-patch" in content_type:
+            try:
+                value = go_value(json.loads(raw or b"null"))
+            except ValueError:
+                value = ""
+        else:
+            value = json.dumps(patched, separators=(",", ":"))
+        cause = {"reason": "FieldValueInvalid", "message": f"Invalid value: {go_quote(value)}: {error}", "field": "patch"}
+        return cls(422, "Invalid", f' "" is invalid: patch: {cause["message"]}',
+                   {"name": "", "group": "", "kind": "", "causes": [cause]})
+
+    @classmethod
+    def admission_forbidden(cls, res, name: str, message: str) -> "ApiError":
+        # apiserver/pkg/admission/errors.go NewForbidden -> apimachinery errors.NewForbidden:
+        # `<resource> "<name>" is forbidden: <reason>`, details {name, group, kind: <resource>}.
+        return cls(403, "Forbidden", f'{res.group_resource} "{name}" is forbidden: {message}',
+                   {"name": name, "group": res.group, "kind": res.plural})
 
     @classmethod
     def bad_request(cls, message: str) -> "ApiError":

@@ -15,6 +15,8 @@ A token anywhere in the reference, delimited by `/ : @ . _ -` or the ends, selec
 | `exit0`             | runs `crash_after` s, then exits 0 (a Completed container, restarted)       |
 | `errors`            | passes its probes (kube-probe answers 200) but answers 500 to all other traffic: |
 |                     | a release that is "ready" yet broken, which only its metrics reveal         |
+| `answers<NNN>`      | passes its probes but answers HTTP NNN (e.g. `answers404`, `answers401`) to |
+|                     | all other traffic: an app whose smoke path is missing or behind its own auth |
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ class Behaviour:
     start_delay: float = 0.0  # seconds beyond the world's app_start
     ignores_sigterm: bool = False
     serves_errors: bool = False
+    answers: int = 0  # `answers<NNN>`: the status every non-probe request gets (0: the usual 200)
 
 
 def behaviour(image: str) -> Behaviour:
     slow = re.search(_TOKEN.format(r"slow(\d+(?:\.\d+)?)s?"), image, re.IGNORECASE)
+    answers = re.search(_TOKEN.format(r"answers([1-5]\d\d)"), image, re.IGNORECASE)
     return Behaviour(
         crash=_has(image, "crashloop") or _has(image, "exit0"),
         exit_code=0 if _has(image, "exit0") else 1,
@@ -52,4 +56,5 @@ def behaviour(image: str) -> Behaviour:
         start_delay=float(slow.group(2)) if slow else 0.0,
         ignores_sigterm=_has(image, "ignoresigterm"),
         serves_errors=_has(image, "errors"),
+        answers=int(answers.group(2)) if answers else 0,
     )

@@ -157,3 +157,118 @@ def service_selects_available(service: str, namespace: str = "default") -> Check
 def frozen(view: View, kind: str, namespace: str = "default") -> List[dict]:
     """A deep copy of what a check saw, for messages and later comparison."""
     return copy.deepcopy(view.list(kind, namespace))
+
+
+def _stamp(view: View) -> float:
+    """Now, on the clock the checks share (evaluations run synchronously right after each commit)."""
+    return time.monotonic()
+
+
+def lease_hand_over_only_when_free(name: str, namespace: str = "default") -> Check:
+    """The Lease ``name`` never changes holder while its holder still holds it: a new holder takes
+    it only after it was deleted (released), or after ``leaseDurationSeconds`` passed without any
+    write to it (expired), or by the one announced pre-emption (the holder marked it
+    ``enadu.io/preemptible`` and the new holder names it in ``enadu.io/preempted``).
+
+    This is client-go's rule for a candidate (tools/leaderelection/leaderelection.go
+    ``tryAcquireOrRenew``: another holder's record may be taken only when ``observedTime +
+    LeaseDuration`` has passed by the candidate's own clock since it last saw the record change, so
+    at least ``LeaseDuration`` after the holder's last write). A stateful check: it remembers the
+    Lease as of the previous evaluation and when it last changed."""
+    seen: Dict[str, Any] = {"rv": None, "holder": None, "at": 0.0, "duration": 0.0, "annotations": {}}
+
+    def check(view: View) -> Optional[str]:
+        lease = view.get("leases", name, namespace)
+        now = _stamp(view)
+        if lease is None:
+            seen.update(rv=None, holder=None)  # released (or never taken): anyone may create it
+            return None
+        rv = lease["metadata"].get("resourceVersion")
+        if rv == seen["rv"]:
+            return None
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity") or ""
+        annotations = lease["metadata"].get("annotations") or {}
+        before, problem = dict(seen), None
+        seen.update(rv=rv, holder=holder, at=now, duration=float(spec.get("leaseDurationSeconds") or 0),
+                    annotations=dict(annotations))
+        if before["rv"] is None or not before["holder"] or holder == before["holder"]:
+            return None
+        quiet = now - before["at"]
+        preempted = (before["annotations"].get("enadu.io/preemptible") == "scale-down-delay"
+                     and annotations.get("enadu.io/preempted") == before["holder"])
+        if quiet < before["duration"] and not preempted:
+            problem = (f"lease {name} went from {before['holder']} to {holder} {quiet:.2f} s after "
+                       f"{before['holder']}'s last write, within its {before['duration']:g} s duration: two holders")
+        return problem
+
+    return check
+
+
+def retired_only_after_drain(service: str, namespace: str = "default", *, lag: float = 0.0) -> Check:
+    """No Deployment is scaled to zero or deleted while the Service ``service`` still selects its
+    pods, nor less than ``lag`` seconds (how long Service proxies take to see a selector change)
+    after the Service stopped selecting them: connections the proxies still send there would fail.
+    A Deployment counts as selected when the selector matches its pod template's labels or the
+    labels of any of its pods (a migration pins a Service to labels put on pods, not templates).
+
+    Stateful: it keeps the Service's selector history (with the time of each change) and each
+    Deployment's replicas as of the previous evaluation. Kube-proxy programs a Service's rules
+    from EndpointSlices, one propagation later (pkg/proxy/endpointslicecache.go,
+    pkg/proxy/runner.go), which is why Argo Rollouts keeps the old ReplicaSet for
+    ``scaleDownDelaySeconds`` after the switch (argo-rollouts rollout/bluegreen.go)."""
+    selectors: List[tuple] = []  # (time, selector dict or None)
+    replicas: Dict[str, int] = {}
+    shapes: Dict[str, List[Dict[str, str]]] = {}  # deployment -> label sets of its template and pods
+
+    def label_sets(view: View, dep: dict) -> List[Dict[str, str]]:
+        name = dep["metadata"]["name"]
+        sets = [((dep["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}]
+        sets_of_rs = {rs["metadata"]["name"] for rs in view.list("replicasets", namespace)
+                      if any(ref.get("controller") and ref.get("name") == name
+                             for ref in rs["metadata"].get("ownerReferences") or [])}
+        for pod in view.list("pods", namespace):
+            if any(ref.get("controller") and ref.get("name") in sets_of_rs
+                   for ref in pod["metadata"].get("ownerReferences") or []):
+                sets.append(pod["metadata"].get("labels") or {})
+        return sets
+
+    def judge(name: str, now: float) -> Optional[str]:
+        def matches(selector: Optional[dict]) -> bool:
+            if not selector:
+                return False
+            reqs = label_selector_to_reqs({"matchLabels": selector})
+            return any(matches_labels(reqs, labels) for labels in shapes.get(name) or [])
+
+        last = max((i for i, (_, sel) in enumerate(selectors) if matches(sel)), default=None)
+        if last is None:
+            return None
+        if last == len(selectors) - 1:
+            return f"deployment {name} retired while service {service} selects it ({selectors[-1][1]})"
+        drained = now - selectors[last + 1][0]
+        if drained < lag:
+            return (f"deployment {name} retired {drained:.3f} s after service {service} stopped selecting it, "
+                    f"less than the {lag:g} s the proxies take to see that")
+        return None
+
+    def check(view: View) -> Optional[str]:
+        now = _stamp(view)
+        svc = view.get("services", service, namespace)
+        selector = ((svc or {}).get("spec") or {}).get("selector") or None
+        if not selectors or selectors[-1][1] != selector:
+            selectors.append((now, copy.deepcopy(selector)))
+        problems = []
+        current = {d["metadata"]["name"]: d for d in view.list("deployments", namespace)}
+        for name, dep in current.items():
+            want = int((dep.get("spec") or {}).get("replicas") or 0)
+            if replicas.get(name, 0) > 0 and want == 0:
+                problems.append(judge(name, now))
+            replicas[name] = want
+            if want > 0:
+                shapes[name] = label_sets(view, dep)
+        for name in [n for n in replicas if n not in current]:
+            if replicas.pop(name) > 0:
+                problems.append(judge(name, now))
+        return "; ".join(p for p in problems if p) or None
+
+    return check

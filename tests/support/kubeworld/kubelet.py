@@ -27,6 +27,30 @@ a refused login or an unreachable registry is a failed pull with kubelet's event
 ImagePullBackOff; the runtime's wording follows containerd's resolver). What such a container does
 comes from its image config: the label `io.enadu.test.kind` holds the tokens of images.py
 (`crashloop`, `slow3`, `errors`, ...); no label is a normal app. Other images keep the name convention.
+
+Transient failures (which failures repeat and which become back-off states, after the kubelet):
+- `fail_pulls(image, times, status)`: each pod's first `times` pulls of `image` fail as a registry's
+  429/5xx does (containerd: `unexpected status from HEAD request to <url>: 503 Service Unavailable`);
+  image_manager.go `EnsureImageExists` reports ErrImagePull and calls `backOff.Next` for the key
+  `<pod uid>_<image>`, so until the back-off (10 s doubling to 300 s, kubelet.go `MaxImageBackOff`)
+  expires every sync answers ImagePullBackOff (`Back-off pulling image %q`) without pulling; then
+  the pull is tried again. The pull back-off is per pod and image, apart from the crash back-off.
+- ConfigMaps: a container's `envFrom[].configMapRef` and `env[].valueFrom.configMapKeyRef` are
+  resolved against the stored ConfigMaps when the container is created (kubelet_pods.go
+  `makeEnvironmentVariables`: `configmap "<name>" not found` from the kubelet's configmap manager,
+  `couldn't find key <key> in ConfigMap <ns>/<name>`; `optional: true` skips). A failure is
+  CreateContainerConfigError (kuberuntime_container.go `startContainer`, `ErrCreateContainerConfig`),
+  which has no back-off state of its own: the pod worker retries every 10 s
+  (pod_workers.go, `backOffPeriod`), so a ConfigMap created late lets the container start.
+- Init containers (kuberuntime_manager.go `computePodActions` / `computeInitContainerActions`): run
+  one at a time in order before any app container is pulled; an init container runs its image's
+  behaviour and exits (a normal image after `app_start` + its `slow<N>` delay with 0, `exit0` after
+  `crash_after` with 0, `crashloop` after `crash_after` with 1); a failed one is restarted with the
+  crash back-off (restartPolicy Always: CrashLoopBackOff in `initContainerStatuses`), and pull and
+  config failures show there too. Until all completed, the pod is Pending, condition Initialized is
+  False (`ContainersNotInitialized`, `containers with incomplete status: [...]`, status/generate.go)
+  and its app containers wait with reason PodInitializing. Sidecars (restartPolicy on an init
+  container) are not emulated.
 """
 
 from __future__ import annotations
@@ -88,6 +112,9 @@ class Container:
     readiness: Optional[Probe] = None
     liveness: Optional[Probe] = None
     image_size: int = 0
+    init: bool = False  # an init container: runs to completion before the app containers
+    pull_failures: int = 0  # failed pulls so far (fail_pulls counts them per pod)
+    pull_backoff: float = 0.0  # image back-off, apart from the crash back-off (image_manager.go)
 
 
 @dataclass
@@ -104,6 +131,26 @@ class PodRuntime:
     ready_since: Optional[float] = None
     bound: bool = False
     tasks: set = field(default_factory=set)
+    init_containers: List[Container] = field(default_factory=list)
+
+    @property
+    def all_containers(self) -> List[Container]:
+        return self.init_containers + self.containers
+
+    def pending_init(self) -> Optional[Container]:
+        return next((c for c in self.init_containers if c.phase != "done"), None)
+
+
+PULL_STATUS_TEXT = {429: "429 Too Many Requests", 500: "500 Internal Server Error", 502: "502 Bad Gateway",
+                    503: "503 Service Unavailable", 504: "504 Gateway Timeout"}
+
+
+@dataclass(frozen=True)
+class FlakyPull:
+    """`fail_pulls`: the first `times` pulls of an image by each pod fail with HTTP `status`."""
+
+    times: int
+    status: int = 503
 
 
 KIND_LABEL = "io.enadu.test.kind"
@@ -165,6 +212,14 @@ class Kubelet:
         self.registries: Dict[str, ImageRegistry] = {}
         self.image_kinds: Dict[str, Behaviour] = {}  # what each image pulled from a registry does
         self._registry_session: Optional[aiohttp.ClientSession] = None
+        self.flaky_pulls: Dict[str, FlakyPull] = {}
+
+    def fail_pulls(self, image: str, times: int, status: int = 503) -> None:
+        """Each pod's first ``times`` pulls of ``image`` fail as the registry answering ``status``
+        (429 or a 5xx) would; later pulls succeed. ``times=0`` ends it."""
+        if status not in PULL_STATUS_TEXT:
+            raise ValueError(f"status {status} is not one of {sorted(PULL_STATUS_TEXT)}")
+        self.flaky_pulls[image] = FlakyPull(times, status)
 
     def use_registry(self, host: str, username: str = "", password: str = "", scheme: str = "http") -> None:
         """Pull images whose reference names ``host`` (host:port) from that registry for real."""
@@ -206,10 +261,17 @@ class Kubelet:
     def _admit(self, pod: dict, now: float) -> PodRuntime:
         self._ip += 1
         ip = f"127.244.{self._ip // 250}.{self._ip % 250 + 1}"
-        containers = [Container(name=c["name"], image=c.get("image", ""), spec=c, next_at=now,
-                                kind=Behaviour() if self._registry_of(c.get("image", "")) else behaviour(c.get("image", "")))
-                      for c in (pod["spec"].get("containers") or [])]
-        rt = PodRuntime(pod["metadata"]["uid"], pod["metadata"]["namespace"], pod["metadata"]["name"], ip, containers, now)
+        def made(c: dict, init: bool) -> Container:
+            return Container(name=c["name"], image=c.get("image", ""), spec=c, next_at=now, init=init,
+                             kind=Behaviour() if self._registry_of(c.get("image", "")) else behaviour(c.get("image", "")))
+
+        containers = [made(c, False) for c in (pod["spec"].get("containers") or [])]
+        inits = [made(c, True) for c in (pod["spec"].get("initContainers") or [])]
+        if inits:
+            for c in containers:
+                c.reason = "PodInitializing"
+        rt = PodRuntime(pod["metadata"]["uid"], pod["metadata"]["namespace"], pod["metadata"]["name"], ip, containers, now,
+                        init_containers=inits)
         self.pods[rt.uid] = rt
         return rt
 
@@ -222,13 +284,19 @@ class Kubelet:
                                      f"Successfully assigned {rt.namespace}/{rt.name} to {NODE}", "default-scheduler")
         if pod["metadata"].get("deletionTimestamp") and not rt.terminating:
             self._begin_termination(rt, pod, now)
-        for c in rt.containers:
+        for c in rt.all_containers:
             if rt.terminating:
                 self._step_terminating(rt, c, pod, now)
-            else:
+            elif c.init:
+                if c is rt.pending_init():  # one at a time, in order
+                    self._step(rt, c, pod, now)
+                    if rt.pending_init() is None:
+                        for app in rt.containers:
+                            app.reason = "ContainerCreating"
+            elif rt.pending_init() is None:
                 self._step(rt, c, pod, now)
                 self._probes(rt, c, pod, now)
-        if rt.terminating and all(c.phase == "gone" for c in rt.containers):
+        if rt.terminating and all(c.phase == "gone" for c in rt.all_containers):
             self.pods.pop(rt.uid, None)
             self.reg.finish_delete(POD, rt.namespace, rt.name)
             return
@@ -248,7 +316,18 @@ class Kubelet:
                 self._pull_failed(c, pod, now, f'rpc error: code = NotFound desc = failed to pull and unpack image '
                                   f'"{c.image}": failed to resolve reference "{c.image}": {c.image}: not found')
                 return
-            if policy != "Always" and c.image in self.pulled:
+            flaky = self.flaky_pulls.get(c.image)
+            present = policy != "Always" and c.image in self.pulled
+            if flaky is not None and c.pull_failures < flaky.times and not present:
+                self.world.events.record(pod, "Normal", "Pulling", f'Pulling image "{c.image}"', "kubelet")
+                c.pull_failures += 1
+                host, repo, ref = split_reference(c.image)
+                url = f"https://{'registry-1.docker.io' if host == 'docker.io' else host}/v2/{repo}/manifests/{ref}"
+                self._pull_failed(c, pod, now, f'rpc error: code = Unknown desc = failed to pull and unpack image '
+                                  f'"{c.image}": failed to resolve reference "{c.image}": unexpected status from HEAD '
+                                  f'request to {url}: {PULL_STATUS_TEXT[flaky.status]}')
+                return
+            if present:
                 if registry is not None:
                     c.kind = self.image_kinds.get(c.image, c.kind)
                 self.world.events.record(pod, "Normal", "Pulled", f'Container image "{c.image}" already present on machine', "kubelet")
@@ -269,7 +348,7 @@ class Kubelet:
             c.phase, c.reason, c.message = "pull-backoff", "ImagePullBackOff", f'Back-off pulling image "{c.image}"'
             self.world.events.record(pod, "Normal", "BackOff", c.message, "kubelet")
             self.world.events.record(pod, "Warning", "Failed", "Error: ImagePullBackOff", "kubelet")
-            c.next_at = now + self.scaled(c.backoff)
+            c.next_at = now + self.scaled(c.pull_backoff)
             return
         if c.phase == "pull-backoff":
             c.phase, c.next_at = "pull", now
@@ -282,12 +361,22 @@ class Kubelet:
             c.phase, c.next_at = "create", now
             return
         if c.phase == "create":
-            if kind.config_error:
-                c.reason, c.message = "CreateContainerConfigError", f'configmap "{c.name}-config" not found'
+            problem = f'configmap "{c.name}-config" not found' if kind.config_error else self._config_problem(rt, c)
+            if problem:
+                c.reason, c.message = "CreateContainerConfigError", problem
                 self.world.events.record(pod, "Warning", "Failed", f"Error: {c.message}", "kubelet")
                 c.next_at = now + self.scaled(10.0)
                 return
             self._start(rt, c, pod, now)
+            return
+        if c.phase == "running" and c.init and c.started_at is not None:
+            runs = self.world.crash_after if kind.crash else self.world.app_start + kind.start_delay
+            if now >= c.started_at + runs:
+                if kind.crash and kind.exit_code != 0:
+                    self._exited(rt, c, pod, now, kind.exit_code, "Error")
+                else:  # completed: the next init container, or the app containers, may go
+                    c.phase, c.state, c.exit_code, c.finished_at, c.ready = "done", "terminated", 0, now, True
+                    c.reason = c.message = ""
             return
         if c.phase == "running" and kind.crash and c.started_at is not None \
                 and now >= c.started_at + self.world.crash_after:
@@ -305,8 +394,30 @@ class Kubelet:
         c.phase, c.reason, c.message = "pull-error", "ErrImagePull", message
         self.world.events.record(pod, "Warning", "Failed", f'Failed to pull image "{c.image}": {message}', "kubelet")
         self.world.events.record(pod, "Warning", "Failed", "Error: ErrImagePull", "kubelet")
-        c.backoff = min(MAX_BACKOFF, c.backoff * 2) if c.backoff else INITIAL_BACKOFF
+        c.pull_backoff = min(MAX_BACKOFF, c.pull_backoff * 2) if c.pull_backoff else INITIAL_BACKOFF
         c.next_at = now + self.world.pull_time + self.scaled(1.0)
+
+    def _config_problem(self, rt: PodRuntime, c: Container) -> str:
+        """What makeEnvironmentVariables would fail on for this container's ConfigMap references."""
+        key = R.BY_KEY["core/configmaps"].key
+
+        def lookup(ref: dict):
+            return self.world.store.get(key, rt.namespace, ref.get("name", ""))
+
+        for source in c.spec.get("envFrom") or []:
+            ref = source.get("configMapRef")
+            if ref and lookup(ref) is None and not ref.get("optional"):
+                return f'configmap "{ref.get("name", "")}" not found'
+        for env in c.spec.get("env") or []:
+            ref = (env.get("valueFrom") or {}).get("configMapKeyRef")
+            if not ref or ref.get("optional"):
+                continue
+            cm = lookup(ref)
+            if cm is None:
+                return f'configmap "{ref.get("name", "")}" not found'
+            if ref.get("key") not in (cm.get("data") or {}):
+                return f"couldn't find key {ref.get('key')} in ConfigMap {rt.namespace}/{ref.get('name', '')}"
+        return ""
 
     async def _pull(self, rt: PodRuntime, c: Container, pod: dict, registry: ImageRegistry) -> None:
         began = time.time()
@@ -408,7 +519,7 @@ class Kubelet:
                 p.next_at = now + self.scaled(p.spec.get("initialDelaySeconds", 0))
         if c.readiness is None:
             c.ready = True  # no readiness probe: ready as soon as it runs
-        if not c.kind.crash:
+        if not c.kind.crash and not c.init:
             c.app = self.world.dataplane.start_app(rt, c, pod, self.world.app_start + c.kind.start_delay)
 
     def _exited(self, rt: PodRuntime, c: Container, pod: dict, now: float, code: int, reason: str) -> None:
@@ -515,7 +626,7 @@ class Kubelet:
         rt.kill_at = now + grace
         prestop = max((_prestop_seconds(c.spec) for c in rt.containers if c.phase == "running"), default=0.0)
         rt.sigterm_at = min(now + self.scaled(prestop), rt.kill_at)
-        for c in rt.containers:
+        for c in rt.all_containers:
             if c.phase == "running":
                 self.world.events.record(pod, "Normal", "Killing", f"Stopping container {c.name}", "kubelet")
             c.ready = c.ready and c.phase == "running"
@@ -562,11 +673,13 @@ class Kubelet:
             return out
 
         msg = f"containers with unready status: [{' '.join(unready)}]"
+        incomplete = [c.name for c in rt.init_containers if c.phase != "done"]
         status = {
             "phase": "Running" if started_all else "Pending",
             "conditions": [
                 cond("PodReadyToStartContainers", True),
-                cond("Initialized", True),
+                cond("Initialized", not incomplete, "ContainersNotInitialized",
+                     f"containers with incomplete status: [{' '.join(incomplete)}]"),
                 cond("Ready", all_ready, "ContainersNotReady", msg),
                 cond("ContainersReady", all_ready, "ContainersNotReady", msg),
                 cond("PodScheduled", True),
@@ -577,6 +690,17 @@ class Kubelet:
             "containerStatuses": [self._container_status(c) for c in rt.containers],
             "qosClass": old.get("qosClass", "BestEffort"),
         }
+        if rt.init_containers:
+            status["initContainerStatuses"] = [self._container_status(c) for c in rt.init_containers]
+        # The status manager's lag (lag.py, the world's lag["kubelet"]): what is computed now is
+        # written after a drawn delay, in order (pkg/kubelet/status/status_manager.go syncs through
+        # a channel and a periodic syncBatch, not within the pod worker's pass).
+        lag = self.world.lags["kubelet"]
+        if not lag.zero or rt.uid in lag.pending:
+            due = lag.admit(rt.uid, status)
+            if due is None:
+                return
+            status = due
         if status != old:
             fresh = copy.deepcopy(pod)
             fresh["status"] = status

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Callable, Dict, Optional, Tuple
 
 from . import resources as R
-from . import strategies
+from . import strategies, validation
 from .errors import ApiError
 from .patch import apply_patch
 from .resources import Resource
@@ -56,6 +56,7 @@ class Registry:
         self.clock = clock
         self.by_uid: Dict[str, Tuple[str, str, str]] = {}
         self.service_ips: Dict[str, str] = {}
+        self.admission = None  # admission.Admission, set by the world: validating admission after validation
         self._next_ip = 10
         store.listeners.append(self._index)
 
@@ -142,6 +143,7 @@ class Registry:
             meta.pop("namespace", None)
         if meta.get("resourceVersion"):
             raise ApiError.internal("resourceVersion should not be set on objects to be created")
+        strategies.check_decodable(res, obj)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + self.random_suffix()
         strategies.apply_defaults(res, obj)
@@ -149,6 +151,7 @@ class Registry:
         for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"):
             meta.pop(k, None)
         strategies.validate(res, obj, None)
+        self._admit("create", res, ns, obj, None, "", dry_run)
         if self.store.get(res.key, ns if res.namespaced else "", meta["name"]) is not None:
             raise ApiError.already_exists(res, meta["name"])
         meta["uid"] = self.new_uid()
@@ -159,6 +162,14 @@ class Registry:
         if dry_run:
             return obj
         return self.store.put(res.key, obj)
+
+    def _admit(self, verb: str, res: Resource, ns: str, obj: dict, old: Optional[dict], subresource: str,
+               dry_run: bool) -> None:
+        if self.admission is not None:
+            from .admission import Attributes
+
+            self.admission.admit(Attributes(verb, res, ns if res.namespaced else "", obj["metadata"].get("name", ""),
+                                            obj, old, subresource, dry_run))
 
     def _allocate_cluster_ip(self, svc: dict) -> None:
         # Cluster IPs come from a loopback block (127.96.0.0/16) instead of 10.96.0.0/12 so that a
@@ -182,6 +193,7 @@ class Registry:
         meta = body.get("metadata") or {}
         if meta.get("name") and meta["name"] != name:
             raise ApiError.bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
+        strategies.check_decodable(res, body)
         current = self.store.get(res.key, ns if res.namespaced else "", name)
         if current is None:
             if res.kind in ("Endpoints", "Event") and not subresource:  # AllowCreateOnUpdate
@@ -202,6 +214,9 @@ class Registry:
         patched = apply_patch(content_type, base, raw, res.schema_ref)
         if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
             raise ApiError.unprocessable("patched object has no metadata")
+        undecodable = validation.decode_error(patched, res.schema_ref) if res.schema_ref else None
+        if undecodable:
+            raise ApiError.patch_invalid(content_type, raw, patched, undecodable)
         pmeta = patched["metadata"]
         if pmeta.get("name", name) != name:
             raise ApiError.bad_request(f"the name of the object ({pmeta.get('name')}) does not match the name on the URL ({name})")
@@ -231,6 +246,7 @@ class Registry:
             strategies.apply_defaults(res, obj)
             strategies.prepare_for_update(res, obj, current)
             strategies.validate(res, obj, current)
+        self._admit("update", res, old_meta.get("namespace", ""), obj, current, subresource, dry_run)
         obj["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
         self._stamp(res, obj)
         if self._same(obj, current):

@@ -10,17 +10,30 @@
 - `calculateStatus`: replicas, fullyLabeledReplicas, readyReplicas, availableReplicas
   (podutil.IsPodAvailable: ready for at least minReadySeconds), observedGeneration.
 Events: SuccessfulCreate "Created pod: X", SuccessfulDelete "Deleted pod: X".
+
+Failed creations (`reject_pods`, a stand-in for the API server's admission refusing pods: the
+ResourceQuota and PodSecurity admission plugins answer 403 Forbidden): the pod control records a
+Warning event FailedCreate "Error creating: <error>" (controller_utils.go `RealPodControl.createPods`),
+`manageReplicas` returns the error (slowStartBatch stops at the first failure), and
+replica_set_utils.go `calculateStatus` adds the condition ReplicaFailure=True with reason FailedCreate
+and the error as message when the status has none (an existing one is kept as it is), and removes it
+after a sync whose manageReplicas succeeded. The failed key is retried with the controller queue's
+per-item exponential back-off (client-go util/workqueue `DefaultControllerRateLimiter`: 5 ms doubling
+to 1000 s, scaled by the world's time_scale); meanwhile the pending error keeps the condition.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import List, Optional
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple
 
 from . import resources as R
 from .deployment import controller_ref, owner_ref
 from .errors import ApiError
-from .registry import parse_time
+from .registry import parse_time, rfc3339
 from .selectors import label_selector_to_reqs, matches_labels
 
 RS = R.BY_KEY["apps/replicasets"]
@@ -55,6 +68,21 @@ def pod_available(world, pod: dict, min_ready_seconds: int, now: float) -> bool:
     return since is not None and since + min_ready_seconds * world.time_scale < now
 
 
+QUOTA = ("exceeded quota: compute-resources, requested: pods=1, used: pods={used}, limited: pods={used}")
+POD_SECURITY = ('violates PodSecurity "restricted:latest": runAsNonRoot != true (pod or container "{container}" '
+                "must set securityContext.runAsNonRoot=true)")
+
+
+@dataclass
+class PodRejection:
+    """Pod creations the API server refuses (403 Forbidden, as admission does), for `reject_pods`."""
+
+    why: str  # after 'pods "<name>" is forbidden: '; {used} and {container} are filled in
+    namespace: Optional[str] = None
+    times: Optional[int] = None  # how many creations to refuse (None: until removed)
+    refused: int = 0
+
+
 def is_active(pod: dict) -> bool:
     return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and \
         not pod["metadata"].get("deletionTimestamp")
@@ -64,6 +92,35 @@ class ReplicaSetController:
     def __init__(self, world) -> None:
         self.world = world
         self.reg = world.registry
+        self.rejections: List[PodRejection] = []
+        self._names = random.Random(world.seed + 11)
+        self._failures: Dict[str, Tuple[int, float, int]] = {}  # rs uid -> (failures, retry at, generation)
+
+    def reject_pods(self, why: str = QUOTA, *, namespace: Optional[str] = None,
+                    times: Optional[int] = None) -> Callable[[], None]:
+        """Refuse pod creations by this controller (quota or pod security, `QUOTA`/`POD_SECURITY` or
+        any text); returns a function that lifts the refusal."""
+        rule = PodRejection(why, namespace, times)
+        self.rejections.append(rule)
+
+        def remove() -> None:
+            if rule in self.rejections:
+                self.rejections.remove(rule)
+            self.world.control._changed()
+        return remove
+
+    def _admit(self, rs: dict, pod: dict, used: int) -> None:
+        ns = rs["metadata"]["namespace"]
+        for rule in self.rejections:
+            if rule.namespace not in (None, ns) or (rule.times is not None and rule.refused >= rule.times):
+                continue
+            rule.refused += 1
+            name = pod["metadata"]["generateName"] + "".join(self._names.choice("bcdfghjklmnpqrstvwxz2456789")
+                                                             for _ in range(5))
+            containers = (pod.get("spec") or {}).get("containers") or [{}]
+            why = rule.why.format(used=used, container=containers[0].get("name", ""))
+            raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: {why}',
+                           {"name": name, "group": "", "kind": "pods"})
 
     def sync(self) -> None:
         for rs in list(self.world.store.list(RS.key)):
@@ -91,23 +148,35 @@ class ReplicaSetController:
 
     def sync_rs(self, rs: dict) -> None:
         pods = self.claim_pods(rs)
-        if not rs["metadata"].get("deletionTimestamp"):
-            self.manage_replicas(pods, rs)
+        error: Optional[str] = None
+        uid, generation = rs["metadata"]["uid"], rs["metadata"].get("generation", 1)
+        failures, retry_at, failed_generation = self._failures.get(uid, (0, 0.0, 0))
+        if failures and time.time() < retry_at and generation == failed_generation:
+            error = ""  # still queued for a rate-limited retry: the failure stands
+        elif not rs["metadata"].get("deletionTimestamp"):
+            error = self.manage_replicas(pods, rs)
             pods = self.claim_pods(rs)
-        self.update_status(rs, pods)
+            if error is None:
+                self._failures.pop(uid, None)
+            else:
+                delay = min(1000.0, 0.005 * 2 ** failures) * self.world.time_scale
+                self._failures[uid] = (failures + 1, time.time() + delay, generation)
+        self.update_status(rs, pods, error)
 
-    def manage_replicas(self, pods: List[dict], rs: dict) -> None:
+    def manage_replicas(self, pods: List[dict], rs: dict) -> Optional[str]:
+        """Create or delete pods; the first creation error's message (None when all went well)."""
         ns = rs["metadata"]["namespace"]
         diff = len(pods) - int(rs["spec"].get("replicas", 0))
         if diff < 0:
             for _ in range(-diff):
                 pod = self.pod_from_template(rs)
                 try:
+                    self._admit(rs, pod, len(pods))
                     created = self.reg.create(POD, ns, pod)
                 except ApiError as e:
                     self.world.events.record(rs, "Warning", "FailedCreate", f"Error creating: {e.message}",
                                              "replicaset-controller")
-                    return
+                    return e.message
                 self.world.events.record(rs, "Normal", "SuccessfulCreate",
                                          f"Created pod: {created['metadata']['name']}", "replicaset-controller")
         elif diff > 0:
@@ -120,6 +189,7 @@ class ReplicaSetController:
                     continue
                 self.world.events.record(rs, "Normal", "SuccessfulDelete",
                                          f"Deleted pod: {pod['metadata']['name']}", "replicaset-controller")
+        return None
 
     @staticmethod
     def pod_from_template(rs: dict) -> dict:
@@ -147,7 +217,7 @@ class ReplicaSetController:
 
         return sorted(pods, key=rank)[:diff]
 
-    def update_status(self, rs: dict, pods: List[dict]) -> None:
+    def update_status(self, rs: dict, pods: List[dict], error: Optional[str] = None) -> None:
         now = self.reg.clock()
         template_labels = ((rs["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
         mrs = rs["spec"].get("minReadySeconds", 0)
@@ -160,6 +230,20 @@ class ReplicaSetController:
         for key in ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"):
             if not status[key]:
                 status.pop(key)  # omitempty, as the real JSON encoding drops zero counts
+        # replica_set_utils.go calculateStatus: ReplicaFailure is added once (kept while failures go
+        # on) and removed after a sync without error. error "" = a failure still pending a retry.
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "ReplicaFailure"]
+        failure = next((c for c in status.get("conditions") or [] if c.get("type") == "ReplicaFailure"), None)
+        if error and failure is None:
+            diff = len(pods) - int(rs["spec"].get("replicas", 0))
+            failure = {"type": "ReplicaFailure", "status": "True", "lastTransitionTime": rfc3339(now),
+                       "reason": "FailedCreate" if diff < 0 else "FailedDelete" if diff > 0 else "", "message": error}
+        if error is not None and failure is not None:
+            conditions.append(failure)
+        if conditions:
+            status["conditions"] = conditions
+        else:
+            status.pop("conditions", None)
         if status != (rs.get("status") or {}):
             rs["status"] = status
             self.reg.update(RS, rs["metadata"]["namespace"], rs["metadata"]["name"], rs, subresource="status")

@@ -8,23 +8,23 @@ What the real API server does between decoding a request and writing it:
 - strategies: pkg/registry/<group>/<resource>/strategy.go `PrepareForCreate` (status cleared,
   generation 1) and `PrepareForUpdate` (status kept from the stored object; deployments bump the
   generation on spec *or annotation* changes, replicasets on spec changes);
-- validation: a subset of pkg/apis/apps/validation and pkg/apis/core/validation (required fields,
-  selector/template agreement, immutable selector and clusterIP) with the real messages.
+- validation: the main checks of pkg/apis/apps/validation, pkg/apis/core/validation,
+  pkg/apis/coordination/validation and apimachinery's ObjectMeta validation (names, labels,
+  annotations, selectors, containers, ports, resources, probes, strategies, services, leases,
+  immutable selector and clusterIP) with the real paths and messages; values the Go types
+  cannot decode (quantities, times) are refused with 400 first (`check_decodable`).
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from typing import Dict, List, Optional
 
+from . import validation as V
 from .errors import ApiError
 from .resources import Resource
 from .selectors import label_selector_to_reqs, matches_labels
 
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
 # --- defaulting ----------------------------------------------------------------------------
@@ -115,25 +115,162 @@ def apply_defaults(res: Resource, obj: dict) -> None:
 
 
 # --- validation ----------------------------------------------------------------------------
+# Ports of pkg/apis/core/validation/validation.go (ValidatePodSpec, validateContainers,
+# validateContainerPorts, ValidateResourceRequirements, validateProbe, ValidateService),
+# pkg/apis/apps/validation/validation.go (ValidateDeploymentSpec, ValidateReplicaSetSpec,
+# ValidatePodTemplateSpecForReplicaSet, ValidateDeploymentStrategy, ValidateRollingUpdateDeployment),
+# pkg/apis/coordination/validation/validation.go (ValidateLeaseSpec) and
+# apimachinery/pkg/api/validation/objectmeta.go (ValidateObjectMeta), with the primitives of
+# validation.py. Field paths and messages are the real ones (`resources.limits[cpu]`, map keys in
+# brackets, as field.Path.Key renders them).
 
-def _cause(field: str, message: str, reason: str = "FieldValueInvalid") -> dict:
-    return {"field": field, "message": message, "reason": reason}
+_cause = V.invalid
+_required = V.required
+
+# The name validator each registry strategy passes to ValidateObjectMeta.
+NAME_VALIDATORS = {
+    "Service": V.is_dns1035_label,          # core/validation ValidateServiceName = NameIsDNS1035Label
+    "Namespace": V.is_dns1123_label,        # ValidateNamespaceName = NameIsDNSLabel
+}
 
 
-def _required(field: str) -> dict:
-    return _cause(field, "Required value", "FieldValueRequired")
+def _path_segment_name(name: str) -> List[str]:
+    # apimachinery/pkg/api/validation/path/name.go IsValidPathSegmentName (RBAC objects' names)
+    if name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
 
 
-def _validate_name(res: Resource, name: str) -> List[dict]:
-    if res.kind in ("Service",):
-        ok, what = DNS1035_LABEL.match(name), "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character"
-    elif res.kind == "Namespace":
-        ok, what = DNS1123_LABEL.match(name), "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
+def _validate_object_meta(res: Resource, meta: dict, path: str = "metadata") -> List[dict]:
+    fn = NAME_VALIDATORS.get(res.kind, V.is_dns1123_subdomain)
+    if res.group == "rbac.authorization.k8s.io":
+        fn = _path_segment_name
+    causes: List[dict] = []
+    if meta.get("generateName"):
+        causes += [_cause(f"{path}.generateName", meta["generateName"], m)
+                   for m in V.validate_name(fn, meta["generateName"], prefix=True)]
+    name = meta.get("name", "")
+    if not name:
+        causes.append(_required(f"{path}.name", "name or generateName is required"))
     else:
-        ok, what = DNS1123_SUBDOMAIN.match(name), "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
-    if ok and len(name) <= (63 if res.kind in ("Service", "Namespace") else 253):
+        causes += [_cause(f"{path}.name", name, m) for m in V.validate_name(fn, name, prefix=False)]
+    causes += V.validate_labels(meta.get("labels"), f"{path}.labels")
+    causes += V.validate_annotations(meta.get("annotations"), f"{path}.annotations")
+    return causes
+
+
+def _nonnegative(value, path: str) -> List[dict]:
+    # ValidateNonnegativeField
+    return [_cause(path, value, "must be greater than or equal to 0")] if isinstance(value, int) and value < 0 else []
+
+
+def _port_num_or_name(value, path: str) -> List[dict]:
+    # core/validation ValidatePortNumOrName
+    if isinstance(value, int):
+        return [_cause(path, value, m) for m in V.is_valid_port_num(value)]
+    if isinstance(value, str):
+        if not value:
+            return [_required(path)]
+        return [_cause(path, value, m) for m in V.is_valid_port_name(value)]
+    return [_cause(path, value, "must be an int or a string")]
+
+
+STANDARD_CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+
+
+def _validate_resources(req: Optional[dict], path: str) -> List[dict]:
+    """ValidateResourceRequirements (pkg/apis/core/validation/validation.go)."""
+    causes: List[dict] = []
+    req = req or {}
+    parsed = {}
+    for part in ("limits", "requests"):
+        for name in sorted(req.get(part) or {}):
+            fld = f"{path}.{part}[{name}]"
+            if "/" not in name and name not in STANDARD_CONTAINER_RESOURCES and not name.startswith("hugepages-"):
+                causes.append(_cause(fld, name, "must be a standard resource for containers"))
+                continue
+            try:
+                q = V.parse_quantity(req[part][name])
+            except V.QuantityError:
+                continue  # a decode error, reported before validation
+            parsed[(part, name)] = q
+            if q.value < 0:
+                causes.append(_cause(fld, str(q), "must be greater than or equal to 0"))
+    for (part, name), q in sorted(parsed.items()):
+        limit = parsed.get(("limits", name))
+        if part == "requests" and limit is not None:
+            if name.startswith("hugepages-") and q.value != limit.value:
+                causes.append(_cause(f"{path}.requests", str(q), f"must be equal to {name} limit of {limit}"))
+            elif q.value > limit.value:
+                causes.append(_cause(f"{path}.requests", str(q), f"must be less than or equal to {name} limit of {limit}"))
+    return causes
+
+
+def _validate_probe(probe: Optional[dict], path: str, liveness_like: bool) -> List[dict]:
+    if not probe:
         return []
-    return [_cause("metadata.name", f'Invalid value: "{name}": {what}')]
+    causes: List[dict] = []
+    handlers = [k for k in ("exec", "httpGet", "tcpSocket", "grpc") if probe.get(k) is not None]
+    if not handlers:
+        causes.append(_required(path, "must specify a handler type"))
+    elif len(handlers) > 1:
+        causes.append(V.forbidden(f"{path}.{handlers[1]}", "may not specify more than 1 handler type"))
+    if probe.get("httpGet") is not None:
+        causes += _port_num_or_name(probe["httpGet"].get("port"), f"{path}.httpGet.port")
+        scheme = probe["httpGet"].get("scheme", "HTTP")
+        if scheme not in ("HTTP", "HTTPS"):
+            causes.append(V.not_supported(f"{path}.httpGet.scheme", scheme, ["HTTP", "HTTPS"]))
+    if probe.get("tcpSocket") is not None:
+        causes += _port_num_or_name(probe["tcpSocket"].get("port"), f"{path}.tcpSocket.port")
+    for key in ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold"):
+        causes += _nonnegative(probe.get(key), f"{path}.{key}")
+    if liveness_like and probe.get("successThreshold") not in (None, 1):
+        causes.append(_cause(f"{path}.successThreshold", probe["successThreshold"], "must be 1"))
+    return causes
+
+
+def _validate_containers(containers: List[dict], path: str) -> List[dict]:
+    causes: List[dict] = []
+    seen = set()
+    for i, c in enumerate(containers):
+        p = f"{path}[{i}]"
+        name = c.get("name")
+        if not name:
+            causes.append(_required(f"{p}.name"))
+        else:
+            causes += [_cause(f"{p}.name", name, m) for m in V.is_dns1123_label(name)]
+            if name in seen:
+                causes.append(V.duplicate(f"{p}.name", name))
+        seen.add(name)
+        if not c.get("image"):
+            causes.append(_required(f"{p}.image"))
+        policy = c.get("imagePullPolicy")
+        if policy is not None and policy not in ("Always", "IfNotPresent", "Never"):
+            causes.append(V.not_supported(f"{p}.imagePullPolicy", policy, ["Always", "IfNotPresent", "Never"]))
+        port_names = set()
+        for j, port in enumerate(c.get("ports") or []):
+            pp = f"{p}.ports[{j}]"
+            if port.get("name"):
+                msgs = V.is_valid_port_name(port["name"])
+                causes += [_cause(f"{pp}.name", port["name"], m) for m in msgs]
+                if not msgs and port["name"] in port_names:
+                    causes.append(V.duplicate(f"{pp}.name", port["name"]))
+                port_names.add(port["name"])
+            if not port.get("containerPort"):
+                causes.append(_required(f"{pp}.containerPort"))
+            else:
+                causes += [_cause(f"{pp}.containerPort", port["containerPort"], m)
+                           for m in V.is_valid_port_num(port["containerPort"])]
+            if port.get("hostPort"):
+                causes += [_cause(f"{pp}.hostPort", port["hostPort"], m) for m in V.is_valid_port_num(port["hostPort"])]
+            proto = port.get("protocol", "TCP")
+            if proto not in ("SCTP", "TCP", "UDP"):
+                causes.append(V.not_supported(f"{pp}.protocol", proto, ["SCTP", "TCP", "UDP"]))
+        causes += _validate_resources(c.get("resources"), f"{p}.resources")
+        causes += _validate_probe(c.get("readinessProbe"), f"{p}.readinessProbe", False)
+        causes += _validate_probe(c.get("livenessProbe"), f"{p}.livenessProbe", True)
+        causes += _validate_probe(c.get("startupProbe"), f"{p}.startupProbe", True)
+    return causes
 
 
 def _validate_pod_spec(spec: Optional[dict], path: str) -> List[dict]:
@@ -143,39 +280,142 @@ def _validate_pod_spec(spec: Optional[dict], path: str) -> List[dict]:
     containers = spec.get("containers") or []
     if not containers:
         causes.append(_required(f"{path}.containers"))
-    seen = set()
-    for i, c in enumerate(containers):
-        if not c.get("name"):
-            causes.append(_required(f"{path}.containers[{i}].name"))
-        elif c["name"] in seen:
-            causes.append(_cause(f"{path}.containers[{i}].name", f'Duplicate value: "{c["name"]}"', "FieldValueDuplicate"))
-        seen.add(c.get("name"))
-        if not c.get("image"):
-            causes.append(_required(f"{path}.containers[{i}].image"))
+    causes += _validate_containers(containers, f"{path}.containers")
+    causes += _validate_containers(spec.get("initContainers") or [], f"{path}.initContainers")
+    policy = spec.get("restartPolicy")
+    if policy is not None and policy not in ("Always", "OnFailure", "Never"):
+        causes.append(V.not_supported(f"{path}.restartPolicy", policy, ["Always", "OnFailure", "Never"]))
+    causes += _nonnegative(spec.get("activeDeadlineSeconds"), f"{path}.activeDeadlineSeconds")
     return causes
 
 
-def _validate_workload(obj: dict) -> List[dict]:
+def _go_intstr(value) -> str:
+    if isinstance(value, str):
+        return f'intstr.IntOrString{{Type:1, IntVal:0, StrVal:{V.go_quote(value)}}}'
+    return f'intstr.IntOrString{{Type:0, IntVal:{value}, StrVal:""}}'
+
+
+def _int_or_percent(value, path: str) -> List[dict]:
+    # apps/validation ValidatePositiveIntOrPercent and IsNotMoreThan100Percent
+    if isinstance(value, str):
+        msgs = V.is_valid_percent(value)
+        if msgs:
+            return [{"field": path, "reason": "FieldValueInvalid", "message": f"Invalid value: {_go_intstr(value)}: {m}"}
+                    for m in msgs]
+        if int(value[:-1]) > 100:
+            return [{"field": path, "reason": "FieldValueInvalid",
+                     "message": f"Invalid value: {_go_intstr(value)}: must not be greater than 100%"}]
+        return []
+    return _nonnegative(value, path)
+
+
+def _validate_strategy(strategy: dict, path: str) -> List[dict]:
+    stype = strategy.get("type")
+    if stype == "Recreate":
+        if strategy.get("rollingUpdate") is not None:
+            return [V.forbidden(f"{path}.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'")]
+        return []
+    if stype != "RollingUpdate":
+        return [V.not_supported(f"{path}.type", stype, ["Recreate", "RollingUpdate"])]
+    ru = strategy.get("rollingUpdate") or {}
+    p = f"{path}.rollingUpdate"
+    causes = _int_or_percent(ru.get("maxUnavailable"), f"{p}.maxUnavailable")
+    causes += _int_or_percent(ru.get("maxSurge"), f"{p}.maxSurge")
+    if not causes:
+        def zero(v):
+            return v in (0, "0%")
+        if zero(ru.get("maxUnavailable")) and zero(ru.get("maxSurge")):
+            causes.append({"field": f"{p}.maxUnavailable", "reason": "FieldValueInvalid",
+                           "message": f"Invalid value: {_go_intstr(ru['maxUnavailable'])}: may not be 0 when `maxSurge` is 0"})
+    return causes
+
+
+def _validate_workload(res: Resource, obj: dict) -> List[dict]:
     spec = obj.get("spec") or {}
     causes = []
+    causes += _nonnegative(spec.get("replicas"), "spec.replicas")
+    if res.kind == "ReplicaSet":  # ValidateReplicaSetSpec checks it right after replicas
+        causes += _nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds")
     sel = spec.get("selector")
     if sel is None:
         causes.append(_required("spec.selector"))
-    elif not (sel.get("matchLabels") or sel.get("matchExpressions")):
-        causes.append(_cause("spec.selector", "Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), "
-                             "MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"))
+    else:
+        causes += V.validate_label_selector(sel, "spec.selector")
+        if not (sel.get("matchLabels") or sel.get("matchExpressions")):
+            causes.append({"field": "spec.selector", "reason": "FieldValueInvalid", "message":
+                           "Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), "
+                           "MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"})
     tmpl = spec.get("template") or {}
-    labels = (tmpl.get("metadata") or {}).get("labels") or {}
+    tmeta = tmpl.get("metadata") or {}
+    labels = tmeta.get("labels") or {}
     if sel and (sel.get("matchLabels") or sel.get("matchExpressions")):
         if not matches_labels(label_selector_to_reqs(sel), labels):
-            causes.append(_cause("spec.template.metadata.labels",
-                                 f"Invalid value: {_go_map(labels)}: `selector` does not match template `labels`"))
-    if (spec.get("replicas") or 0) < 0:
-        causes.append(_cause("spec.replicas", f"Invalid value: {spec['replicas']}: must be greater than or equal to 0"))
-    causes += _validate_pod_spec(tmpl.get("spec"), "spec.template.spec")
-    pds, mrs = spec.get("progressDeadlineSeconds"), spec.get("minReadySeconds") or 0
-    if pds is not None and pds <= mrs:
-        causes.append(_cause("spec.progressDeadlineSeconds", f"Invalid value: {pds}: must be greater than minReadySeconds"))
+            causes.append({"field": "spec.template.metadata.labels", "reason": "FieldValueInvalid",
+                           "message": f"Invalid value: {_go_map(labels)}: `selector` does not match template `labels`"})
+    causes += V.validate_labels(tmeta.get("labels"), "spec.template.metadata.labels")
+    causes += V.validate_annotations(tmeta.get("annotations"), "spec.template.metadata.annotations")
+    tspec = tmpl.get("spec")
+    causes += _validate_pod_spec(tspec, "spec.template.spec")
+    policy = (tspec or {}).get("restartPolicy")
+    if policy not in (None, "Always") and policy in ("OnFailure", "Never"):
+        causes.append(V.not_supported("spec.template.spec.restartPolicy", policy, ["Always"]))
+    if (tspec or {}).get("activeDeadlineSeconds") is not None:
+        causes.append(V.forbidden("spec.template.spec.activeDeadlineSeconds",
+                                  "activeDeadlineSeconds in ReplicaSet is not Supported"))
+    if res.kind == "Deployment":  # ValidateDeploymentSpec's order: ..., template, strategy, minReadySeconds, ...
+        causes += _validate_strategy(spec.get("strategy") or {}, "spec.strategy")
+        causes += _nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds")
+        causes += _nonnegative(spec.get("revisionHistoryLimit"), "spec.revisionHistoryLimit")
+        pds, mrs = spec.get("progressDeadlineSeconds"), spec.get("minReadySeconds") or 0
+        if pds is not None:
+            causes += _nonnegative(pds, "spec.progressDeadlineSeconds")
+            if pds <= mrs:
+                causes.append(_cause("spec.progressDeadlineSeconds", pds, "must be greater than minReadySeconds"))
+    return causes
+
+
+def _validate_service(obj: dict, old: Optional[dict]) -> List[dict]:
+    spec = obj.get("spec") or {}
+    causes: List[dict] = []
+    stype = spec.get("type", "ClusterIP")
+    if stype not in ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort"):
+        causes.append(V.not_supported("spec.type", stype, ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]))
+    ports = spec.get("ports") or []
+    if stype != "ExternalName" and not ports and spec.get("clusterIP") != "None":
+        causes.append(_required("spec.ports"))
+    names = set()
+    for i, p in enumerate(ports):
+        pp = f"spec.ports[{i}]"
+        if len(ports) > 1 and not p.get("name"):
+            causes.append(_required(f"{pp}.name"))
+        elif p.get("name"):
+            causes += [_cause(f"{pp}.name", p["name"], m) for m in V.is_dns1123_label(p["name"])]
+            if p["name"] in names:
+                causes.append(V.duplicate(f"{pp}.name", p["name"]))
+            names.add(p["name"])
+        causes += [_cause(f"{pp}.port", p.get("port"), m) for m in V.is_valid_port_num(p.get("port"))]
+        proto = p.get("protocol", "TCP")
+        if proto not in ("SCTP", "TCP", "UDP"):
+            causes.append(V.not_supported(f"{pp}.protocol", proto, ["SCTP", "TCP", "UDP"]))
+        if "targetPort" in p:
+            causes += _port_num_or_name(p["targetPort"], f"{pp}.targetPort")
+    if stype != "ExternalName" and spec.get("selector"):
+        causes += V.validate_labels(spec["selector"], "spec.selector")
+    if old is not None:
+        before = (old.get("spec") or {}).get("clusterIP")
+        if spec.get("clusterIP") and before and spec["clusterIP"] != before:
+            causes.append({"field": "spec.clusterIPs[0]", "reason": "FieldValueInvalid",
+                           "message": f'Invalid value: []string{{"{spec["clusterIP"]}"}}: may not change once set'})
+    return causes
+
+
+def _validate_lease(obj: dict) -> List[dict]:
+    spec = obj.get("spec") or {}
+    causes = []
+    dur = spec.get("leaseDurationSeconds")
+    if isinstance(dur, int) and dur <= 0:
+        causes.append(_cause("spec.leaseDurationSeconds", dur, "must be greater than 0"))
+    causes += _nonnegative(spec.get("leaseTransitions"), "spec.leaseTransitions")
     return causes
 
 
@@ -184,37 +424,30 @@ def _go_map(labels: Dict[str, str]) -> str:
     return "map[string]string{" + inner + "}"
 
 
+def check_decodable(res: Resource, obj: dict) -> None:
+    """400 BadRequest when a field's value cannot be decoded into its Go type (a malformed
+    quantity or time), as the create and update handlers answer (handlers/rest.go
+    `transformDecodeError`)."""
+    err = V.decode_error(obj, res.schema_ref) if res.schema_ref else None
+    if err:
+        raise ApiError.bad_request(f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: {err}')
+
+
 def validate(res: Resource, obj: dict, old: Optional[dict]) -> None:
     """Raise ApiError(422 Invalid) listing what is wrong, as NewInvalid would."""
     name = obj["metadata"].get("name", "")
-    causes = _validate_name(res, name) if name else [_cause("metadata.name", "Required value", "FieldValueRequired")]
-    # apimachinery/pkg/api/validation/objectmeta.go ValidateAnnotations: 256 KiB in total
-    size = sum(len(k) + len(v or "") for k, v in (obj["metadata"].get("annotations") or {}).items())
-    if size > 262144:
-        causes.append(_cause("metadata.annotations", "Too long: must have at most 262144 bytes", "FieldValueTooLong"))
+    causes = _validate_object_meta(res, obj["metadata"])
     if res.kind in ("Deployment", "ReplicaSet"):
-        causes += _validate_workload(obj)
+        causes += _validate_workload(res, obj)
         if old is not None and (obj.get("spec") or {}).get("selector") != (old.get("spec") or {}).get("selector"):
-            causes.append(_cause("spec.selector", f"Invalid value: {_go_selector(obj['spec'].get('selector'))}: field is immutable"))
+            causes.append({"field": "spec.selector", "reason": "FieldValueInvalid", "message":
+                           f"Invalid value: {_go_selector(obj['spec'].get('selector'))}: field is immutable"})
     elif res.kind == "Pod":
         causes += _validate_pod_spec(obj.get("spec"), "spec")
     elif res.kind == "Service":
-        spec = obj.get("spec") or {}
-        if spec.get("type") != "ExternalName" and not spec.get("ports") and spec.get("clusterIP") != "None":
-            causes.append(_required("spec.ports"))
-        for i, p in enumerate(spec.get("ports") or []):
-            if not isinstance(p.get("port"), int) or not 0 < p["port"] < 65536:
-                causes.append(_cause(f"spec.ports[{i}].port", f"Invalid value: {p.get('port')}: must be between 1 and 65535, inclusive"))
-            if len(spec.get("ports")) > 1 and not p.get("name"):
-                causes.append(_required(f"spec.ports[{i}].name"))
-        if old is not None:
-            before = (old.get("spec") or {}).get("clusterIP")
-            if spec.get("clusterIP") and before and spec["clusterIP"] != before:
-                causes.append(_cause("spec.clusterIPs[0]", f'Invalid value: []string{{"{spec["clusterIP"]}"}}: may not change once set'))
+        causes += _validate_service(obj, old)
     elif res.kind == "Lease":
-        dur = (obj.get("spec") or {}).get("leaseDurationSeconds")
-        if dur is not None and dur <= 0:
-            causes.append(_cause("spec.leaseDurationSeconds", f"Invalid value: {dur}: must be greater than 0"))
+        causes += _validate_lease(obj)
     if causes:
         raise ApiError.invalid(res, name, causes)
 

@@ -15,6 +15,7 @@ import ipaddress
 import os
 import ssl
 import tempfile
+import threading
 from typing import Tuple
 
 from cryptography import x509
@@ -23,9 +24,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
-@functools.lru_cache(maxsize=None)
+_MADE_ONCE = threading.Lock()  # lru_cache does not stop two threads computing at once (each its own CA)
+
+
 def _material() -> Tuple[bytes, bytes, bytes]:
-    """(CA cert PEM, server cert PEM, server key PEM)."""
+    """(CA cert PEM, server cert PEM, server key PEM), the same for every world of the process, even
+    when worlds start at once in several threads."""
+    with _MADE_ONCE:
+        return _make()
+
+
+@functools.lru_cache(maxsize=None)
+def _make() -> Tuple[bytes, bytes, bytes]:
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubeworld-ca")])
@@ -55,9 +65,14 @@ def ca_pem() -> bytes:
     return _material()[0]
 
 
-@functools.lru_cache(maxsize=None)
 def server_context() -> ssl.SSLContext:
-    _, cert, key = _material()
+    with _MADE_ONCE:
+        return _server_context()
+
+
+@functools.lru_cache(maxsize=None)
+def _server_context() -> ssl.SSLContext:
+    _, cert, key = _make()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.set_alpn_protocols(["http/1.1"])  # no HTTP/2: clients fall back to HTTP/1.1 as with any such server
     fd, path = tempfile.mkstemp(prefix="kubeworld-", suffix=".pem")

@@ -26,11 +26,13 @@ import yaml
 
 from . import resources as R
 from . import schema, tls
+from .admission import Admission
 from .control import ControlLoop
 from .dataplane import DataPlane
 from .events import EventRecorder
 from .faults import Faults
 from .invariants import Invariants
+from .lag import CONTROLLERS, Lag, LagSpec
 from .load import LoadGenerator
 from .registry import Registry
 from .requestlog import RequestLog
@@ -59,13 +61,16 @@ class KubeWorld:
     - pull_time: seconds an image pull takes;
     - crash_after: seconds a `crashloop` image runs before it exits;
     - bookmark_interval: seconds between BOOKMARK events on watches that allow them;
-    - history_limit: watch events retained per resource before older versions answer 410.
+    - history_limit: watch events retained per resource before older versions answer 410;
+    - lag: per-controller delays, {name: seconds or (low, high)} for deployment, replicaset,
+      kubelet (status writes), endpoints, endpointslice, gc and proxies (lag.py); each draws from
+      its own generator seeded by (seed, name). Default 0 (proxies: `propagation_lag`).
     """
 
     def __init__(self, *, seed: int = 0, time_scale: float = 1.0, tick: float = 0.02, propagation_lag: float = 0.0,
                  app_start: float = 0.05, pull_time: float = 0.02, crash_after: float = 0.2, bookmark_interval: float = 1.0,
                  history_limit: int = 1000, namespaces: Iterable[str] = ("default",),
-                 workdir: Optional[str] = None) -> None:
+                 workdir: Optional[str] = None, lag: Optional[Dict[str, LagSpec]] = None) -> None:
         self.seed = seed
         self.time_scale = time_scale
         self.tick = tick
@@ -74,8 +79,18 @@ class KubeWorld:
         self.pull_time = pull_time
         self.bookmark_interval = bookmark_interval
         self.rng = random.Random(seed)
+        unknown = set(lag or {}) - set(CONTROLLERS)
+        if unknown:
+            raise ValueError(f"kubeworld: no controller named {', '.join(sorted(unknown))} for `lag`; "
+                             f"known: {', '.join(CONTROLLERS)}")
+        self.lags: Dict[str, Lag] = {name: Lag(name, seed) for name in CONTROLLERS}
+        self.lags["proxies"].set(propagation_lag)
+        for name, spec in (lag or {}).items():
+            self.lags[name].set(spec)
         self.store = Store(history_limit)
         self.registry = Registry(self.store, random.Random(seed + 1))
+        self.admission = Admission()
+        self.registry.admission = self.admission
         self.requests = RequestLog()
         self.faults = Faults(seed + 2)
         self.invariants = Invariants(self)
@@ -308,7 +323,14 @@ class KubeWorld:
         self.call(self.control.resume, *controllers)
 
     def set_propagation_lag(self, seconds: float) -> None:
-        self.call(setattr, self.dataplane, "lag", seconds)
+        """The proxies' lag (= `set_lag("proxies", seconds)`)."""
+        self.set_lag("proxies", seconds)
+
+    def set_lag(self, controller: str, spec: LagSpec, jitter: float = 0.0) -> None:
+        """Change one controller's lag live: seconds, (low, high), or seconds plus up to `jitter`."""
+        if controller not in self.lags:
+            raise ValueError(f"no controller named {controller!r}; known: {', '.join(CONTROLLERS)}")
+        self.lags[controller].set(spec, jitter)
 
     def service_url(self, name: str, namespace: str = "default", port: Optional[Any] = None) -> str:
         """http://127.0.0.1:<port> of the kube-proxy stand-in for this Service port."""
