@@ -85,6 +85,8 @@ def render(config_path: Path, out: Path | None, check: bool, show_diff: bool, re
             click.echo(change.diff, nl=False)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if check:
         stale = [c for c in result.changes if c.status.value != "unchanged"]
         if stale:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -48,6 +48,7 @@ from .configtypes import (  # noqa: F401 - the pattern types are part of this mo
     RepoUrl,
     RoleId,
     _Model,
+    duration_seconds,
     is_loopback_registry,
 )
 from .errors import ConfigError
@@ -132,6 +133,10 @@ class KubernetesSettings(_Model):
     health_path: HttpPath | None = Field(None, description="Readiness/liveness and smoke-test path.")
     resources: ResourcesSection | None = Field(None, description="Container resource requests and limits.")
     scale_down_delay: Duration | None = Field(None, description="How long the old colour is kept after a switch.")
+    scale_down_delay_floor: Duration | None = Field(
+        None, description="The shortest scale-down delay deploys use (default 30s, Argo Rollouts' default and"
+                          " recommended minimum for Service proxies to see a switch): a shorter scale_down_delay is"
+                          " raised to it, with a warning. Lower it only where losing requests is fine (test clusters).")
     deploy_timeout: Duration | None = Field(
         None, description="Bound on waiting for the new colour, its smoke test and the switch; the Deployment's "
                           "progress deadline is half of it.")
@@ -266,6 +271,7 @@ BUILTIN_KUBERNETES = {
     "namespace": "default",
     "replicas": 2,
     "scale_down_delay": "30s",
+    "scale_down_delay_floor": "30s",
     "deploy_timeout": "10m",
     "old_colour": "scale-to-zero",
     "smoke_test": True,
@@ -335,6 +341,7 @@ class Service:
     health_path: str
     resources: dict[str, dict[str, str]]
     scale_down_delay: str
+    scale_down_delay_floor: str
     deploy_timeout: str
     old_colour: str
     smoke_test: bool
@@ -355,6 +362,8 @@ class Project:
     # (credentials id, host[:port]) of every credential sent to a host of our choosing, sorted: rendered
     # into resources/enadu/credential-hosts.txt, which vars/enaduImage and vars/enaduDeploy enforce
     credential_hosts: tuple[tuple[str, str], ...] = ()
+    # ``file:line: key.path: message`` lines about values that are allowed but risky (render prints them)
+    warnings: tuple[str, ...] = ()
 
 
 def resolve(config: EnaduConfig, source: str) -> Project:
@@ -409,6 +418,7 @@ def resolve(config: EnaduConfig, source: str) -> Project:
                 health_path=kube["health_path"],
                 resources=resources,
                 scale_down_delay=kube["scale_down_delay"],
+                scale_down_delay_floor=kube["scale_down_delay_floor"],
                 deploy_timeout=kube["deploy_timeout"],
                 old_colour=kube["old_colour"],
                 smoke_test=kube["smoke_test"],
@@ -462,7 +472,42 @@ def load_located(located: yamlsource.Located, shown: str) -> Project:
         lines = sorted({f"{shown}:{located.line_of(path)}: {yamlsource.dotted(path)}: {message}"
                         for path, message in problems}, key=_line_sort_key)
         raise ConfigError("\n".join(lines))
-    return resolve(config, shown)
+    warnings = tuple(f"{shown}:{located.line_of(path)}: {yamlsource.dotted(path)}: {message}"
+                     for path, message in scale_down_warnings(config))
+    return replace(resolve(config, shown), warnings=warnings)
+
+
+# Argo Rollouts' default scaleDownDelaySeconds, "a minimum of 30 seconds is recommended to ensure IP table
+# propagation across the nodes in a cluster" (argo-rollouts pkg/apis/rollouts/v1alpha1/types.go,
+# utils/defaults/defaults.go DefaultScaleDownDelaySeconds); the helper's deploy.RECOMMENDED_SCALE_DOWN_DELAY.
+RECOMMENDED_SCALE_DOWN_DELAY = 30
+
+
+def scale_down_warnings(config: EnaduConfig) -> list[tuple[tuple, str]]:
+    """Per service, at the key that set the value: a scale-down delay below the floor (deploys raise it),
+    or a floor lowered so far that the delay ends up shorter than proxies may need to see a switch."""
+    warnings = []
+    for name, s in config.services.items():
+        found: dict[str, tuple[str, tuple]] = {}
+        for key in ("scale_down_delay", "scale_down_delay_floor"):
+            found[key] = (BUILTIN_KUBERNETES[key], ())
+            for value, path in ((config.kubernetes, ("kubernetes", key)),
+                                (s.kubernetes, ("services", name, "kubernetes", key))):
+                if getattr(value, key) is not None:
+                    found[key] = (getattr(value, key), path)
+        (delay, delay_path), (floor, floor_path) = found["scale_down_delay"], found["scale_down_delay_floor"]
+        floor_key = yamlsource.dotted(floor_path) if floor_path else "kubernetes.scale_down_delay_floor"
+        if duration_seconds(delay) < duration_seconds(floor):
+            why = (", the time Service proxies may need to see a switch"
+                   if duration_seconds(floor) >= RECOMMENDED_SCALE_DOWN_DELAY else "")
+            warnings.append((delay_path, f"{delay} is below the floor of {floor} ({floor_key}): service {name}'s"
+                                         f" deploys keep the old colour {floor}{why}"))
+        kept = max((delay, floor), key=duration_seconds)
+        if duration_seconds(kept) < RECOMMENDED_SCALE_DOWN_DELAY:
+            warnings.append((floor_path, f"{floor} lets service {name} keep the old colour only {kept} after a"
+                                         f" switch, less than the {RECOMMENDED_SCALE_DOWN_DELAY}s Service proxies may"
+                                         " need to see it: requests they still send to the old colour will fail"))
+    return warnings
 
 
 def cross_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:

@@ -205,6 +205,9 @@ STEPS: tuple[Step, ...] = (
                   default="10m", pattern=DURATION_PATTERN),
             Param("scaleDownDelay", "String", "How long the old colour is kept after the switch.", default="30s",
                   pattern=DURATION_PATTERN),
+            Param("scaleDownDelayFloor", "String", "A shorter scaleDownDelay is raised to this (the time Service"
+                  " proxies may need to see a switch); lower it only where losing requests is fine.", default="30s",
+                  pattern=DURATION_PATTERN),
             Param("oldColour", "String", "What happens to the old colour after the delay.", default="scale-to-zero",
                   choices=("scale-to-zero", "delete")),
             Param("smokePath", "String", "HTTP path requested on the idle colour before the switch; empty for none.",

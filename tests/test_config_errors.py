@@ -69,7 +69,7 @@ CASES = [
     pytest.param(insert(9, "  flavour: blue"),
                  ["bad.yaml:10: kubernetes.flavour: unknown key (allowed: container_port, credentials_id,"
                   " deploy_timeout, health_path, namespace, old_colour, replicas, resources, scale_down_delay,"
-                  " smoke_test)"], id="unknown-key-lists-allowed"),
+                  " scale_down_delay_floor, smoke_test)"], id="unknown-key-lists-allowed"),
     pytest.param(insert(9, '  replicas: "2"'),
                  ["bad.yaml:10: kubernetes.replicas: expected a whole number, got text"], id="number-as-text"),
     pytest.param(insert(9, "  replicas: 0"),

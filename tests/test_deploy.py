@@ -67,7 +67,8 @@ def test_failing_images_abort_and_the_live_colour_keeps_serving(world, tag: str,
     d.wait_serving(world)
     with world.load(world.service_url("backend", d.NAMESPACE), concurrency=3, rate=60) as load:
         load.wait_for_requests(20)
-        failed = d.deploy(world, tag, "--timeout", "8s")
+        # --fail-grace: CreateContainerConfigError fails once it lasts that long (60 s by default)
+        failed = d.deploy(world, tag, "--timeout", "8s", "--fail-grace", "2s")
         load.wait_for_requests(load.summary()["total"] + 10)
     assert failed.returncode == 1, failed.stdout + failed.stderr
     result = failed.result

@@ -27,7 +27,12 @@ SA_USER = f"system:serviceaccount:{d.NAMESPACE}:enadu-deployer"
 
 
 def rendered() -> dict:
-    return {doc["kind"]: doc for doc in yaml.safe_load_all(RBAC_MANIFEST.read_text())}
+    """The first document of each kind: the deployer's Role and RoleBinding (the migration's pair,
+    rendered after them, is tested in tests/test_deploy_migration.py)."""
+    docs: dict = {}
+    for doc in yaml.safe_load_all(RBAC_MANIFEST.read_text()):
+        docs.setdefault(doc["kind"], doc)
+    return docs
 
 
 @pytest.fixture
@@ -72,6 +77,7 @@ def test_the_role_names_exactly_the_objects_the_helper_uses() -> None:
     assert named[(("deployments/scale",), ("patch",))] == colours
     assert named[(("services",), ("get", "patch"))] == [d.SERVICE, manifest.preview_name()]
     assert named[(("services/proxy",), ("get",))] == [f"{manifest.preview_name()}:{manifest.port_name}"]
+    assert named[(("endpoints",), ("list", "watch"))] == [manifest.preview_name()]
     kube = type("Kube", (), {"api_client": None, "namespace": d.NAMESPACE})()
     lock = LeaseLock(kube, d.SERVICE, identity="x", ttl=60, log=print)
     assert named[(("leases",), ("get", "watch", "update", "delete"))] == [lock.name] == ["enadu-deploy-backend"]

@@ -389,6 +389,11 @@ def test_the_changes_result_feeds_the_message(env, capsys, tmp_path):
      "failed: ImagePullBackOff on backend-green; the live colour still serves"),
     (None, {"outcome": "unchanged", "image": "r/e/b:1", "colour": "blue"}, "`r/e/b:1` was already live on **blue**"),
     (None, {"outcome": "lock-held", "message": "held by build 41"}, "lock-held: held by build 41"),
+    # issue 14: a deploy that retired the old colour before the proxies could see the switch says so
+    (None, {"outcome": "deployed", "image": "r/e/b:2", "colour": "green", "previous_colour": "blue",
+            "warnings": ["keeping the old colour only 1s after the switch", 7, "x\nFinished: SUCCESS"]},
+     "`r/e/b:2` is live on **green** (was blue)\nwarning: keeping the old colour only 1s after the switch\n"
+     "warning: x\\\\nFinished: SUCCESS"),  # shown as typed: an escaped backslash, then n
     (None, "{not json", "result file unreadable (JSONDecodeError)"),
     # issue 12: a deploy that started and was cut short (an aborted or timed-out build)
     (None, {"state": "started", "image": "r/e/b:2"},

@@ -134,6 +134,7 @@ def documents(draw) -> dict:
     maybe(doc["kubernetes"], "replicas", "whole", whole)
     maybe(doc["kubernetes"], "namespace", "label", labels)
     maybe(doc["kubernetes"], "scale_down_delay", "duration", durations)
+    maybe(doc["kubernetes"], "scale_down_delay_floor", "duration", durations)
     maybe(doc["discord"], "timeout_seconds", "whole", whole)
     maybe(doc["discord"], "mention_role_on_failure", "role", role_ids)
     if draw(st.booleans()):

@@ -23,6 +23,7 @@ def call(Map args = [:]) {
     Map a = [
         'timeout': '10m',
         'scaleDownDelay': '30s',
+        'scaleDownDelayFloor': '30s',
         'oldColour': 'scale-to-zero',
         'smokePath': '',
         'analysis': false,
@@ -60,7 +61,8 @@ def call(Map args = [:]) {
     List<String> entries = [
         "ENADU_SERVICE=${a.service}", "ENADU_IMAGE=${a.image}", "ENADU_NAMESPACE=${a.namespace}",
         "ENADU_TIMEOUT=${a.timeout}",
-        "ENADU_SCALE_DOWN_DELAY=${a.scaleDownDelay}", "ENADU_OLD_COLOUR=${a.oldColour}",
+        "ENADU_SCALE_DOWN_DELAY=${a.scaleDownDelay}", "ENADU_SCALE_DOWN_DELAY_FLOOR=${a.scaleDownDelayFloor}",
+        "ENADU_OLD_COLOUR=${a.oldColour}",
         "ENADU_SMOKE_PATH=${a.smokePath}", "ENADU_RESULT_FILE=${resultFile}",
         "ENADU_ANALYSIS=${a.analysis ? 'true' : ''}", "ENADU_PROMETHEUS_URL=${a.prometheusUrl}",
         "ENADU_ANALYSIS_WINDOW=${a.analysisWindow}", "ENADU_ANALYSIS_INTERVAL=${a.analysisInterval}",
@@ -89,7 +91,7 @@ def call(Map args = [:]) {
         '2': 'bad deploy arguments or manifest, or a namespace that does not exist',
         '3': 'another deploy of this service holds its lock',
         '4': 'the cluster is unreachable or refused the credentials',
-        '5': 'the new colour failed after the switch; traffic was switched back',
+        '5': 'the new colour failed after the switch, or a rollback took over; traffic was switched back',
         '6': 'the deploy switched the Service but did not finish; the log says which colour is live',
     ]
     if (status != 0) {
@@ -103,9 +105,9 @@ private static List<String> checkArguments(Map args) {
     List<String> problems = []
     List<String> known = [
         'service', 'image', 'namespace', 'credentialsId', 'timeout', 'scaleDownDelay',
-        'oldColour', 'smokePath', 'analysis', 'prometheusUrl', 'analysisWindow', 'analysisInterval',
-        'successRateQuery', 'minSuccessRate', 'latencyQuery', 'maxLatency', 'inconclusive', 'analysisBeforeSwitch',
-        'grafanaUrl', 'grafanaCredentialsId',
+        'scaleDownDelayFloor', 'oldColour', 'smokePath', 'analysis', 'prometheusUrl', 'analysisWindow',
+        'analysisInterval', 'successRateQuery', 'minSuccessRate', 'latencyQuery', 'maxLatency', 'inconclusive',
+        'analysisBeforeSwitch', 'grafanaUrl', 'grafanaCredentialsId',
     ]
     args.keySet().each { Object key ->
         if (!(key in known)) {
@@ -158,6 +160,14 @@ private static List<String> checkArguments(Map args) {
             problems << "argument 'scaleDownDelay' must be a String, not ${scaleDownDelay.getClass().simpleName}".toString()
         } else if (!(scaleDownDelay.toString() ==~ '[0-9]{1,6}(s|m|h)')) {
             problems << 'argument \'scaleDownDelay\' does not match [0-9]{1,6}(s|m|h)'
+        }
+    }
+    Object scaleDownDelayFloor = args['scaleDownDelayFloor']
+    if (scaleDownDelayFloor != null) {
+        if (!(scaleDownDelayFloor instanceof CharSequence)) {
+            problems << "argument 'scaleDownDelayFloor' must be a String, not ${scaleDownDelayFloor.getClass().simpleName}".toString()
+        } else if (!(scaleDownDelayFloor.toString() ==~ '[0-9]{1,6}(s|m|h)')) {
+            problems << 'argument \'scaleDownDelayFloor\' does not match [0-9]{1,6}(s|m|h)'
         }
     }
     Object oldColour = args['oldColour']

@@ -11,7 +11,7 @@ def call(Map args = [:]) {
 
     // The sha256 of every library resource the helper may read, rendered together with the resources.
     Map<String, String> digests = [
-        'enadu/enadu-helper.pyz': 'c480aff3671b8ed6217075a0ab1424daaee23c3d9729fd268a98240b158829e6',
+        'enadu/enadu-helper.pyz': 'fa0d05a2130d6457649af33ce5cb0209b5676b4732db4ae8f5adb6803a982333',
         'enadu/k8s/backend.yaml': '33b3e59d2531fc523d5a49e1c76b57d403ee26b74913e2cf85f3e14230cc4223',
         'enadu/k8s/batch.yaml': '16c23e4d1f42ce371992aabaeed6f29cd13999fc7d2e53265a211c59c0b7404e',
         'enadu/k8s/frontend.yaml': '7f78fa2e3dd159ad7244beda34f1f47250bed6dc10693e801ff15f0d92adbdfe',

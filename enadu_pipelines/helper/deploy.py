@@ -26,7 +26,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import exitcodes, imageref, interrupt
 from .cli import env_default, flag
@@ -62,8 +62,12 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
 def add_switch_arguments(parser: argparse.ArgumentParser, *, default_old: str) -> None:
     parser.add_argument("--timeout", default=env_default("ENADU_TIMEOUT", "10m"),
                         help="bound on waiting for the new colour, the smoke test and the switch (default 10m) [ENADU_TIMEOUT]")
+    parser.add_argument("--fail-grace", default=env_default("ENADU_FAIL_GRACE", "60s"),
+                        help="how long a container state the kubelet retries without back-off (CreateContainerConfigError, "
+                             "CreateContainerError, ...) may last before the deploy fails (default 60s) [ENADU_FAIL_GRACE]")
     parser.add_argument("--scale-down-delay", default=env_default("ENADU_SCALE_DOWN_DELAY", "30s"),
                         help="how long the old colour keeps running after the switch (default 30s) [ENADU_SCALE_DOWN_DELAY]")
+    add_floor_argument(parser)
     old = parser.add_mutually_exclusive_group()
     default = env_default("ENADU_OLD_COLOUR", default_old)
     old.add_argument("--keep-old", dest="old_colour", action="store_const", const="scale-to-zero", default=default,
@@ -81,6 +85,55 @@ def add_switch_arguments(parser: argparse.ArgumentParser, *, default_old: str) -
     from . import grafana
 
     grafana.add_arguments(parser)
+
+
+# Argo Rollouts' default scaleDownDelaySeconds and its advice: "A minimum of 30 seconds is recommended to
+# ensure IP table propagation across the nodes in a cluster" (argo-rollouts pkg/apis/rollouts/v1alpha1/types.go,
+# utils/defaults/defaults.go DefaultScaleDownDelaySeconds, docs/features/bluegreen.md). Until every node's
+# proxy has seen the switch it still sends new connections to the old colour, which must be running.
+RECOMMENDED_SCALE_DOWN_DELAY = 30.0
+
+
+def add_floor_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scale-down-delay-floor", default=env_default("ENADU_SCALE_DOWN_DELAY_FLOOR", "30s"),
+                        help="a shorter --scale-down-delay is raised to this (default 30s); lower it only where "
+                             "losing requests is fine [ENADU_SCALE_DOWN_DELAY_FLOOR]")
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def delay_warnings(opts: "Options") -> List[str]:
+    """What the scale-down delay risks, one line each (empty for the default): a delay raised to the
+    floor, and a delay (after the floor) shorter than proxies may need to see a switch."""
+    warnings = []
+    if opts.requested_scale_down_delay < opts.scale_down_delay_floor:
+        why = (", the time Service proxies may need to see it"
+               if opts.scale_down_delay >= RECOMMENDED_SCALE_DOWN_DELAY else "")
+        warnings.append(f"--scale-down-delay {_seconds(opts.requested_scale_down_delay)} is below the floor of "
+                        f"{_seconds(opts.scale_down_delay_floor)} (--scale-down-delay-floor, ENADU_SCALE_DOWN_DELAY_FLOOR):"
+                        f" keeping the old colour {_seconds(opts.scale_down_delay)} after the switch{why}")
+    if opts.scale_down_delay < RECOMMENDED_SCALE_DOWN_DELAY:
+        warnings.append(f"keeping the old colour only {_seconds(opts.scale_down_delay)} after the switch "
+                        f"(--scale-down-delay-floor {_seconds(opts.scale_down_delay_floor)}), less than the "
+                        f"{_seconds(RECOMMENDED_SCALE_DOWN_DELAY)} Service proxies may need to see it: requests they "
+                        "still send to the old colour will fail")
+    return warnings
+
+
+def warn_about_delay(opts: "Options", log: Callable[[str], None], result: Dict[str, Any]) -> None:
+    """Log :func:`delay_warnings` and keep them in the result (``warnings``)."""
+    for line in delay_warnings(opts):
+        log(f"warning: {line}")
+        result.setdefault("warnings", []).append(line)
+
+
+def lossy_delay_note(opts: "Options") -> str:
+    """A suffix for the final message of a command that retired a colour too soon for the proxies."""
+    if opts.scale_down_delay >= RECOMMENDED_SCALE_DOWN_DELAY:
+        return ""
+    return f"; warning: {delay_warnings(opts)[-1]}"
 
 
 def add_smoke_argument(parser: argparse.ArgumentParser, *, when: str = "") -> None:
@@ -117,6 +170,10 @@ class Options:
     smoke_path: str = ""
     analysis: Any = None  # analysis.Settings, or None when no metric analysis was asked for
     history_reason: str = ""  # recorded as the history entry's reason (rollback's redeploy sets it)
+    # scale_down_delay is what is kept: the larger of the delay asked for and the floor
+    requested_scale_down_delay: float = RECOMMENDED_SCALE_DOWN_DELAY
+    scale_down_delay_floor: float = RECOMMENDED_SCALE_DOWN_DELAY
+    fail_grace: float = 60.0  # see bluegreen.FailFast
 
 
 def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
@@ -150,11 +207,15 @@ def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
         checks = analysis.settings(args)
         if checks is not None and checks.before_switch and not smoke:
             raise UsageProblem("--analysis-before-switch needs --smoke-path: the smoke requests are the traffic it measures")
+    delay = parse_duration(args.scale_down_delay, "--scale-down-delay")
+    floor = parse_duration(getattr(args, "scale_down_delay_floor", None) or f"{RECOMMENDED_SCALE_DOWN_DELAY:g}s",
+                           "--scale-down-delay-floor")
     return Options(service=args.service, namespace=given or "", timeout=parse_duration(args.timeout, "--timeout"),
-                   scale_down_delay=parse_duration(args.scale_down_delay, "--scale-down-delay"),
+                   scale_down_delay=max(delay, floor), requested_scale_down_delay=delay, scale_down_delay_floor=floor,
                    old_colour=args.old_colour, lock_timeout=parse_duration(args.lock_timeout, "--lock-timeout"),
                    lock_ttl=int(ttl), dry_run=flag(args.dry_run, "--dry-run (ENADU_DRY_RUN)"), build_url=args.build_url or "",
-                   image=image, manifest_path=manifest, smoke_path=smoke, analysis=checks)
+                   image=image, manifest_path=manifest, smoke_path=smoke, analysis=checks,
+                   fail_grace=parse_duration(getattr(args, "fail_grace", None) or "60s", "--fail-grace"))
 
 
 class Guard:
@@ -360,6 +421,7 @@ def run(args: argparse.Namespace) -> int:
     def body(report: Reporter, result: Dict[str, Any]) -> Dict[str, Any]:
         opts = options(args, needs_image=True)
         result["image"] = opts.image
+        warn_about_delay(opts, report.log, result)
         from .kube import manifest as manifests
 
         manifest = manifests.load(opts.manifest_path, opts.service)
@@ -441,6 +503,7 @@ class Deployer:
         from .kube.manifest import other
 
         live, image = state.live, self.opts.image
+        legacy = self.find_legacy(state)
         lines = []
         if live and state.image(live) == image and fully_available(state.deployments[live]):
             lines.append(f"{image} already serves from {live}: nothing to deploy")
@@ -449,35 +512,119 @@ class Deployer:
             idle = other(live) if live else "blue"
             replicas = self.wanted_replicas(state, live)
             verb = "create" if state.deployments[idle] is None else "update"
-            lines += [f"take the deploy lock (lease enadu-deploy-{self.opts.service})",
-                      f"{verb} deployment {self.opts.service}-{idle} with {image} at {replicas} replicas",
+            lines.append(f"take the deploy lock (lease enadu-deploy-{self.opts.service})")
+            if legacy is not None:
+                lines += [f"label the {len(legacy.pods)} pods of the hand-made deployment {legacy.name} color=legacy",
+                          f"pin service {self.opts.service} to them (selector {legacy.selector_text()})"]
+            lines += [f"{verb} deployment {self.opts.service}-{idle} with {image} at {replicas} replicas",
                       f"wait until it is fully available (at most {self.opts.timeout:.0f} s)"]
             if self.opts.smoke_path:
                 lines.append(f"GET {self.opts.smoke_path} on it through service {self.manifest.preview_name()}")
-            lines.append(f"switch service {self.opts.service} from {live or '(none)'} to {idle}" if state.service
+            was = live or (f"legacy (the pods of deployment {legacy.name})" if legacy is not None else "(none)")
+            lines.append(f"switch service {self.opts.service} from {was} to {idle}" if state.service
                          else f"create service {self.opts.service} selecting {idle}")
             if live:
                 lines.append(f"keep {self.opts.service}-{live} for {self.opts.scale_down_delay:.0f} s, then "
                              + ("delete it" if self.opts.old_colour == "delete" else "scale it to 0"))
+            elif legacy is not None:
+                lines.append(f"keep deployment {legacy.name} (hand-made) for {self.opts.scale_down_delay:.0f} s, then "
+                             + ("delete it" if self.opts.old_colour == "delete" else "scale it to 0"))
         for line in lines:
             self.log(f"plan: {line}")
         return {"outcome": "planned", "dry_run": True, "colour": idle, "previous_colour": live,
-                "previous_image": state.image(live), "plan": lines, "message": "dry run: nothing was changed"}
+                "previous_image": state.image(live) or (legacy.image if legacy is not None else None),
+                "plan": lines, "message": "dry run: nothing was changed",
+                **({"migration": legacy.describe("not migrated: dry run")} if legacy is not None else {})}
 
     def wanted_replicas(self, state: Any, live: Optional[str]) -> int:
         from .kube.bluegreen import live_replicas
 
-        return max(self.manifest.replicas, live_replicas(state, live), 1)
+        legacy = getattr(self, "legacy", None)
+        return max(self.manifest.replicas, live_replicas(state, live), legacy.replicas if legacy is not None else 0, 1)
+
+    # -- migration from the old deploy script (kube/migration.py) ----------------------------------
+
+    def find_legacy(self, state: Any) -> Any:
+        """The hand-made Deployment behind a Service without a colour (recorded in the result), or None."""
+        from .kube import migration
+
+        self.legacy = legacy = migration.detect(self.kube, self.opts.service, state, self.manifest)
+        if legacy is not None:
+            self.log(f"service {self.opts.service} selects {legacy.selector_text(None)} without a colour"
+                     + (" (pinned by an earlier run)" if legacy.pinned else "")
+                     + f": migrating from the hand-made deployment {legacy.name} ({legacy.image}, "
+                     f"{len(legacy.pods)} pods)")
+            self.result["migration"] = legacy.describe(f"untouched: still runs {legacy.replicas} replicas")
+            self.result["previous_image"] = self.result.get("previous_image") or legacy.image
+        return legacy
+
+    def pin(self, legacy: Any) -> None:
+        """Point the Service at the old pods only, and keep newcomers of the old ReplicaSet labelled."""
+        from .kube import migration
+
+        migration.pin(self.kube, self.opts.service, legacy, self.log)
+        self.keeper = migration.KeepPinned(self.kube, legacy, self.log).__enter__()
+
+    def stop_keeping(self) -> None:
+        keeper, self.keeper = getattr(self, "keeper", None), None
+        if keeper is not None:
+            keeper.__exit__(None, None, None)
+
+    def after_failed_migration(self, legacy: Any, idle: str, e: HelperError) -> None:
+        """A failure before the switch: give the Service its colourless selector back, and say so."""
+        from .kube import migration
+
+        if not legacy.pinned:
+            where = f"service {self.opts.service} was not changed"
+        elif migration.unpin(self.kube, self.opts.service, legacy, idle, self.log):
+            where = f"service {self.opts.service} selects {legacy.selector_text(None)} again"
+        else:
+            where = f"service {self.opts.service} stays pinned to its pods (run deploy again)"
+        e.args = (f"{e}; the hand-made deployment {legacy.name} still serves ({legacy.replicas} replicas, untouched) "
+                  f"and {where}",)
+
+    def migration_reason(self, legacy: Any, outcome: Optional[str]) -> str:
+        then = outcome or (f"it keeps running for {self.opts.scale_down_delay:.0f} s, then is "
+                           + ("deleted" if self.opts.old_colour == "delete" else "scaled to 0"))
+        return f"migrated from the hand-made deployment {legacy.name}; {then}"
+
+    def retire_legacy(self, legacy: Any, entry: Dict[str, Any], already: float = 0.0) -> None:
+        """After the switch: the scale-down delay, then the old Deployment scaled to 0 or deleted,
+        said in the log, the result and the history entry of the switch."""
+        from .kube import migration
+        from .kube.bluegreen import HISTORY
+
+        wait = max(0.0, self.opts.scale_down_delay - already)
+        if wait:
+            self.log(f"keeping deployment {legacy.name} (hand-made) for {wait:.0f} s so connections drain")
+            time.sleep(wait)
+        lock = getattr(self, "lock", None)
+        if lock is not None and not lock.held():
+            self.result["migration"]["old_deployment"] = f"still runs {legacy.replicas} replicas (lost the deploy lock)"
+            raise Incomplete(f"lost the deploy lock during the scale-down delay; deployment {legacy.name} "
+                             "was not retired")
+        self.result["migration"]["old_deployment"] = migration.retire(self.kube, legacy, self.opts.old_colour, self.log)
+        done = "deleted" if self.opts.old_colour == "delete" else "scaled to 0"
+        reason = self.migration_reason(legacy, f"it was {done} after the scale-down delay")
+        if not migration.amend_history(self.kube, self.opts.service, entry, reason, HISTORY):
+            self.log("warning: the history entry of the switch was not updated with what became of the old deployment")
+
+    def migrated_note(self, legacy: Any) -> str:
+        if legacy is None:
+            return ""
+        return f" (migrated from the hand-made deployment {legacy.name}: {self.result['migration']['old_deployment']})"
 
     def deploy(self, lock: Any) -> Dict[str, Any]:
         from .kube import bluegreen as bg
         from .kube.manifest import other
 
         opts, kube, log = self.opts, self.kube, self.log
+        self.lock = lock
         state = bg.read_state(kube, opts.service)
         live = state.live
         self.result.update(previous_colour=live, previous_image=state.image(live), switched=False)
         self.seen_live(live, state.image(live))
+        legacy = self.find_legacy(state)  # the old script's Service and Deployment: migrate (kube/migration.py)
         if live and state.image(live) == opts.image and bg.fully_available(state.deployments[live]):
             log(f"{opts.image} already serves from {live}: nothing to deploy")
             self.settle(state, live)
@@ -488,9 +635,12 @@ class Deployer:
         self.checkpoint()
         deadline = time.monotonic() + opts.timeout
         try:
+            if legacy is not None:
+                self.pin(legacy)  # before any pod of the new colour exists
             written = bg.ensure_colour(kube, self.manifest, state, idle, opts.image,
                                        self.wanted_replicas(state, live), opts.build_url, log)
-            bg.wait_available(kube, opts.service, idle, opts.image, deadline=deadline, log=log, written=written)
+            bg.wait_available(kube, opts.service, idle, opts.image, deadline=deadline, log=log, written=written,
+                              fail_grace=opts.fail_grace)
             if opts.smoke_path:
                 self.smoke(idle, deadline)
             if opts.analysis is not None and opts.analysis.before_switch:
@@ -503,8 +653,15 @@ class Deployer:
             entry = bg.history_entry(state, idle, opts.image, opts.build_url, self.identity)
             if opts.history_reason:
                 entry["reason"] = opts.history_reason
+            if legacy is not None:
+                entry.update(previous_image=legacy.image, reason=self.migration_reason(legacy, None))
             bg.switch(kube, opts.service, state, idle, entry, log, self.manifest)
+            self.stop_keeping()
         except Interrupted as e:
+            self.stop_keeping()
+            if legacy is not None and legacy.pinned:
+                log(f"service {opts.service} stays pinned to the pods of deployment {legacy.name} (hand-made); "
+                    "run deploy again to finish the migration")
             # Before the switch (or with its answer lost): the live colour is untouched; stop the idle
             # one with part of the grace, so the lock's release (on the way out) keeps its turn.
             with interrupt.limit(0.6):
@@ -512,9 +669,12 @@ class Deployer:
                     self.result["switched"] = True
             raise
         except HelperError as e:
+            self.stop_keeping()
             if self.discard(idle, e):  # reads the Service first: a switch that did land is never undone
                 raise Incomplete(f"{e}; but the switch to {idle} had landed: the Service selects {idle}, "
                                  f"{live or 'no other colour'} still runs (run deploy again to finish)") from e
+            if legacy is not None:
+                self.after_failed_migration(legacy, idle, e)
             raise
         self.lock = lock
         self.result["switched"] = True
@@ -540,14 +700,17 @@ class Deployer:
                 else:
                     log("first deploy: no previous colour to go back to, so no metric analysis")
             if live:
-                self.retire_after_delay(live, already=analysed)
+                self.retire_after_delay(live, already=analysed, preemptible=True)
+            elif legacy is not None:
+                self.retire_legacy(legacy, entry, already=analysed)
         except (RolledBack, Incomplete):
             raise
         except HelperError as e:
             leftover = f"; {opts.service}-{live} still runs (run deploy again to retire it)" if live else ""
             raise Incomplete(f"{opts.image} is live in {idle}, but the deploy did not finish: {e}{leftover}") from e
         return {"outcome": "deployed", "colour": idle,
-                "message": f"{opts.image} is live in {idle}" + (f" (was {live})" if live else "")}
+                "message": f"{opts.image} is live in {idle}" + self.migrated_note(legacy)
+                + (f" (was {live}){lossy_delay_note(opts)}" if live else "")}
 
     def retarget(self, source: str, target: str) -> None:
         """Autoscalers follow the live colour; a failure here (often RBAC) must not fail the switch."""
@@ -559,16 +722,28 @@ class Deployer:
             self.log(f"warning: could not retarget horizontalpodautoscalers from {source} to {target}: {e}")
 
     def smoke(self, colour: str, deadline: float) -> None:
+        """GET the smoke path on the idle colour through its preview Service and the API server's
+        service proxy, once the Endpoints the proxy routes by list exactly that colour's ready pods.
+        An answer naming another image in ``X-Enadu-Image`` fails it (the header is optional)."""
         from .kube import bluegreen as bg
-        from .kube.client import ApiFailure
+        from .kube.client import IMAGE_HEADER, AppAnswered, ApiFailure, PodsUnreachable
 
+        path = self.opts.smoke_path
         preview = bg.point_preview(self.kube, self.manifest, colour, self.log)
-        bg.wait_endpoints(self.kube, preview, self.opts.service, colour, deadline=deadline, log=self.log)
+        bg.wait_endpoints(self.kube, preview, self.opts.service, colour, deadline=deadline, log=self.log, proxy=True)
         try:
-            self.kube.service_proxy_get(preview, self.manifest.port_name, self.opts.smoke_path)
-        except ApiFailure as e:
-            raise DeployFailed(f"smoke test GET {self.opts.smoke_path} on the new colour {colour} failed: {e}") from e
-        self.log(f"smoke test GET {self.opts.smoke_path} on {colour}: ok")
+            answer = self.kube.service_proxy_answer(preview, self.manifest.port_name, path)
+        except AppAnswered as e:
+            raise DeployFailed(f"smoke test GET {path} on the new colour {colour} failed: {e.reason} "
+                               f"(through the API server's proxy to service {preview})") from e
+        except (ApiFailure, PodsUnreachable) as e:
+            raise DeployFailed(f"smoke test GET {path} on the new colour {colour} failed: {e}") from e
+        if answer.image is not None and answer.image != self.opts.image:
+            raise DeployFailed(f"smoke test GET {path} on the new colour {colour}: the app answered as {answer.image} "
+                               f"({IMAGE_HEADER}), not {self.opts.image}: the request did not reach the image "
+                               "being deployed")
+        said = f" (answered by {answer.image}, per {IMAGE_HEADER})" if answer.image is not None else ""
+        self.log(f"smoke test GET {path} on {colour}: ok{said}")
 
     def analyse_after_switch(self, live: str, idle: str) -> float:
         """Judge the new colour by its metrics while the old one still runs; switch back on a
@@ -673,14 +848,21 @@ class Deployer:
         self.retire_after_delay(idle, how="scale-to-zero")
         raise RolledBack(f"{cause}; traffic is back on {live}")
 
-    def retire_after_delay(self, old: str, already: float = 0.0, how: Optional[str] = None) -> None:
+    def retire_after_delay(self, old: str, already: float = 0.0, how: Optional[str] = None,
+                           preemptible: bool = False) -> None:
+        """Keep ``old`` for the scale-down delay, then retire it. ``preemptible``: ``old`` is the colour
+        a rollback would go back to, and a rollback may take this deploy's lock over meanwhile
+        (:meth:`wait_preemptible`)."""
         from .kube import bluegreen as bg
 
         wait = max(0.0, self.opts.scale_down_delay - already)
+        lock = getattr(self, "lock", None)
         if wait:
             self.log(f"keeping {self.opts.service}-{old} for {wait:.0f} s so connections drain and a rollback stays instant")
-            time.sleep(wait)
-        lock = getattr(self, "lock", None)
+            if preemptible and lock is not None:
+                self.wait_preemptible(lock, old, wait)
+            else:
+                time.sleep(wait)
         if lock is not None and not lock.held():
             raise Incomplete(f"lost the deploy lock during the scale-down delay; {self.opts.service}-{old} was not retired")
         state = bg.read_state(self.kube, self.opts.service)
@@ -688,6 +870,75 @@ class Deployer:
             self.log(f"{old} is live again (rolled back meanwhile); not retiring it")
             return
         bg.retire(self.kube, self.opts.service, state, old, how or self.opts.old_colour, self.log)
+
+    def wait_preemptible(self, lock: Any, old: str, wait: float) -> None:
+        """The scale-down delay, the one phase a rollback may pre-empt (kube/lock.py explains the
+        hand-over). The Lease says so while we wait and watch it; leaving the delay takes the marker
+        back with an update conditional on the Lease's resourceVersion, and only once that landed
+        does the caller retire anything. Raises RolledBack when a rollback took the lock over."""
+        from .kube.lock import LockLost
+
+        started = time.monotonic()
+        try:
+            lock.mark_preemptible(old)
+            self.log(f"until then a rollback to {old} may take over the deploy lock (lease {lock.name} says so)")
+        except LockLost as e:
+            self.preempted(lock, e.lease, old)
+        except HelperError as e:  # the mark may have landed with its answer lost: leave the delay the same way
+            self.log(f"warning: could not mark the deploy lock pre-emptible ({e}); a rollback waits for this deploy")
+        try:
+            lock.wait_while_ours(time.monotonic() + wait)
+        except HelperError as e:  # the Lease could not be read: the checked update below decides
+            self.log(f"warning: could not follow the deploy lock during the delay ({e})")
+            time.sleep(max(0.0, wait - (time.monotonic() - started)))
+        taken = lock.end_preemptible()  # an API failure here raises: nothing is retired without it
+        if taken is not None:
+            self.preempted(lock, taken, old)
+
+    def preempted(self, lock: Any, lease: Dict[str, Any], old: str) -> None:
+        """The Lease is no longer ours during the delay: nothing is retired. A rollback that took it
+        over (the Lease names us as the pre-empted holder) ends this deploy as rolled back, once the
+        Service selects ``old`` again (or after a bounded wait, saying it had not yet)."""
+        from .kube import bluegreen as bg
+        from .kube.lock import PREEMPT_REASON, PREEMPTED, lease_text
+
+        lock.lost.set()  # not ours: never renewed nor deleted by us again
+        service = self.opts.service
+        by = lease_text(lease, "holderIdentity")
+        if not by or lease_text(lease, PREEMPTED) != self.identity:
+            raise Incomplete(f"lost the deploy lock during the scale-down delay; {service}-{old} was not retired")
+        reason = lease_text(lease, PREEMPT_REASON) or "rollback"
+        self.result.update(rolled_back_by=by, rollback_reason=reason)
+        self.log(f"{by} took over the deploy lock during the scale-down delay to roll back to {old} ({reason}); "
+                 "stopping without retiring anything")
+        live = self.await_selector(old, deadline=time.monotonic() + min(10.0, float(self.opts.lock_ttl)))
+        if live == old:
+            self.result["switched"] = False
+            try:
+                self.seen_live(old, bg.read_state(self.kube, service).image(old))
+            except HelperError:
+                self.seen_live(old, self.result.get("previous_image"))
+            where = f"traffic is back on {old}"
+        else:
+            where = f"the Service still selected {live} when this deploy stopped; the rollback switches it to {old}"
+        raise RolledBack(f"rolled back by {by} during the scale-down delay (reason: {reason}): {where}")
+
+    def await_selector(self, colour: str, *, deadline: float) -> Optional[str]:
+        """What the Service selects, once it selects ``colour`` or at ``deadline``. The rollback
+        switches a moment after its takeover; the deployer's Role may only get the Service (no
+        watch), so this looks a few times a second, within the bound."""
+        from .kube.manifest import LABEL
+
+        selected: Optional[str] = None
+        while True:
+            try:
+                svc = self.kube.get_service(self.opts.service) or {}
+                selected = ((svc.get("spec") or {}).get("selector") or {}).get(LABEL)
+            except HelperError:
+                pass
+            if selected == colour or time.monotonic() >= deadline:
+                return selected
+            time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
 
     def settle(self, state: Any, live: str) -> None:
         """For a re-run: make sure the endpoints converged and the other colour was retired."""
@@ -700,5 +951,5 @@ class Deployer:
         if leftover is None:
             return
         if self.opts.old_colour == "delete" or int(leftover["spec"].get("replicas") or 0) > 0:
-            self.retire_after_delay(other(live), already=bg.switched_at(state) or 0.0)
+            self.retire_after_delay(other(live), already=bg.switched_at(state) or 0.0, preemptible=True)
 

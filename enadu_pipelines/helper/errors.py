@@ -42,7 +42,8 @@ class DeployFailed(HelperError):
 
 
 class RolledBack(HelperError):
-    """The deploy switched, the new colour then failed, and traffic went back to the old one."""
+    """The deploy switched, then the new colour failed or a rollback pre-empted the scale-down delay,
+    and traffic went back to the old one."""
 
     exit_code = exitcodes.ROLLED_BACK
 

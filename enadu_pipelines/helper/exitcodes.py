@@ -5,7 +5,7 @@ FAILED = 1  # the command failed; for ``deploy``: the live colour is untouched a
 USAGE = 2  # bad arguments, environment or manifest; a namespace that does not exist or contradicts the manifest
 LOCK_HELD = 3  # another deploy of the service holds its lock
 CLUSTER = 4  # the cluster is unreachable or refused the credentials
-ROLLED_BACK = 5  # ``deploy`` switched, then the new colour failed and traffic went back
+ROLLED_BACK = 5  # ``deploy`` switched, then the new colour failed (or a rollback took over in the delay) and traffic went back
 INCOMPLETE = 6  # ``deploy`` switched, then could not finish (see the message for which colour is live)
 UNCHANGED = 10  # ``changes``: none of the service's paths changed
 
@@ -14,6 +14,6 @@ DEPLOY_REASONS = {
     USAGE: "bad deploy arguments or manifest, or a namespace that does not exist",
     LOCK_HELD: "another deploy of this service holds its lock",
     CLUSTER: "the cluster is unreachable or refused the credentials",
-    ROLLED_BACK: "the new colour failed after the switch; traffic was switched back",
+    ROLLED_BACK: "the new colour failed after the switch, or a rollback took over; traffic was switched back",
     INCOMPLETE: "the deploy switched the Service but did not finish; the log says which colour is live",
 }

@@ -336,7 +336,15 @@ def _deploy_field(state: str, data: Dict[str, object], changes: Tuple[str, Dict[
         text = f"switched to {colour} but did not finish{message}"
     else:
         text = f"{outcome}{message}"
-    return text + _analysis_text(data)
+    return text + _warnings_text(data) + _analysis_text(data)
+
+
+def _warnings_text(data: Dict[str, object]) -> str:
+    """The deploy's warnings (a scale-down delay too short for the proxies, ...), one line each."""
+    warnings = data.get("warnings")
+    if not isinstance(warnings, list):
+        return ""
+    return "".join(f"\nwarning: {_plain(w)}" for w in warnings[:3] if isinstance(w, str))
 
 
 def _analysis_text(data: Dict[str, object]) -> str:

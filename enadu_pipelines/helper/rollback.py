@@ -7,8 +7,14 @@ previous image (from the Service's history) is deployed again, which needs --man
 deploy in all but name, so it runs deploy's checks before the switch too (the smoke test with
 --smoke-path / ENADU_SMOKE_PATH, the metric analysis before the switch when asked for), and a
 failing check leaves the live colour untouched (exit 1). The lock, the checked switch, the endpoint
-wait and the retirement of the colour rolled back from are the same as deploy's. Every rollback
-records ``reason: "rollback"`` (``"rollback: <--reason>"`` when one is given) in the history entry.
+wait and the retirement of the colour rolled back from are the same as deploy's, with one difference:
+a deploy that is only waiting out its scale-down delay, keeping the colour we go back to, is not
+waited for. Its Lease says so, and the rollback takes the lock over at once (kube/lock.py: a
+resourceVersion-checked hand-over), switches back and retires the deploy's colour after its own
+delay; the deploy sees the takeover and ends as rolled back (exit 5) without scaling anything down.
+In any other phase the deploy is waited for as before (up to --lock-timeout, then exit 3); if it
+switched the Service meanwhile, what we were asked to undo is no longer live, so we change nothing
+(exit 1) and say so. Every rollback records ``reason: "rollback"`` (``"rollback: <--reason>"`` when one is given) in the history entry.
 
 The history annotation is untrusted input (anyone who may patch the Service can write it): an image
 taken from it must validate by the ``--image`` rule and come from the live image's repository, and
@@ -22,7 +28,7 @@ import time
 from typing import Any, Dict, Tuple
 
 from .deploy import Deployer, Options, add_cluster_arguments, add_switch_arguments, open_cluster, options, run_command
-from .deploy import add_smoke_argument
+from .deploy import add_smoke_argument, lossy_delay_note, warn_about_delay
 from .errors import DeployFailed, UsageProblem
 from .cli import env_default
 from .report import Reporter
@@ -58,11 +64,12 @@ def history_reason(text: str) -> str:
 def run(args: argparse.Namespace) -> int:
     def body(report: Reporter, result: Dict[str, Any]) -> Dict[str, Any]:
         from .kube import bluegreen as bg
-        from .kube.lock import default_identity, holding
+        from .kube.lock import KEEPS, PREEMPTIBLE, SCALE_DOWN_DELAY, default_identity, holding, lease_text
         from .kube.manifest import other
 
         opts = options(args, needs_image=False)
         reason = history_reason(args.reason)
+        warn_about_delay(opts, report.log, result)
         kube, opts = open_cluster(args, opts, report, result)
         state = bg.read_state(kube, opts.service)
         if state.live is None:
@@ -97,16 +104,28 @@ def run(args: argparse.Namespace) -> int:
                 report.log(f"plan: {line}")
             return {"outcome": "planned", "dry_run": True, "plan": steps, "message": "dry run: nothing was changed"}
         identity = default_identity()
+
+        def preemptible(lease: Dict[str, Any]) -> bool:
+            """A deploy only waiting out its scale-down delay, keeping the colour we go back to."""
+            return lease_text(lease, PREEMPTIBLE) == SCALE_DOWN_DELAY and lease_text(lease, KEEPS) == previous
+
         with holding(kube, opts.service, identity=identity, ttl=opts.lock_ttl, timeout=opts.lock_timeout,
-                     log=report.log):
+                     log=report.log, preempt=preemptible, reason=reason) as lock:
+            if lock.preempted:
+                result["preempted"] = lock.preempted
             deployer = Deployer(kube, None, opts, report.log, result)
             state = bg.read_state(kube, opts.service)
+            if state.live != live:  # a deploy switched while we waited for its lock: our target is stale
+                raise DeployFailed(f"service {opts.service} was switched from {live} to {state.live} while this "
+                                   f"rollback waited for the deploy lock; nothing was changed: run rollback again "
+                                   f"to go back from {state.live}")
             if not bg.fully_available(state.deployments[previous]):
                 replicas = max(1, bg.live_replicas(state, live))
                 answer = kube.scale_deployment(f"{opts.service}-{previous}", replicas)
                 report.log(f"scaled {opts.service}-{previous} to {replicas} to roll back to it")
                 bg.wait_available(kube, opts.service, previous, image or "", deadline=time.monotonic() + opts.timeout,
-                                  log=report.log, written=bg.written_over(state.deployments[previous], answer))
+                                  log=report.log, written=bg.written_over(state.deployments[previous], answer),
+                                  fail_grace=opts.fail_grace)
                 state = bg.read_state(kube, opts.service)
             entry = bg.history_entry(state, previous, image or "", opts.build_url, identity)
             entry["reason"] = reason
@@ -115,7 +134,10 @@ def run(args: argparse.Namespace) -> int:
             bg.wait_endpoints(kube, opts.service, opts.service, previous, deadline=time.monotonic() + opts.timeout,
                               log=report.log)
             deployer.retire_after_delay(live)
-        return {"outcome": "rolled-back", "message": f"{image} is live again in {previous} (was {live})"}
+        took = (f"; took over the deploy lock from {result['preempted']}, which was waiting out its scale-down delay "
+                "and stopped without retiring anything") if result.get("preempted") else ""
+        return {"outcome": "rolled-back",
+                "message": f"{image} is live again in {previous} (was {live}){took}{lossy_delay_note(opts)}"}
 
     return run_command("rollback", args, body)
 

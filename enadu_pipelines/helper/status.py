@@ -1,18 +1,39 @@
 """status: the live colour, each colour's image and readiness, and the deploy history.
 
-Reads only. With ``--output json`` prints one object: ``live``, ``colours`` (per colour: image,
-replicas, ready, available, fully_available) and ``history`` (newest first, as recorded on the
-Service by deploy and rollback).
+Reads only. The history is what deploy and rollback record on the Service (the ``enadu.io/history``
+annotation, at most 10 entries): anyone who may patch the Service can write it, so only entries that
+validate are shown (``bluegreen.parse_history``) and the others are named as left out.
+
+With ``--output json`` prints one object (besides the fields every command has):
+
+- ``live``: the colour the Service selects, or null; ``live_since``: when it became live (the newest
+  history entry's ``at`` when that entry is for the live colour, else null: switched by other means);
+- ``became_live``: per colour, the newest time it became live by the history, or null;
+- ``colours``: per colour, null without a Deployment, else ``image``, ``replicas``, ``ready``,
+  ``available``, ``fully_available``;
+- ``history``: newest first, each entry with every key (null when not recorded): ``at`` (UTC,
+  ``2026-01-31T12:00:00Z``), ``colour`` (made live), ``outcome`` (``deployed``; ``rolled-back``: the
+  rollback command; ``switched-back``: a deploy that failed after its switch went back), ``image``,
+  ``previous_colour``, ``previous_image``, ``by`` (the lock identity: the Jenkins build or the user),
+  ``build_url``, ``reason``;
+- ``history_left_out``: why entries were left out, one line each.
+
+Text output is bounded: at most 10 history lines, each field cut to a fixed length (the JSON keeps
+the validated values whole), every line printed through ``report.printable``.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 from .cli import env_default
 from .deploy import add_cluster_arguments, open_cluster, options, run_command
 from .report import Reporter
+
+ENTRY_KEYS = ("at", "colour", "outcome", "image", "previous_colour", "previous_image", "by", "build_url", "reason")
+# How much of each field a text line shows (the history's own bounds are 256, 2000 and 300 characters).
+TEXT_WIDTH = {"image": 120, "by": 60, "build_url": 100, "reason": 120}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +46,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(old_colour="scale-to-zero", dry_run=True, build_url="")
 
 
+def outcome_of(entry: Dict[str, Any]) -> str:
+    """What an entry records, from the reason its writer gives: deploy's switch back after a failure
+    records ``rolled back: <cause>`` (deploy.Deployer.switch_back), the rollback command ``rollback``
+    or ``rollback: <--reason>`` (rollback.history_reason); a deploy records none."""
+    reason = entry.get("reason") or ""
+    if reason.startswith("rolled back: "):
+        return "switched-back"
+    if reason == "rollback" or reason.startswith("rollback: "):
+        return "rolled-back"
+    return "deployed"
+
+
+def history_view(history: List[Dict[str, Any]], live: Optional[str]) -> Dict[str, Any]:
+    """The ``history``, ``became_live`` and ``live_since`` of the JSON result."""
+    from .kube.manifest import COLOURS
+
+    entries = [{key: (outcome_of(e) if key == "outcome" else e.get(key)) for key in ENTRY_KEYS} for e in history]
+    became = {c: next((e["at"] for e in entries if e["colour"] == c), None) for c in COLOURS}
+    since = entries[0]["at"] if entries and live and entries[0]["colour"] == live else None
+    return {"history": entries, "became_live": became, "live_since": since}
+
+
+def _cut(value: Any, width: int) -> str:
+    text = str(value)
+    return text if len(text) <= width else text[:width] + "\u2026"
+
+
+def history_line(entry: Dict[str, Any]) -> str:
+    parts = [entry["at"], f"{entry['colour']:<5}", f"{entry['outcome']:<13}", _cut(entry["image"] or "(image unknown)",
+                                                                                   TEXT_WIDTH["image"])]
+    if entry["previous_colour"]:
+        parts.append(f"(was {entry['previous_colour']})")
+    if entry["by"]:
+        parts.append(f"by {_cut(entry['by'], TEXT_WIDTH['by'])}")
+    if entry["build_url"]:
+        parts.append(_cut(entry["build_url"], TEXT_WIDTH["build_url"]))
+    if entry["reason"]:
+        parts.append(f"reason: {_cut(entry['reason'], TEXT_WIDTH['reason'])}")
+    return "  " + "  ".join(parts)
+
+
 def run(args: argparse.Namespace) -> int:
     def body(report: Reporter, result: Dict[str, Any]) -> Dict[str, Any]:
         from .kube import bluegreen as bg
@@ -33,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         opts = options(args, needs_image=False)
         kube, opts = open_cluster(args, opts, report, result)
         state = bg.read_state(kube, opts.service)
+        view = history_view(state.history, state.live)
         colours = {}
         for colour in COLOURS:
             dep = state.deployments[colour]
@@ -47,20 +110,37 @@ def run(args: argparse.Namespace) -> int:
         if state.service is None:
             report.log(f"service {opts.service}: not deployed (no Service in namespace {opts.namespace})")
         else:
-            report.log(f"service {opts.service}: live colour {state.live or '(none)'}")
+            since = f" since {view['live_since']}" if view["live_since"] else ""
+            report.log(f"service {opts.service}: live colour {state.live or '(none)'}{since}")
         for colour, info in colours.items():
-            if info is None:
-                report.log(f"  {colour:<5}  (no deployment)")
+            became = view["became_live"][colour]
+            if colour == state.live:
+                marker = "  <- live"
             else:
-                marker = "  <- live" if colour == state.live else ""
-                report.log(f"  {colour:<5}  {info['image']}  {info['available']}/{info['replicas']} available"
+                marker = f"  (last live from {became})" if became else ""
+            if info is None:
+                report.log(f"  {colour:<5}  (no deployment){marker}")
+            else:
+                report.log(f"  {colour:<5}  {_cut(info['image'], TEXT_WIDTH['image'])}  "
+                           f"{info['available']}/{info['replicas']} available"
                            f"{'' if info['fully_available'] or not info['replicas'] else ' (not fully available)'}{marker}")
-        for entry in state.history:
-            report.log(f"  history: {entry.get('at')} {entry.get('colour')} {entry.get('image')}"
-                       f" (was {entry.get('previous_colour') or '-'} {entry.get('previous_image') or '-'})"
-                       f" by {entry.get('by') or '?'} {entry.get('build_url') or ''}".rstrip()
-                       + (f" [{entry['reason']}]" if entry.get("reason") else ""))
-        return {"outcome": "status", "live": state.live, "colours": colours, "history": state.history,
-                "colour": state.live, "image": state.image(state.live)}
+        if state.service is not None:
+            entries = view["history"]
+            if entries:
+                report.log(f"last {len(entries)} deploy{'s' if len(entries) > 1 else ''}, newest first "
+                           f"(at most {bg.HISTORY_LIMIT} are kept):")
+            else:
+                report.log("no deploys recorded on the Service")
+            for entry in entries:
+                report.log(history_line(entry))
+            problems = state.history_problems
+            if problems:
+                report.log(f"{len(problems)} history entr{'ies' if len(problems) > 1 else 'y'} left out "
+                           "(they do not validate):")
+                for problem in problems:
+                    report.log(f"  {problem}")
+        return {"outcome": "status", "live": state.live, "colours": colours, **view,
+                "history_left_out": list(state.history_problems), "colour": state.live,
+                "image": state.image(state.live)}
 
     return run_command("status", args, body)

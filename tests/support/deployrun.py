@@ -48,6 +48,9 @@ def env(world: Any, **extra: str) -> Dict[str, str]:
         "ENADU_NAMESPACE": NAMESPACE,
         "ENADU_MANIFEST": str(MANIFEST),
         "ENADU_SCALE_DOWN_DELAY": "1s",
+        # The test world's proxies lag well under a second unless a test says otherwise: tests lower the
+        # 30 s floor (tests/test_scale_down_floor.py runs with it, under load).
+        "ENADU_SCALE_DOWN_DELAY_FLOOR": "0s",
         "ENADU_SMOKE_PATH": "/actuator/health",  # what enaduDeploy passes for the backend
         "ENADU_LOCK_IDENTITY": "jenkins-enadu-backend-7",
         "ENADU_API_DEADLINE": "20",

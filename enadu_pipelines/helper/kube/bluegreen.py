@@ -8,9 +8,13 @@ Readiness follows kubectl's ``rollout status`` (kubectl/pkg/polymorphichelpers/r
 ``DeploymentStatusViewer.Status``): the controller has observed the latest generation, the Progressing
 condition did not time out (reason ProgressDeadlineExceeded), every replica is updated, no old replica
 is left, and every updated replica is available, plus our own rule that availableReplicas equals
-spec.replicas and is above zero. Pods whose containers wait with CrashLoopBackOff, ImagePullBackOff,
-ErrImagePull, CreateContainerConfigError (and the equally hopeless InvalidImageName and
-CreateContainerError) fail the wait at once instead of at the progress deadline.
+spec.replicas and is above zero.
+
+The wait fails before the progress deadline only on failures that persist (:class:`FailFast`):
+a kubelet reports a registry's passing 429/5xx as ErrImagePull and a ConfigMap created a moment late
+as CreateContainerConfigError, and both heal by themselves. See :class:`FailFast` for the rules and
+the kubelet sources they follow; a ReplicaFailure condition (pods the API server refuses: quota,
+pod security) fails the wait at once.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from .watching import Informer
 
 HISTORY = "enadu.io/history"
 HISTORY_LIMIT = 10
-FAIL_FAST = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
-             "InvalidImageName", "CreateContainerError"}
+PULL_ATTEMPTS = 3  # failed pulls of one container before its pull failure counts as persistent
+RESTARTS = 3  # restarts of one container in CrashLoopBackOff before its crash counts as persistent
+DEFAULT_FAIL_GRACE = 60.0  # seconds a state the kubelet retries without back-off may last
 
 
 def now_iso() -> str:
@@ -45,6 +50,7 @@ class State:
     live: Optional[str] = None
     history: List[Dict[str, Any]] = field(default_factory=list)  # only entries that validate, newest first
     history_problems: List[str] = field(default_factory=list)  # why the others did not
+    pinned: bool = False  # the Service selects color=legacy: the old script's pods, during a migration (kube/migration.py)
 
     def image(self, colour: Optional[str]) -> Optional[str]:
         dep = self.deployments.get(colour) if colour else None
@@ -64,6 +70,8 @@ def read_state(kube: Kube, service_name: str) -> State:
     state = State(service, deployments)
     if service is not None:
         colour = (service.get("spec", {}).get("selector") or {}).get(LABEL)
+        if colour == "legacy":  # pinned to the hand-made pods by a migration (kube/migration.py): no colour is live
+            state.pinned, colour = True, None
         if colour is not None and colour not in COLOURS:
             raise UsageProblem(f"service {service_name} selects {LABEL}={colour}, which is not blue or green")
         state.live = colour
@@ -157,11 +165,12 @@ class Written:
 
     generation: int = 0
     stale_progress: Optional[Dict[str, Any]] = None
+    stale_failure: Optional[Dict[str, Any]] = None  # the ReplicaFailure condition from before our write
 
 
-def progress_condition(dep: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+def progress_condition(dep: Optional[Dict[str, Any]], kind: str = "Progressing") -> Optional[Dict[str, Any]]:
     for cond in ((dep or {}).get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Progressing":
+        if isinstance(cond, dict) and cond.get("type") == kind:
             return cond
     return None
 
@@ -172,7 +181,8 @@ def written_over(current: Optional[Dict[str, Any]], answer: Optional[Dict[str, A
     stale = dict(before) if before and before.get("reason") == "ProgressDeadlineExceeded" else None
     generation = int(((answer or {}).get("metadata") or {}).get("generation") or 0) if \
         (answer or {}).get("kind", "Deployment") == "Deployment" else 0
-    return Written(generation, stale)
+    failure = progress_condition(current, "ReplicaFailure")
+    return Written(generation, stale, dict(failure) if failure else None)
 
 
 def rollout_status(dep: Dict[str, Any], written: Optional[Written] = None) -> Tuple[bool, str]:
@@ -189,6 +199,14 @@ def rollout_status(dep: Dict[str, Any], written: Optional[Written] = None) -> Tu
     wanted_generation = max(int(dep["metadata"].get("generation") or 0), written.generation)
     if wanted_generation > int(status.get("observedGeneration") or 0):
         return False, f"deployment {name}: waiting for the controller to observe the new spec"
+    failure = progress_condition(dep, "ReplicaFailure")
+    if failure is not None and failure.get("status") == "True" and failure != written.stale_failure:
+        # pkg/controller/replicaset/replica_set_utils.go calculateStatus sets it when creating (or
+        # deleting) pods fails; deployment/progress.go getReplicaFailures copies it here. The
+        # controller retries, but an admission refusal (quota, pod security) does not heal by itself.
+        detail = " ".join(str(failure.get("message") or "").split())[:300]
+        raise DeployFailed(f"deployment {name} cannot create its pods (ReplicaFailure "
+                           f"{str(failure.get('reason') or '')[:40]}): {detail}")
     cond = progress_condition(dep)
     if cond is not None and cond.get("reason") == "ProgressDeadlineExceeded":
         if written.stale_progress is not None and cond == written.stale_progress:
@@ -224,23 +242,100 @@ def rollout_status_line(dep: Dict[str, Any]) -> str:
         return f"is not available ({e})"
 
 
-def pod_failure(pods: Dict[str, Dict[str, Any]], image: str) -> Optional[str]:
-    """A hopeless container state among the pods running ``image``, as one line, or None."""
-    for name in sorted(pods):
-        pod = pods[name]
-        if pod.get("metadata", {}).get("deletionTimestamp"):
-            continue
-        images = {c.get("image") for c in pod.get("spec", {}).get("containers") or []}
-        if image not in images:
-            continue
-        statuses = (pod.get("status") or {}).get("containerStatuses") or []
-        statuses += (pod.get("status") or {}).get("initContainerStatuses") or []
-        for cs in statuses:
-            waiting = (cs.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in FAIL_FAST:
-                detail = (waiting.get("message") or "").splitlines()[0][:160] if waiting.get("message") else ""
-                return f"pod {name} container {cs.get('name')}: {waiting['reason']}" + (f" ({detail})" if detail else "")
-    return None
+class FailFast:
+    """Which container failures among the new colour's pods persist, judged over the watch.
+
+    What the kubelet reports, and which states heal by themselves:
+
+    - Image pulls (pkg/kubelet/images/image_manager.go ``EnsureImageExists``): a failed pull is
+      ErrImagePull with the runtime's error, for a missing image as for a registry's passing 429/5xx;
+      it calls ``backOff.Next`` for the pod and image, and until that back-off (10 s doubling to
+      300 s) expires every sync answers ImagePullBackOff without pulling. So one ErrImagePull, and
+      the ImagePullBackOff after it, prove nothing: the pull counts as failing for good after
+      ``PULL_ATTEMPTS`` failed pulls of one container (each ErrImagePull seen after another state
+      is one; an ImagePullBackOff first seen counts for one).
+    - Crashes (pkg/kubelet/container/sync_result.go ``ErrCrashLoopBackOff``; kuberuntime's
+      ``doBackOff``): CrashLoopBackOff is the back-off between restarts; after ``RESTARTS`` restarts
+      (``restartCount``) it counts as persistent.
+    - States without a back-off of their own: CreateContainerConfigError
+      (kuberuntime_container.go ``startContainer``, ``ErrCreateContainerConfig``: a ConfigMap or
+      Secret or key not there yet), CreateContainerError, RunContainerError, the hook errors,
+      ErrImageNeverPull and ImageInspectError are retried by the pod worker on every sync
+      (pod_workers.go, ``backOffPeriod`` 10 s); they count after lasting ``grace`` seconds.
+    - InvalidImageName (``applyDefaultImageTag`` cannot parse the reference) cannot heal: at once.
+
+    Init containers are judged the same way. A pod being deleted is not judged.
+    """
+
+    PULL = {"ErrImagePull", "RegistryUnavailable"}  # a failed pull (image_manager.go's errors)
+    PULL_BACKOFF = {"ImagePullBackOff"}
+    GRACE = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError", "PreStartHookError",
+             "PostStartHookError", "ErrImageNeverPull", "ImageInspectError"}
+    AT_ONCE = {"InvalidImageName"}
+
+    def __init__(self, image: str, grace: float = DEFAULT_FAIL_GRACE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.image = image
+        self.grace = grace
+        self.clock = clock
+        self.seen: Dict[Tuple[str, str], Dict[str, Any]] = {}  # (pod uid, container) -> what we saw
+
+    def check(self, pods: Dict[str, Dict[str, Any]]) -> Optional[str]:
+        """The first persisting failure among ``pods`` (one line), or None; call after every change."""
+        for name in sorted(pods):
+            pod = pods[name]
+            if (pod.get("metadata") or {}).get("deletionTimestamp"):
+                continue
+            spec = pod.get("spec") or {}
+            if self.image not in {c.get("image") for c in spec.get("containers") or [] if isinstance(c, dict)}:
+                continue
+            status = pod.get("status") or {}
+            for kind, key in (("init container", "initContainerStatuses"), ("container", "containerStatuses")):
+                for cs in status.get(key) or []:
+                    if isinstance(cs, dict):
+                        verdict = self._judge(name, (pod.get("metadata") or {}).get("uid") or name, kind, cs)
+                        if verdict:
+                            return verdict
+        return None
+
+    def _judge(self, pod: str, uid: str, kind: str, cs: Dict[str, Any]) -> Optional[str]:
+        container = str(cs.get("name") or "")
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        reason = str(waiting.get("reason") or "")
+        message = " ".join(str(waiting.get("message") or "").split())
+        seen = self.seen.setdefault((uid, f"{kind}/{container}"),
+                                    {"reason": "", "pulls": 0, "pull_error": "", "since": 0.0})
+        changed = reason != seen["reason"]
+        if changed:
+            seen["since"] = self.clock()
+            if reason in self.PULL or (reason in self.PULL_BACKOFF and seen["pulls"] == 0):
+                seen["pulls"] += 1
+        if reason in self.PULL and message:
+            seen["pull_error"] = message
+        seen["reason"] = reason
+        image = str(cs.get("image") or self.image)
+        where = f"pod {pod} {kind} {container}"
+        if reason in self.AT_ONCE:
+            return f"{where}: {reason}" + (f" ({_cut(message)})" if message else "")
+        if reason in self.PULL | self.PULL_BACKOFF and seen["pulls"] >= PULL_ATTEMPTS:
+            why = seen["pull_error"] or message
+            return (f"{where}: image {image} could not be pulled ({seen['pulls']} attempts; {reason}"
+                    + (f": {_cut(why)}" if why else "") + ")")
+        restarts = int(cs.get("restartCount") or 0)
+        if reason == "CrashLoopBackOff" and restarts >= RESTARTS:
+            last = ((cs.get("lastState") or {}).get("terminated") or {})
+            exit_code = f", last exit code {last.get('exitCode')}" if last.get("exitCode") is not None else ""
+            return f"{where}: CrashLoopBackOff after {restarts} restarts{exit_code}"
+        if reason in self.GRACE and self.clock() - seen["since"] >= self.grace:
+            return (f"{where}: {reason} for {self.grace:g} s" + (f" ({_cut(message)})" if message else ""))
+        return None
+
+
+def _cut(text: str, limit: int = 300) -> str:
+    """One line of at most ``limit`` characters; a long runtime error keeps its end, where the
+    reason is (``...: not found``, ``...: 503 Service Unavailable``)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit // 3] + " ... " + text[-(limit - limit // 3 - 5):]
 
 
 def pod_ready(pod: Dict[str, Any]) -> bool:
@@ -251,14 +346,17 @@ def pod_ready(pod: Dict[str, Any]) -> bool:
 
 
 def wait_available(kube: Kube, service_name: str, colour: str, image: str, *, deadline: float,
-                   log: Callable[[str], None], written: Optional[Written] = None) -> None:
-    """Watch the colour's Deployment and pods until it is fully available, or fail fast.
+                   log: Callable[[str], None], written: Optional[Written] = None,
+                   fail_grace: float = DEFAULT_FAIL_GRACE) -> None:
+    """Watch the colour's Deployment and pods until it is fully available, or fail fast on a
+    failure that persists (:class:`FailFast`, ReplicaFailure in :func:`rollout_status`).
 
     ``written`` (what :func:`ensure_colour` returned) keeps an earlier rollout's verdict out."""
     name = f"{service_name}-{colour}"
+    judge = FailFast(image, fail_grace)
 
     def check(caches: Dict[str, Dict[str, Dict[str, Any]]]) -> Tuple[bool, str]:
-        failure = pod_failure(caches["pods"], image)
+        failure = judge.check(caches["pods"])
         if failure:
             raise DeployFailed(f"the new colour {colour} cannot start: {failure}")
         dep = caches["deployments"].get(name)
@@ -270,35 +368,61 @@ def wait_available(kube: Kube, service_name: str, colour: str, image: str, *, de
         informer.watch("deployments", kube.apps.list_namespaced_deployment, field_selector=f"metadata.name={name}")
         informer.watch("pods", kube.core.list_namespaced_pod,
                        label_selector=f"app={service_name},{LABEL}={colour}")
-        informer.wait(check, deadline=deadline,
+        informer.wait(check, deadline=deadline, recheck=max(0.5, min(fail_grace / 4, 5.0)),
                       timeout_message=lambda last: DeployFailed(f"timed out waiting for {name}: {last or 'no status'}"))
 
 
 def wait_endpoints(kube: Kube, service: str, app: str, colour: str, *, deadline: float,
-                   log: Callable[[str], None]) -> None:
-    """Watch until the Service's EndpointSlices list exactly the ready pods of ``colour``."""
+                   log: Callable[[str], None], proxy: bool = False) -> None:
+    """Watch until the Service's EndpointSlices list exactly the ready pods of ``colour``.
+
+    ``proxy``: and its legacy Endpoints object too, before a request through the API server's
+    service proxy. kube-proxy follows the slices, but the proxy picks a pod from the Endpoints
+    (kubernetes/kubernetes pkg/registry/core/service/storage/storage.go, ``ResourceLocation``:
+    ``r.endpoints.Get(ctx, svcName, ...)``), which a separate controller writes
+    (pkg/controller/endpoint/endpoints_controller.go) and which can lag the slices: until it has
+    caught up, a smoke request could be answered by the pods the Service selected before."""
+    proxy_note = "Endpoints, which the API server's service proxy routes by"
 
     def check(caches: Dict[str, Dict[str, Dict[str, Any]]]) -> Tuple[bool, str]:
         pods = caches["pods"]
         wanted = {n for n, p in pods.items() if (p["metadata"].get("labels") or {}).get(LABEL) == colour and pod_ready(p)}
-        ready, other_pods = set(), set()
-        for eps in caches["endpointslices"].values():
-            for ep in eps.get("endpoints") or []:
-                ref = (ep.get("targetRef") or {}).get("name")
-                colour_of = (pods.get(ref, {}).get("metadata", {}).get("labels") or {}).get(LABEL)
+
+        def split(refs: List[Tuple[Optional[str], bool]]) -> Tuple[set, set]:
+            ready, other_pods = set(), set()
+            for ref, is_ready in refs:
+                colour_of = (pods.get(ref or "", {}).get("metadata", {}).get("labels") or {}).get(LABEL)
                 if colour_of != colour:
                     other_pods.add(ref)
-                elif (ep.get("conditions") or {}).get("ready") is not False:
+                elif is_ready:
                     ready.add(ref)
+            return ready, other_pods
+
+        ready, other_pods = split([((ep.get("targetRef") or {}).get("name"),
+                                    (ep.get("conditions") or {}).get("ready") is not False)
+                                   for eps in caches["endpointslices"].values() for ep in eps.get("endpoints") or []])
         done = bool(wanted) and ready == wanted and not other_pods
-        return done, (f"service {service}: endpoints are the {len(ready)} ready pods of {colour}" if done else
-                      f"service {service}: {len(ready)} of {len(wanted)} {colour} pods in endpoints, "
-                      f"{len(other_pods)} other endpoints")
+        if not proxy:
+            return done, (f"service {service}: endpoints are the {len(ready)} ready pods of {colour}" if done else
+                          f"service {service}: {len(ready)} of {len(wanted)} {colour} pods in endpoints, "
+                          f"{len(other_pods)} other endpoints")
+        # Only ``addresses`` are routed to; ``notReadyAddresses`` never are.
+        legacy_ready, legacy_other = split([((a.get("targetRef") or {}).get("name"), True)
+                                            for eps in caches["endpoints"].values()
+                                            for subset in eps.get("subsets") or [] for a in subset.get("addresses") or []])
+        legacy_done = bool(wanted) and legacy_ready == wanted and not legacy_other
+        if done and legacy_done:
+            return True, f"service {service}: EndpointSlices and {proxy_note}, are the {len(ready)} ready pods of {colour}"
+        return False, (f"service {service}: {len(ready)} of {len(wanted)} {colour} pods in EndpointSlices, "
+                       f"{len(other_pods)} other; {proxy_note}: {len(legacy_ready)} of {len(wanted)}, "
+                       f"{len(legacy_other)} other")
 
     with Informer(kube, log) as informer:
         informer.watch("endpointslices", kube.discovery.list_namespaced_endpoint_slice,
                        label_selector=f"kubernetes.io/service-name={service}")
         informer.watch("pods", kube.core.list_namespaced_pod, label_selector=f"app={app}")
+        if proxy:
+            informer.watch("endpoints", kube.core.list_namespaced_endpoints, field_selector=f"metadata.name={service}")
         informer.wait(check, deadline=deadline,
                       timeout_message=lambda last: DeployFailed(f"endpoints of service {service} did not converge: {last}"))
 
@@ -316,6 +440,7 @@ def ensure_colour(kube: Kube, manifest: Manifest, state: State, colour: str, ima
     current = state.deployments.get(colour)
     for _ in range(5):
         if current is None:
+            desired["metadata"].pop("resourceVersion", None)  # set for an update we gave up on
             try:
                 answer = kube.create_deployment(desired)
                 log(f"created deployment {name} with {image} at {replicas} replicas")
@@ -340,9 +465,13 @@ def ensure_colour(kube: Kube, manifest: Manifest, state: State, colour: str, ima
             return written_over(current, answer)
         except Conflict:
             current = kube.get_deployment(name)
-        except Invalid:
-            # An immutable field (the selector) differs from an older template: the colour is idle,
-            # so replace the object instead.
+        except Invalid as e:
+            if not e.immutable_selector():
+                # Any other refusal is about what we asked for: the idle colour stays as it is.
+                raise DeployFailed(f"the API server refused the update of deployment {name} (422 Invalid): "
+                                   f"{e.first_cause() or e}; deployment {name} was kept, not replaced") from e
+            # The selector (immutable) differs from an older template: the colour is idle, so
+            # replace the object instead.
             kube.delete_deployment(name)
             log(f"deleted deployment {name}: its selector no longer matches the manifest")
             current = None
@@ -429,7 +558,7 @@ def switch(kube: Kube, name: str, state: State, colour: str, entry: Dict[str, An
         if selector.get(LABEL) == colour:
             log(f"service {name} already selects {LABEL}={colour}")
             return
-        if selector.get(LABEL) != state.live:
+        if selector.get(LABEL) != ("legacy" if state.pinned else state.live):
             raise DeployFailed(f"service {name} changed during the deploy (now selects {LABEL}={selector.get(LABEL)})")
         ops: List[Dict[str, Any]] = [
             {"op": "test", "path": "/metadata/resourceVersion", "value": service["metadata"]["resourceVersion"]},
@@ -441,7 +570,7 @@ def switch(kube: Kube, name: str, state: State, colour: str, entry: Dict[str, An
             ops.append({"op": "add", "path": "/metadata/annotations", "value": {HISTORY: history}})
         try:
             kube.json_patch_service(name, ops)
-            log(f"switched service {name} from {LABEL}={state.live} to {LABEL}={colour}")
+            log(f"switched service {name} from {LABEL}={selector.get(LABEL)} to {LABEL}={colour}")
             return
         except (Conflict, Invalid):
             service = kube.get_service(name)

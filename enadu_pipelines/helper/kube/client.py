@@ -65,6 +65,36 @@ class Conflict(ApiFailure):
 class Invalid(ApiFailure):
     """422: the object or patch was refused (also a failed JSON-patch ``test``)."""
 
+    causes: Tuple[Tuple[str, str, str], ...] = ()  # (field, reason, message) of the Status's details.causes
+
+    def immutable_selector(self) -> bool:
+        """Whether the refusal is the immutable ``spec.selector`` and nothing else.
+
+        apps validation (pkg/apis/apps/validation/validation.go ``ValidateDeploymentUpdate``) reports it
+        through ``apivalidation.ValidateImmutableField``: ``field.Invalid(spec.selector, ...,
+        "field is immutable")``, i.e. a cause with field ``spec.selector``, reason ``FieldValueInvalid``
+        and a message ending in ``field is immutable``."""
+        return bool(self.causes) and all(
+            field == "spec.selector" and reason == "FieldValueInvalid" and message.endswith("field is immutable")
+            for field, reason, message in self.causes)
+
+    def first_cause(self) -> str:
+        """The first cause as ``<field>: <message>`` (the Status message when there is none)."""
+        for field, _, message in self.causes:
+            return f"{field}: {message}" if field else message
+        return ""
+
+
+def _causes(details: Any) -> Tuple[Tuple[str, str, str], ...]:
+    """``details.causes`` of a Status as (field, reason, message) strings, bounded: the answer is
+    untrusted input, and a cause's message ends up in one line of our output."""
+    causes = details.get("causes") if isinstance(details, dict) else None
+    out = []
+    for cause in causes if isinstance(causes, list) else []:
+        if isinstance(cause, dict):
+            out.append(tuple(" ".join(str(cause.get(key) or "").split())[:200] for key in ("field", "reason", "message")))
+    return tuple(out[:20])
+
 
 class Gone(ApiFailure):
     """410: a watch asked for a resourceVersion the server no longer has."""
@@ -101,11 +131,12 @@ def _retry_after(exc: Any) -> Optional[float]:
 
 def api_failure(exc: Any, what: str) -> HelperError:
     """An ApiException as one of our errors (401/403 are cluster errors: exit code 4)."""
-    message, kind = "", ""
+    message, kind, causes = "", "", ()
     try:
         body = json.loads(exc.body or "{}")
         message = str(body.get("message", ""))[:300]
         kind = str((body.get("details") or {}).get("kind") or "")
+        causes = _causes(body.get("details"))
     except (TypeError, ValueError, AttributeError):
         pass
     if exc.status == 401:
@@ -116,7 +147,96 @@ def api_failure(exc: Any, what: str) -> HelperError:
     failure = cls(what, exc.status, str(exc.reason or ""), message)
     if isinstance(failure, NotFound):
         failure.kind = kind
+    if isinstance(failure, Invalid):
+        failure.causes = causes
     return failure
+
+
+# -- the API server's service proxy --------------------------------------------------------------
+
+IMAGE_HEADER = "X-Enadu-Image"  # optional: an app may name the image it runs (README, "The smoke test")
+
+
+class ProxyAnswer:
+    """An app's answer through the service proxy: status, the first 200 characters of the body, and
+    the image the app names in ``X-Enadu-Image`` (None when it sends no such header)."""
+
+    def __init__(self, status: int, body: str, image: Optional[str]) -> None:
+        self.status, self.body, self.image = status, body, image
+
+
+class AppAnswered(ApiFailure):
+    """The app behind the proxy answered with a failure status (its own answer, passed through)."""
+
+
+class PodsUnreachable(HelperError):
+    """The API server could not open a connection to the pods (a private cluster's control plane
+    outside the pod network, a firewall, a NetworkPolicy): the proxy's 503 ``error trying to reach
+    service``. Exit code 1 (FAILED), never 4: the credentials were accepted."""
+
+
+def printable(value: Optional[str], limit: int = 200) -> Optional[str]:
+    """An untrusted header value fit for one log line: printable ASCII, at most ``limit`` characters."""
+    if value is None:
+        return None
+    return "".join(c if " " <= c <= "~" else "?" for c in str(value).strip()[:limit])
+
+
+def _api_status(exc: Any) -> Optional[Dict[str, Any]]:
+    """The metav1.Status the API server itself answered with, or None (an app's answer)."""
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        return None
+    if isinstance(body, dict) and body.get("kind") == "Status" and body.get("code") in (None, exc.status):
+        return body
+    return None
+
+
+def _reach_error(exc: Any) -> Optional[str]:
+    """The proxy's "could not reach the pods" message, or None.
+
+    staging/src/k8s.io/apimachinery/pkg/util/proxy/transport.go (``Transport.RoundTrip``) answers a
+    failed dial with ``errors.NewServiceUnavailable("error trying to reach service: <dial error>")``,
+    which the apiserver writes as a metav1.Status (503, reason ServiceUnavailable); before Kubernetes
+    1.20 the same RoundTrip wrote it as text/plain ``Error trying to reach service: '<dial error>'``."""
+    if getattr(exc, "status", None) != 503:
+        return None
+    status = _api_status(exc)
+    if status is not None:
+        message = str(status.get("message") or "")
+    else:
+        try:
+            message = (exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or ""))
+        except AttributeError:
+            return None
+    message = message.strip()[:300]
+    return message if message.lower().startswith("error trying to reach service") else None
+
+
+def classify_proxy(exc: BaseException) -> Optional[retry.Transient]:
+    """``classify``, except that a dial the API server could not complete is not retried when it
+    timed out or an egress proxy refused it (each attempt costs the apiserver's 30 s dial timeout
+    in a real private cluster, and the next one fails the same way)."""
+    reach = _reach_error(exc)
+    if reach is not None and any(sign in reach for sign in ("i/o timeout", "proxy error from", "no route to host")):
+        return None
+    return classify(exc)
+
+
+def proxy_failure(exc: Any, what: str, path: str) -> HelperError:
+    """A failed service-proxy request as our error: the app's own answer, the API server failing to
+    reach the pods, or (a metav1.Status body) the API server's own refusal (:func:`api_failure`)."""
+    reach = _reach_error(exc)
+    if reach is not None:
+        return PodsUnreachable(f"{what}: the API server could not reach the pods (private cluster?): {reach}; "
+                               "the smoke test goes through the API server's service proxy, so the control plane "
+                               "must be able to open connections to the pods' port (firewall rule or NetworkPolicy)")
+    if _api_status(exc) is None:
+        answered = AppAnswered(what, 0, f"the app answered {exc.status} on {path}", "")
+        answered.status = exc.status
+        return answered
+    return api_failure(exc, what)
 
 
 def server_for_log(url: object) -> str:
@@ -528,6 +648,14 @@ class Kube:
         """GET ``path`` on a Service through the API server's service proxy (no cluster network needed).
 
         ``quiet``: one attempt, no retry and no log line (for repeated smoke traffic)."""
+        return self.service_proxy_answer(service, port, path, quiet=quiet).body
+
+    def service_proxy_answer(self, service: str, port: str, path: str, *, quiet: bool = False) -> "ProxyAnswer":
+        """As :meth:`service_proxy_get`, with the answer's ``X-Enadu-Image`` header.
+
+        The proxy passes the app's answer through, status and all, so a 4xx/5xx is told apart from the
+        API server's own refusal by its body: the API server answers with a metav1.Status, an app
+        with its own body (:func:`proxy_failure`)."""
         from kubernetes.client.exceptions import ApiException
 
         what = f"GET {path} on service {service} (API server proxy)"
@@ -538,14 +666,16 @@ class Kube:
                 lambda: self.core.connect_get_namespaced_service_proxy_with_path(
                     f"{service}:{port}", self.namespace, path.lstrip("/"), _preload_content=False,
                     _request_timeout=REQUEST_TIMEOUT),
-                what=what, classify=classify, policy=policy, log=(lambda line: None) if quiet else self.log)
+                what=what, classify=classify_proxy, policy=policy, log=(lambda line: None) if quiet else self.log)
         except retry.GaveUp as e:
             if isinstance(e.last, ApiException):
-                raise api_failure(e.last, what) from None
+                raise proxy_failure(e.last, what, path) from None
             raise ApiFailure(what, 0, e.reason, "") from None
         except ApiException as e:
-            raise api_failure(e, what) from None
-        return response.data.decode("utf-8", "replace")[:200]
+            raise proxy_failure(e, what, path) from None
+        headers = getattr(response, "headers", None) or {}
+        return ProxyAnswer(response.status, response.data.decode("utf-8", "replace")[:200],
+                           printable(headers.get(IMAGE_HEADER)))
 
     # -- leases ------------------------------------------------------------------------------
 

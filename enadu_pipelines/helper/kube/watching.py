@@ -119,8 +119,11 @@ class Informer:
             cache[payload["metadata"]["name"]] = payload
 
     def wait(self, check: Callable[[Dict[str, Dict[str, Dict[str, Any]]]], Tuple[bool, str]], *, deadline: float,
-             timeout_message: Callable[[str], HelperError]) -> str:
+             timeout_message: Callable[[str], HelperError], recheck: float = 0.0) -> str:
         """Call ``check(caches)`` after every change until it returns ``(True, message)``.
+
+        ``recheck`` (seconds, 0 for never): also call it when nothing changed for that long, for a
+        ``check`` that judges how long a state has lasted.
 
         ``check`` returns ``(done, status line)`` or raises to fail fast; the status line is logged
         whenever it changes. Past ``deadline`` (a ``time.monotonic()`` value), raises
@@ -130,10 +133,14 @@ class Informer:
         while True:
             remaining = deadline - time.monotonic()
             try:
-                source, kind, payload = self.events.get(timeout=max(0.0, remaining))
+                wait = min(remaining, recheck) if recheck > 0 and self.synced == set(self.caches) else remaining
+                source, kind, payload = self.events.get(timeout=max(0.0, wait))
             except queue.Empty:
-                raise timeout_message(last) from None
-            self._apply(source, kind, payload)
+                if time.monotonic() >= deadline:
+                    raise timeout_message(last) from None
+                source, kind, payload = "", "", None  # nothing changed: judge again
+            if source:
+                self._apply(source, kind, payload)
             while not self.events.empty():  # apply everything already queued before judging
                 self._apply(*self.events.get_nowait())
             if self.synced != set(self.caches):

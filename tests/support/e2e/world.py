@@ -128,7 +128,8 @@ class E2EWorld:
         data["registry"] = {"host": self.registry.host, "credentials_id": "enadu-registry", "insecure": True,
                             "builder": "buildah"}
         data["jenkins"]["timeout_minutes"] = self.timeout_minutes
-        data["kubernetes"].update(scale_down_delay=self.scale_down_delay, deploy_timeout=self.deploy_timeout)
+        data["kubernetes"].update(scale_down_delay=self.scale_down_delay, scale_down_delay_floor="0s",
+                                  deploy_timeout=self.deploy_timeout)
         data["monitoring"] = {"analysis": {"enabled": False}}  # no Prometheus in this world (tests/test_analysis.py)
         return yaml.safe_dump(data, sort_keys=False)
 
