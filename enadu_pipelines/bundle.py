@@ -266,6 +266,8 @@ def remembered(data: bytes) -> bool:
 
 
 def _recall(key: tuple[str, str]) -> bool:
+    if not usercache.enabled():
+        return False
     record = _verdict_record(*key)
     if record is None or not _recalled(record):
         return False
@@ -305,8 +307,10 @@ def _recalled(record: tuple[Path, bytes]) -> bool:
 def _remember(record: tuple[Path, bytes]) -> None:
     """Write the record atomically; a cache we cannot write is no error (the next run verifies again)."""
     path, text = record
+    if not usercache.enabled():
+        return
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        usercache.private_dir(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=".verified.", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:

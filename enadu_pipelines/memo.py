@@ -63,9 +63,18 @@ def key(config_path: Path, helper: bytes) -> str | None:
 
 
 def _files(directory: Path) -> list[Path]:
-    """Every file under ``directory``, sorted, without ``__pycache__`` (compiled copies of the sources)."""
+    """Every file under ``directory``, sorted, without ``__pycache__`` (compiled copies of the sources).
+
+    Symbolic links to directories are followed (Jinja2 reads templates through them), each real
+    directory once, so a link cycle ends."""
     found = []
-    for parent, dirs, names in os.walk(directory):
+    seen = set()
+    for parent, dirs, names in os.walk(directory, followlinks=True):
+        real = os.path.realpath(parent)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         found.extend(Path(parent, name) for name in sorted(names))
     return found
@@ -73,7 +82,7 @@ def _files(directory: Path) -> list[Path]:
 
 def recall(memo_key: str | None) -> tuple[dict[str, bytes], list[str]] | None:
     """The files and warnings remembered under ``memo_key``, or None."""
-    if memo_key is None:
+    if memo_key is None or not usercache.enabled():
         return None
     try:
         stored = marshal.loads((usercache.root() / "renders" / memo_key).read_bytes())
@@ -90,11 +99,11 @@ def recall(memo_key: str | None) -> tuple[dict[str, bytes], list[str]] | None:
 
 def remember(memo_key: str | None, files: dict[str, bytes], warnings: list[str]) -> None:
     """Store a render (atomically; a cache that cannot be written is no error) and keep the newest :data:`KEEP`."""
-    if memo_key is None:
+    if memo_key is None or not usercache.enabled():
         return
     directory = usercache.root() / "renders"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        usercache.private_dir(directory)
         fd, tmp = tempfile.mkstemp(prefix=".render.", dir=directory)
         try:
             with os.fdopen(fd, "wb") as f:

@@ -287,3 +287,58 @@ def test_a_garbled_remembered_render_is_ignored(tmp_path: Path, runner, monkeypa
     result = render(runner, out, "--check")
     assert result.exit_code == 0, result.output
     assert snapshot(out) == expected
+
+
+def test_no_cache_trusts_nothing_a_forged_cache_says(tmp_path: Path, runner, monkeypatch, cache: Path) -> None:
+    """Whoever can write the cache can forge a remembered render (the README says so): a hand edit
+    stored as the remembered render makes a cached `--check` pass. `--no-cache` (and ENADU_NO_CACHE)
+    reads nothing remembered, so the same gate catches the edit; it also writes nothing there."""
+    import marshal
+
+    from enadu_pipelines import usercache
+
+    out, _ = rendered(tmp_path, runner, monkeypatch)
+    path = out / "pipelines" / "backend" / "Jenkinsfile"
+    path.write_text(path.read_text().replace("disableConcurrentBuilds()", "// nothing"))
+    [entry] = (cache / "renders").iterdir()
+    key, files, warnings = marshal.loads(entry.read_bytes())
+    files["pipelines/backend/Jenkinsfile"] = path.read_bytes()
+    entry.write_bytes(marshal.dumps((key, files, warnings)))
+    assert render(runner, out, "--check").exit_code == 0  # the forged entry is believed
+    before = snapshot(cache)
+    monkeypatch.setattr(usercache, "_disabled", False)
+    result = render(runner, out, "--check", "--no-cache")
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines() == ["     stale  pipelines/backend/Jenkinsfile"]
+    assert snapshot(cache) == before
+    monkeypatch.setattr(usercache, "_disabled", False)
+    new_process(monkeypatch)
+    monkeypatch.setenv("ENADU_NO_CACHE", "1")
+    assert render(runner, out, "--check").exit_code == 1
+
+
+def test_the_render_key_follows_templates_behind_a_symlinked_directory(tmp_path: Path, monkeypatch) -> None:
+    """Jinja2 reads templates through a symlinked directory, so the key must too (each real directory
+    once: a link cycle ends), and the remembered renders are the user's only."""
+    import shutil
+
+    from enadu_pipelines import memo
+
+    package = tmp_path / "checkout" / "enadu_pipelines"
+    shutil.copytree(memo.package_root(), package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "templates", tmp_path / "elsewhere")
+    (tmp_path / "checkout" / "templates").mkdir()
+    for part in (tmp_path / "elsewhere").iterdir():
+        (tmp_path / "checkout" / "templates" / part.name).symlink_to(part, target_is_directory=part.is_dir())
+    (tmp_path / "elsewhere" / "vars" / "loop").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    monkeypatch.setattr(memo, "package_root", lambda: package)
+    config = tmp_path / "enadu.yaml"
+    config.write_bytes((REPO / "enadu.yaml").read_bytes())
+    base = memo.key(config, b"bundle")
+    jenkinsfile = tmp_path / "elsewhere" / "pipelines" / "Jenkinsfile.j2"
+    jenkinsfile.write_bytes(jenkinsfile.read_bytes() + b"\n")
+    assert memo.key(config, b"bundle") not in (None, base)
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    memo.remember("0" * 64, {"a": b"b"}, [])
+    assert (tmp_path / "xdg" / "enadu-pipelines" / "renders").stat().st_mode & 0o777 == 0o700
