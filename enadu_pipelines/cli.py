@@ -52,20 +52,25 @@ def main() -> None:
 @click.option("--rebuild-bundle", is_flag=True,
               help="Rebuild the helper bundle even if its inputs did not change (needs pip and the package index).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only changes and problems, not unchanged files.")
+@click.option("--no-cache", is_flag=True,
+              help="Use nothing remembered in the user's cache directory (verified bundle, templates, renders):"
+                   " for a --check gate that must not trust a cache others can write [ENADU_NO_CACHE=1].")
 @click.option("--force", is_flag=True,
               help="Overwrite hand-written files (without the generated marker) found where generated files belong;"
                    " without it they stop the render (exit 5) before anything is written.")
 @_handle_errors
 def render(config_path: Path, out: Path | None, check: bool, show_diff: bool, rebuild_bundle: bool, quiet: bool,
-           force: bool) -> None:
+           no_cache: bool, force: bool) -> None:
     """Render pipelines/, vars/ and resources/ from the configuration.
 
     Files are written only when their content changes; each is reported as created, updated,
     unchanged or removed (a generated file whose service left the configuration). A hand-written
     file where a generated one belongs is an error (exit 5, nothing written) unless --force.
     """
-    from . import generate
+    from . import generate, usercache
 
+    if no_cache:
+        usercache.disable()
     out = out if out is not None else (config_path.parent if str(config_path.parent) else Path("."))
     if check and rebuild_bundle:
         raise click.UsageError("--check writes nothing, so it cannot be combined with --rebuild-bundle")

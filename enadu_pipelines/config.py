@@ -31,6 +31,7 @@ from .configtypes import (  # noqa: F401 - the pattern types are part of this mo
     CredentialId,
     DnsLabel,
     Duration,
+    Submitters,
     FolderPath,
     FreeText,
     GitRef,
@@ -144,6 +145,19 @@ class KubernetesSettings(_Model):
         None, description="What happens to the old colour after the delay."
     )
     smoke_test: bool | None = Field(None, description="Smoke-test the idle colour before switching.")
+    auto_promotion_enabled: bool | None = Field(
+        None, description="Switch as soon as the new colour passed its checks (default true; Argo Rollouts'"
+                          " autoPromotionEnabled). false: the build stops before the switch with a Jenkins input"
+                          " (\"Promote ... to live?\"); no or a timeout removes the preview, live untouched.")
+    auto_promotion_seconds: int | None = Field(
+        None, ge=60, le=604800, description="With auto_promotion_enabled false: how long the input waits for a"
+                                             " person (default 3600). On timeout the preview is aborted, not promoted.")
+    preview_replica_count: int | None = Field(
+        None, ge=1, le=100, description="Start the new colour at this many replicas; scale it to full only when"
+                                         " promoted, before the switch (Argo Rollouts' previewReplicaCount).")
+    promotion_submitter: Submitters | None = Field(
+        None, description="Who may answer the promotion input: Jenkins user ids or group names, comma-separated"
+                          " (the input step's submitter; default: anyone who may build the job).")
 
 
 class KubernetesSection(KubernetesSettings):
@@ -233,6 +247,12 @@ class ServiceSection(_Model):
     image: ImageSettings
     kubernetes: KubernetesSettings = KubernetesSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    migrate_from_handmade: DnsLabel | None = Field(
+        None, description="The Deployment the old deploy script left for this service (README, \"Migrating from the old"
+                          " deploy script\"): the first deploy takes it over and retires it. Renders the migration"
+                          " Role (its rights name this Deployment) and lets deploy migrate from exactly it; absent"
+                          " (default): no migration rights, and deploy refuses a hand-made Deployment. Remove it once"
+                          " migrated.")
 
 
 def _not_a_bool(value: Any) -> Any:
@@ -275,6 +295,10 @@ BUILTIN_KUBERNETES = {
     "deploy_timeout": "10m",
     "old_colour": "scale-to-zero",
     "smoke_test": True,
+    "auto_promotion_enabled": True,
+    "auto_promotion_seconds": 3600,
+    "preview_replica_count": None,
+    "promotion_submitter": None,
 }
 
 
@@ -345,7 +369,12 @@ class Service:
     deploy_timeout: str
     old_colour: str
     smoke_test: bool
+    auto_promotion_enabled: bool
+    auto_promotion_seconds: int
+    preview_replica_count: int | None
+    promotion_submitter: str | None
     monitoring: Monitoring
+    migrate_from_handmade: str | None = None  # the hand-made Deployment to migrate from; None: migration off
 
 
 @dataclass(frozen=True)
@@ -422,7 +451,12 @@ def resolve(config: EnaduConfig, source: str) -> Project:
                 deploy_timeout=kube["deploy_timeout"],
                 old_colour=kube["old_colour"],
                 smoke_test=kube["smoke_test"],
+                auto_promotion_enabled=kube["auto_promotion_enabled"],
+                auto_promotion_seconds=kube["auto_promotion_seconds"],
+                preview_replica_count=kube["preview_replica_count"],
+                promotion_submitter=kube["promotion_submitter"],
                 monitoring=resolve_monitoring(config.monitoring, s.monitoring, kind.metrics_path, kube["container_port"]),
+                migrate_from_handmade=s.migrate_from_handmade,
             )
         )
     return Project(
@@ -515,7 +549,7 @@ def cross_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
     each value on its own, does not express them (tests/test_schema.py: the schema and the model
     agree on everything else). A rule that concerns one value belongs in its type instead."""
     return (monitoring_problems(config) + image_problems(config) + registry_problems(config)
-            + kubernetes_name_problems(config) + credential_problems(config))
+            + kubernetes_name_problems(config) + jenkins_name_problems(config) + credential_problems(config))
 
 
 def registry_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
@@ -556,6 +590,14 @@ def kubernetes_name_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
                 break
             owners[key] = (name, what)
     return problems
+
+
+def jenkins_name_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
+    """A service named like another's operations job (``backend-ops`` next to ``backend``): bootstrap
+    writes both jobs into one folder, so one would overwrite the other."""
+    return [(("services", name), f"its Jenkins job {name!r} has the name of service {name[:-4]!r}'s operations job;"
+                                 " rename it")
+            for name in config.services if name.endswith("-ops") and name[:-4] in config.services]
 
 
 def image_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:

@@ -217,6 +217,14 @@ Quantity = _pattern(
     "a Kubernetes quantity such as '250m', '1', '512Mi' or '1Gi'",
     max_len=20,
 )
+# InputStep.submitter: comma-separated user ids or group names (pipeline-input-step-plugin
+# InputStepExecution.canSettle splits on ',' and trims); kept to plain names here.
+Submitters = _pattern(
+    r"[A-Za-z0-9][A-Za-z0-9._@-]*(, ?[A-Za-z0-9][A-Za-z0-9._@-]*)*",
+    "Jenkins user ids or group names, separated by commas (letters, digits and . _ @ -)",
+    max_len=200,
+)
+
 Duration = _pattern(
     r"[0-9]{1,6}(s|m|h)",
     "a duration such as '30s', '10m' or '1h'",

@@ -27,10 +27,20 @@ from .errors import TemplateError
 from .helper import exitcodes
 from .writer import HELPER_RESOURCE
 
+OPS_JENKINSFILE = "Jenkinsfile.ops"  # pipelines/<service>/Jenkinsfile.ops: the operations job's pipeline
 CREDENTIAL_HOSTS_RESOURCE = "resources/enadu/credential-hosts.txt"  # read by the steps as enadu/credential-hosts.txt
 # The exit status of the helper's sh when a library resource, copied into the private directory it
 # runs from, does not have the sha256 rendered into vars/enaduHelper (no helper command uses it).
 RESOURCE_MISMATCH_EXIT = 97
+# What vars/enaduOps says for each exit status of status, rollback, abort and promote (helper/exitcodes.py).
+OPS_EXIT_REASONS = {
+    exitcodes.FAILED: "the action failed or was refused before changing traffic; the live colour still serves",
+    exitcodes.USAGE: "bad arguments, reason or manifest, or a namespace that does not exist",
+    exitcodes.LOCK_HELD: "a deploy or another action of this service holds its lock",
+    exitcodes.CLUSTER: "the cluster is unreachable or refused the credentials",
+    exitcodes.ROLLED_BACK: "the new colour failed after the switch; traffic was switched back",
+    exitcodes.INCOMPLETE: "the Service was switched but the action did not finish; the log says which colour is live",
+}
 
 
 class TemplateCache(jinja2.FileSystemBytecodeCache):
@@ -82,7 +92,8 @@ def environment(directory: Path | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=False,
         lstrip_blocks=False,
-        bytecode_cache=TemplateCache(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()),
+        bytecode_cache=(TemplateCache(hashlib.sha256(Path(__file__).read_bytes()).hexdigest())
+                        if usercache.enabled() else None),
     )
     env.filters.update(
         groovy=escaping.groovy_value,
@@ -114,6 +125,9 @@ def render_files(project: Project, helper_bundle: bytes) -> dict[str, bytes]:
         files[f"pipelines/{service.name}/Jenkinsfile"] = _render(
             env, "pipelines/Jenkinsfile.j2", service=service, **common
         )
+        files[f"pipelines/{service.name}/{OPS_JENKINSFILE}"] = _render(
+            env, "pipelines/Jenkinsfile.ops.j2", service=service, ops_actions=steps.OPS_ACTIONS, **common
+        )
         files[f"resources/enadu/k8s/{service.name}.yaml"] = _render(
             env, "k8s/service.yaml.j2", service=service, progress_deadline_seconds=progress_deadline(service.deploy_timeout)
         )
@@ -135,6 +149,8 @@ def render_files(project: Project, helper_bundle: bytes) -> dict[str, bytes]:
         "mismatch_exit": RESOURCE_MISMATCH_EXIT,
         "exit": exitcodes,
         "deploy_exit_reasons": {str(code): text for code, text in exitcodes.DEPLOY_REASONS.items()},
+        "held_exit": exitcodes.HELD,
+        "ops_exit_reasons": {str(code): text for code, text in OPS_EXIT_REASONS.items()},
     }
     for step in steps.STEPS:
         files[f"vars/{step.name}.groovy"] = _render(env, f"vars/{step.name}.groovy.j2", step=step, **step_context)

@@ -11,6 +11,13 @@ from dataclasses import dataclass, field
 
 from .helper import imageref
 
+
+def _helper_commands() -> tuple[str, ...]:
+    from .helper.cli import COMMANDS
+
+    return tuple(COMMANDS)
+
+
 # Groovy classes an argument may have. ``String`` accepts any CharSequence (GStrings included).
 TYPES = {"String": "CharSequence", "List": "List", "Boolean": "Boolean", "Integer": "Integer"}
 
@@ -25,6 +32,13 @@ QUERY_PATTERN = r"[^\x00-\x1f\x7f]{0,2000}"  # one line; the value reaches the h
 # a relative path that cannot be read as an option (configtypes.RelPath checks '..' segments too)
 RELPATH_PATTERN = r"[A-Za-z0-9_.][A-Za-z0-9_./-]{0,199}"
 BUILDERS = ("docker", "buildah")
+# The actions of a service's operations job (`<service>-ops`, vars/enaduOps): helper commands, status
+# first (a choice parameter's default is its first choice, and status only reads). promote is offered
+# once the helper has that command.
+OPS_ACTIONS = tuple(a for a in ("status", "rollback", "abort", "promote") if a in _helper_commands())
+# A rollback's reason: one line, as long as the helper records (rollback.REASON_LIMIT); it reaches the
+# helper as an environment value only.
+REASON_PATTERN = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]{0,280}"
 STORAGE_DRIVERS = ("vfs", "overlay")
 
 
@@ -212,6 +226,14 @@ STEPS: tuple[Step, ...] = (
                   choices=("scale-to-zero", "delete")),
             Param("smokePath", "String", "HTTP path requested on the idle colour before the switch; empty for none.",
                   default="", pattern=r"(/[A-Za-z0-9._~/-]*)?"),
+            Param("autoPromotion", "Boolean", "Switch as soon as the new colour passed its checks. false: run"
+                  " 'deploy --hold', ask with an input step whether to promote, then 'promote' (or 'abort' on no or"
+                  " a timeout: the build ends ABORTED, the live colour untouched).", default=True),
+            Param("autoPromotionSeconds", "Integer", "How long the promotion input waits for an answer.", default=3600),
+            Param("previewReplicas", "Integer", "Replicas of the new colour until its promotion (0: full).", default=0),
+            Param("promotionSubmitter", "String", "Jenkins user ids or group names (comma-separated) who may answer"
+                  " the promotion input; empty for anyone who may build the job.", default="",
+                  pattern=r"([A-Za-z0-9][A-Za-z0-9._@-]*(, ?[A-Za-z0-9][A-Za-z0-9._@-]*)*)?"),
             Param("analysis", "Boolean", "After the switch, check the new colour's metrics in Prometheus for the"
                   " analysis window and switch back if a check fails.", default=False),
             Param("prometheusUrl", "String", "Base URL of the Prometheus HTTP API, reachable from the agent.",
@@ -243,6 +265,45 @@ STEPS: tuple[Step, ...] = (
         env_out=(("ENADU_DEPLOY_FILE", "path of the JSON deploy result (read by enaduNotify)"),),
     ),
     Step(
+        name="enaduOps",
+        summary="Run one operations action (status, rollback, abort...) of a service with the helper.",
+        description=(
+            "What the service's operations job (<service>-ops, written by `enadu-pipelines bootstrap`) runs:"
+            " the helper's status, rollback or abort command (promote too, where the helper has it) with"
+            " the same kubeconfig credential, namespace and manifest as enaduDeploy. rollback and abort"
+            " take the service's deploy lock (a Lease) like a deploy does, so they never race one; a"
+            " rollback pre-empts a deploy that is only waiting out its scale-down delay. The reason is free"
+            " text from a build parameter: it is checked to be one line of at most 280 characters and"
+            " reaches the helper only as an environment value (ENADU_ROLLBACK_REASON), never through the"
+            " shell; rollback requires one. Sets env.ENADU_DEPLOY_FILE to the JSON result, which"
+            " enaduNotify reports."
+        ),
+        params=(
+            Param("service", "String", "Service name.", required=True, pattern=SERVICE_PATTERN),
+            Param("action", "String", "The helper command to run.", required=True, choices=OPS_ACTIONS),
+            Param("reason", "String", "Why (recorded in the Service's history by rollback; required for"
+                  " rollback).", default="", pattern=REASON_PATTERN),
+            Param("namespace", "String", "Kubernetes namespace.", required=True,
+                  pattern=r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"),
+            Param("credentialsId", "String", "Secret-file credentials id holding the kubeconfig.", required=True,
+                  pattern=CREDENTIALS_PATTERN),
+            Param("timeout", "String", "Bound on waiting for a colour to become available and for the switch.",
+                  default="10m", pattern=DURATION_PATTERN),
+            Param("scaleDownDelay", "String", "How long the colour rolled back from is kept after the switch.",
+                  default="30s", pattern=DURATION_PATTERN),
+            Param("scaleDownDelayFloor", "String", "A shorter scaleDownDelay is raised to this.", default="30s",
+                  pattern=DURATION_PATTERN),
+            Param("oldColour", "String", "What rollback does with the colour it leaves after the delay.",
+                  default="scale-to-zero", choices=("scale-to-zero", "delete")),
+            Param("smokePath", "String", "HTTP path requested on a redeployed colour before the switch; empty for"
+                  " none.", default="", pattern=r"(/[A-Za-z0-9._~/-]*)?"),
+        ),
+        returns="The helper's exit status (0 on success; the step fails the build otherwise).",
+        example="enaduOps(service: 'backend', action: params.ACTION, reason: params.REASON, namespace: 'enadu',"
+                " credentialsId: 'enadu-kubeconfig')",
+        env_out=(("ENADU_DEPLOY_FILE", "path of the JSON result of the action (read by enaduNotify)"),),
+    ),
+    Step(
         name="enaduNotify",
         summary="Post the build's result to Discord.",
         description=(
@@ -261,6 +322,9 @@ STEPS: tuple[Step, ...] = (
                   pattern=r"([0-9]{17,20})?"),
             Param("strict", "Boolean", "Fail the build when the message cannot be delivered.", default=False),
             Param("timeoutSeconds", "Integer", "Bound on the whole notification, retries included.", default=30),
+            Param("action", "String", "The operations action the build ran (enaduOps): the message's title"
+                  " names it, and it reports the action's result instead of changes and deploy.", default="",
+                  choices=("",) + OPS_ACTIONS),
         ),
         returns="Nothing.",
         example="enaduNotify(service: 'backend', credentialsId: 'enadu-discord-webhook')",
@@ -279,7 +343,7 @@ STEPS: tuple[Step, ...] = (
         ),
         params=(
             Param("command", "String", "Helper command.", required=True,
-                  choices=("changes", "deploy", "status", "rollback", "abort", "notify")),
+                  choices=("changes", "deploy", "status", "rollback", "promote", "abort", "notify")),
             Param("env", "List", "Environment entries 'NAME=value' for the helper.", default=()),
             Param("files", "List", "Library resources the helper reads, as 'NAME=resource': NAME is set to the"
                   " path of the checked private copy.", default=(),

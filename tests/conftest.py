@@ -48,7 +48,7 @@ def run_groovy(script: str, tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 def generated_groovy(root: Path) -> list[Path]:
-    return sorted(root.glob("vars/*.groovy")) + sorted(root.glob("pipelines/*/Jenkinsfile"))
+    return sorted(root.glob("vars/*.groovy")) + sorted(root.glob("pipelines/*/Jenkinsfile*"))
 
 
 def seed_bundle(out: Path) -> None:

@@ -66,14 +66,15 @@ def test_first_run_creates_folder_and_jobs_then_a_rerun_writes_nothing(fake, tmp
         root = ET.fromstring(fake.config(f"enadu/{name}"))
         assert root.findtext("definition/scriptPath") == f"pipelines/{name}/Jenkinsfile"
         assert jobs.is_ours(root.findtext("description"))
-    # crumb, listing, folder, 2 creates, 2 read-backs, 2 registration builds
-    assert len(fake.log) <= 3 * 2 + 3
+    # crumb, listing, folder, 4 creates and 4 read-backs (each service's job and its -ops job), 2 registration
+    # builds (none for the operations jobs)
+    assert len(fake.log) <= 2 * 2 * 2 + 2 + 3
     fake.clear_log()
     again = cli(fake.url, path)
     assert again.exit_code == 0
     assert "unchanged  enadu/api" in again.stdout
     assert fake.writes() == []  # the registration builds still wait in the queue: none is queued again
-    assert len(fake.log) <= 2 + 2
+    assert len(fake.log) <= 2 + 2 * 2
 
 
 def test_first_run_queues_one_registration_build_per_new_job(fake, tmp_path):
@@ -129,14 +130,15 @@ def test_no_first_build_queues_nothing_and_says_what_that_means(fake, tmp_path):
     assert "first build: none queued (--no-first-build); pushes to the service's repository will not start" \
         in result.stdout
     assert not [w for w in fake.writes() if "buildWithParameters" in w.path]
-    assert len(fake.log) <= 2 * 1 + 3
+    assert len(fake.log) <= 2 * 2 + 3
 
 
 def test_dry_run_plans_the_registration_build_without_queueing(fake, tmp_path):
     result = cli(fake.url, cfg(tmp_path, ["api"]), "--dry-run", "--output", "json")
     assert result.exit_code == 0, result.stdout + result.stderr
-    [job] = [i for i in json.loads(result.stdout)["items"] if i["kind"] == "job"]
+    job, ops = [i for i in json.loads(result.stdout)["items"] if i["kind"] == "job"]
     assert job["first_build"] == "queue"
+    assert (ops["name"], ops["action"], ops["first_build"]) == ("enadu/api-ops", "create", "")
     assert fake.writes() == []
 
 
@@ -172,9 +174,9 @@ def test_a_changed_configuration_updates_every_job_and_keeps_plugin_actions(fake
                "<jobProperties><string>x</string></jobProperties>"
                "</org.jenkinsci.plugins.pipeline.modeldefinition.actions.DeclarativeJobPropertyTrackerAction>")
     fake.edit("enadu/api", lambda root: root.find("actions").append(ET.fromstring(tracker)))
-    assert run(fake, cfg(tmp_path, ["api", "web"])).counts()["unchanged"] == 2  # a build's actions are no drift
+    assert run(fake, cfg(tmp_path, ["api", "web"])).counts()["unchanged"] == 4  # a build's actions are no drift
     report = run(fake, cfg(tmp_path, ["api", "web"], builds_to_keep=5))
-    assert report.converged and report.counts()["update"] == 2
+    assert report.converged and report.counts()["update"] == 4
     root = ET.fromstring(fake.config("enadu/api"))
     assert root.findtext(".//numToKeep") == "5"
     assert root.find("actions/org.jenkinsci.plugins.pipeline.modeldefinition.actions."
@@ -199,7 +201,7 @@ def test_prune_deletes_only_jobs_carrying_the_marker(fake, tmp_path):
 
 def test_nested_folders_are_created_parents_first(fake, tmp_path):
     report = run(fake, cfg(tmp_path, ["api"]), folder="teams/enadu")
-    assert [i.name for i in report.items] == ["teams", "teams/enadu", "teams/enadu/api"]
+    assert [i.name for i in report.items] == ["teams", "teams/enadu", "teams/enadu/api", "teams/enadu/api-ops"]
     assert report.converged
     creates = [w.path for w in fake.writes()]
     assert creates[:2] == ["/createItem?name=teams", "/job/teams/createItem?name=enadu"]
@@ -230,9 +232,10 @@ def test_a_failing_job_does_not_stop_the_others(fake, tmp_path):
 def test_missing_plugin_dropping_the_trigger_is_named(fake, tmp_path):
     del fake.plugins["github"]
     report = run(fake, cfg(tmp_path, ["api"]))
-    [folder, job] = report.items
+    [folder, job, ops] = report.items
     assert not report.converged
     assert "dropped com.cloudbees.jenkins.GitHubPushTrigger" in job.error
+    assert not ops.error  # the operations job has no trigger to drop
     assert "github plugin installed" in job.error
 
 
@@ -259,7 +262,7 @@ def test_json_output(fake, tmp_path):
     data = json.loads(result.stdout)
     assert data["dry_run"] is True and data["converged"] is True
     assert [(i["name"], i["kind"], i["action"]) for i in data["items"]] == [
-        ("enadu", "folder", "create"), ("enadu/api", "job", "create")]
+        ("enadu", "folder", "create"), ("enadu/api", "job", "create"), ("enadu/api-ops", "job", "create")]
     assert data["jenkins_version"] == "2.504.1"
 
 
@@ -362,7 +365,8 @@ def test_folder_that_is_a_job(fake, tmp_path):
 def test_missing_folder_plugin_fails_the_folder_and_its_jobs(fake, tmp_path):
     del fake.plugins["cloudbees-folder"]
     report = run(fake, cfg(tmp_path, ["api"]))
-    [folder, job] = report.items
+    [folder, job, ops] = report.items
     assert "plugin(s) cloudbees-folder not installed or not active" in folder.error
     assert job.error == "enadu/api: not created because folder 'enadu' could not be"
+    assert ops.error == "enadu/api-ops: not created because folder 'enadu' could not be"
     assert [w.path for w in fake.writes()] == ["/createItem?name=enadu"]

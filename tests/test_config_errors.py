@@ -67,8 +67,9 @@ CASES = [
                  ["bad.yaml:1: services: required key is missing",
                   "bad.yaml:12: servces: unknown key (did you mean 'services'?)"], id="top-level-typo"),
     pytest.param(insert(9, "  flavour: blue"),
-                 ["bad.yaml:10: kubernetes.flavour: unknown key (allowed: container_port, credentials_id,"
-                  " deploy_timeout, health_path, namespace, old_colour, replicas, resources, scale_down_delay,"
+                 ["bad.yaml:10: kubernetes.flavour: unknown key (allowed: auto_promotion_enabled,"
+                  " auto_promotion_seconds, container_port, credentials_id, deploy_timeout, health_path, namespace,"
+                  " old_colour, preview_replica_count, promotion_submitter, replicas, resources, scale_down_delay,"
                   " scale_down_delay_floor, smoke_test)"], id="unknown-key-lists-allowed"),
     pytest.param(insert(9, '  replicas: "2"'),
                  ["bad.yaml:10: kubernetes.replicas: expected a whole number, got text"], id="number-as-text"),

@@ -17,6 +17,7 @@ does) fails the smoke test with a message that says so.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -134,3 +135,101 @@ def test_an_api_server_that_cannot_reach_the_pods_fails_the_smoke_test_clearly(w
     assert cause in text and "credentials" not in text, text
     assert d.selected_colour(world) == "blue"
     assert time.monotonic() - started < 30  # a dial timeout is not retried for the whole deadline
+
+
+# -- which object the service proxy routes by (review M1/L5) ----------------------------------------
+#
+# kubernetes/kubernetes#134860 ("Port service/proxy subresource from Endpoints to EndpointSlice",
+# first in v1.37.0-alpha.2) replaced ``r.endpoints.Get`` in ResourceLocation
+# (pkg/registry/core/service/storage/storage.go) with a lookup of the Service's EndpointSlices. The
+# Endpoints API is deprecated since 1.33 (KEP-4974): its controller can be turned off, and it cuts an
+# object at 1000 addresses (``endpoints.kubernetes.io/over-capacity: truncated``).
+
+NEW = {**FAST, "server_version": "v1.37.0", "endpoints_controller": False}
+OLD_NO_ENDPOINTS = {**FAST, "server_version": "v1.34.2", "endpoints_controller": False}
+OLD_TRUNCATED = {**FAST, "server_version": "v1.34.2", "endpoints_max_capacity": 1}
+
+
+def proxy_raw(world):
+    return world.kubectl("get", "--raw", f"/api/v1/namespaces/{d.NAMESPACE}/services/{PREVIEW}:http/proxy/")
+
+
+@pytest.mark.parametrize("kubeworld", [{**FAST, "server_version": "v1.37.1"}], indirect=True)
+def test_the_test_world_reports_its_version_as_a_real_server_does(world) -> None:
+    """GET /version in the shape of apimachinery/pkg/version/types.go ``Info`` (1.33+: emulation and
+    minimum-compatibility fields), read by the real kubectl and the official client."""
+    shown = world.kubectl("version", "-o", "json")  # kubectl 1.32 decodes the fields it knows
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["serverVersion"]["gitVersion"] == "v1.37.1"
+    raw = world.kubectl("get", "--raw", "/version")
+    assert raw.returncode == 0, raw.stderr
+    server = json.loads(raw.stdout)
+    assert server["gitVersion"] == "v1.37.1" and (server["major"], server["minor"]) == ("1", "37")
+    assert (server["emulationMajor"], server["emulationMinor"]) == ("1", "37")
+    assert (server["minCompatibilityMajor"], server["minCompatibilityMinor"]) == ("1", "36")
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(world.kubeconfig)
+    try:
+        info = client.VersionApi(api).get_code()
+    finally:
+        api.close()
+    assert (info.git_version, info.major, info.minor, info.platform) == ("v1.37.1", "1", "37", "linux/amd64")
+
+
+@pytest.mark.parametrize("kubeworld", [NEW], indirect=True)
+def test_a_1_37_world_without_endpoints_proxies_by_the_slices_and_the_smoke_test_passes(world) -> None:
+    run = d.deploy(world, "v1", "--timeout", "60s")
+    result = ok(run)
+    assert result["outcome"] == "deployed", result
+    assert world.list("endpoints", d.NAMESPACE) == []  # no Endpoints controller: no object at all
+    assert proxy_raw(world).returncode == 0  # the proxy routes by the slices (kubernetes#134860)
+    started = time.monotonic()
+    run = d.deploy(world, "v2", "--timeout", "60s")
+    ok(run)
+    assert {e["image"] for e in smoke_answers(world, started)} == {d.image("v2")}
+    # The progress line says what it waited for and why.
+    assert "EndpointSlices, which the API server's service proxy routes by (Kubernetes v1.37.0" in run.stderr, \
+        run.stderr
+    assert "warning: no Endpoints" not in run.stderr and "could not read the server version" not in run.stderr, \
+        run.stderr
+
+
+@pytest.mark.parametrize("kubeworld", [OLD_NO_ENDPOINTS], indirect=True)
+def test_a_1_34_world_without_endpoints_falls_back_to_the_slices_with_a_warning(world) -> None:
+    """The wait gives up on the Endpoints after the short bound and says why. A 1.34 API server
+    without Endpoints cannot proxy at all (ResourceLocation reads only them: 503 ``no endpoints
+    available``), so the smoke request then fails, at once and saying so, not at the timeout."""
+    started = time.monotonic()
+    run = d.deploy(world, "v1", "--timeout", "60s")
+    assert "warning: no Endpoints object for service " + PREVIEW in run.stderr, run.stderr
+    assert "waiting for the EndpointSlices only" in run.stderr, run.stderr
+    assert "did not converge" not in run.stderr, run.stderr
+    assert time.monotonic() - started < 45  # the short bound, not the deploy's timeout
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f'no endpoints available for service \\"{PREVIEW}\\"' in message(run) or \
+        f'no endpoints available for service "{PREVIEW}"' in message(run), message(run)
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("kubeworld", [OLD_TRUNCATED], indirect=True)
+def test_over_capacity_endpoints_fall_back_to_the_slices_at_once(world) -> None:
+    run = d.deploy(world, "v1", "--timeout", "60s")
+    ok(run)
+    eps = world.get("endpoints", PREVIEW, d.NAMESPACE)
+    assert eps["metadata"]["annotations"]["endpoints.kubernetes.io/over-capacity"] == "truncated"
+    assert "is truncated (endpoints.kubernetes.io/over-capacity)" in run.stderr, run.stderr
+    assert "waiting for the EndpointSlices only" in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize("kubeworld", [{**FAST, "server_version": "v1.34.2"}], indirect=True)
+def test_a_1_34_world_still_waits_for_lagging_endpoints(world) -> None:
+    ok(d.deploy(world, "v1"))
+    lag_endpoints(world, 2.0)
+    started = time.monotonic()
+    run = d.deploy(world, "v2")
+    ok(run)
+    assert {e["image"] for e in smoke_answers(world, started)} == {d.image("v2")}
+    assert "Endpoints, which the API server's service proxy routes by (Kubernetes v1.34.2" in run.stderr, \
+        run.stderr
+    assert "warning: no Endpoints" not in run.stderr, run.stderr

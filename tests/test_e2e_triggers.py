@@ -27,7 +27,8 @@ def world(tmp_path):
 
 def test_without_a_first_build_pushes_reach_the_wrong_jobs(world):
     report = world.bootstrap(first_builds=False)
-    assert {i.first_build for i in report.items if i.kind == "job"} == {"skipped"}
+    assert {i.name: i.first_build for i in report.items if i.kind == "job"} == {
+        **{job: "skipped" for job in JOBS}, **{f"{job}-ops": "" for job in JOBS}}  # an operations job needs none
     for job in JOBS:
         assert [s.url for s in world.controller.get_scms(job)] == ["https://github.com/enadu/enadu-pipelines.git"]
     world.enadu.commit({"batch/src/main/App.java": "class BatchApp { int v = 9; }\n"}, "Batch change")
@@ -39,7 +40,8 @@ def test_without_a_first_build_pushes_reach_the_wrong_jobs(world):
 
 def test_after_the_registration_build_pushes_reach_the_services_jobs(world):
     report = world.bootstrap()
-    assert {i.first_build for i in report.items if i.kind == "job"} == {"queued"}
+    assert {i.name: i.first_build for i in report.items if i.kind == "job"} == {
+        **{job: "queued" for job in JOBS}, **{f"{job}-ops": "" for job in JOBS}}
     world.controller.wait_idle(300)
     assert [world.controller.build(job, 1).result for job in JOBS] == ["NOT_BUILT"] * 3
     assert world.service("backend") is None and world.service("batch") is None  # nothing deployed
@@ -49,3 +51,7 @@ def test_after_the_registration_build_pushes_reach_the_services_jobs(world):
     assert world.controller.poked(world.library.push("main")) == {job: False for job in JOBS}
     world.enadu.commit({"batch/src/main/App.java": "class BatchApp { int v = 9; }\n"}, "Batch change")
     assert world.controller.poked(world.enadu.push("be-dev")) == {JOBS[0]: True, JOBS[1]: True}
+    # The operations jobs have no push trigger: no push pokes them, and bootstrap queued none of their builds.
+    for job in JOBS:
+        assert not world.controller.jobs[f"{job}-ops"].job.github_push
+        assert world.controller.jobs[f"{job}-ops"].builds == []

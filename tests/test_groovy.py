@@ -26,7 +26,7 @@ HOSTILE = [
 
 def test_every_generated_file_compiles() -> None:
     files = generated_groovy(REPO)
-    assert len(files) == 8 + 3
+    assert len(files) == 9 + 3 + 3  # vars steps, each service's Jenkinsfile and Jenkinsfile.ops
     result = groovy_compile(files)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines() == [f"ok {f}" for f in files]

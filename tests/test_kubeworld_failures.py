@@ -91,6 +91,34 @@ def test_pod_security_refusal_names_the_container(kubeworld):
 
 
 @pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_the_replicaset_knob_is_the_admission_chain_so_api_pods_are_refused_too(kubeworld):
+    """One pod-refusal mechanism: ``reject_pods`` on the replicaset controller adds an admission hook
+    (admission.py), so a pod created through the API is refused as a quota refuses any pod, under
+    the name the registry generated (what a real plugin sees), and lifting it lifts both."""
+    import kubernetes
+
+    lift = kubeworld.control.controllers["replicaset"].reject_pods(QUOTA, namespace="default", times=1)
+    api = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(config_file=kubeworld.kubeconfig))
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "bare-", "namespace": "default"},
+           "spec": {"containers": [{"name": "app", "image": "example/web:1"}]}}
+    with pytest.raises(kubernetes.client.ApiException) as refused:
+        api.create_namespaced_pod("default", pod)
+    assert refused.value.status == 403
+    [(verb, resource, namespace, name, message)] = kubeworld.admission.log
+    assert (verb, resource, namespace) == ("create", "pods", "default") and name.startswith("bare-")
+    assert message == (f'pods "{name}" is forbidden: exceeded quota: compute-resources, requested: pods=1, '
+                       "used: pods=0, limited: pods=0")
+    assert name in refused.value.body
+    created = api.create_namespaced_pod("default", pod)  # times=1: the next one is admitted
+    assert created.metadata.name.startswith("bare-")
+    kubeworld.control.controllers["replicaset"].reject_pods(POD_SECURITY)
+    lift()
+    with pytest.raises(kubernetes.client.ApiException):
+        api.create_namespaced_pod("default", pod)  # the other refusal still stands
+    assert kubeworld.admission.log[-1][4].endswith('(pod or container "app" must set securityContext.runAsNonRoot=true)')
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
 def test_transient_pull_failures_back_off_then_succeed(kubeworld):
     image = "registry.example/web:flaky-1"
     kubeworld.control.kubelet.fail_pulls(image, times=2, status=503)

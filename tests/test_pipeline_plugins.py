@@ -18,13 +18,14 @@ from support.pipeline import scenarios as sc
 from support.pipeline.client import PLUGINS, REPO, harness
 
 PLUGIN_MAP = json.loads(PLUGINS.read_text("utf-8"))
-GENERATED = sorted((REPO / "vars").glob("*.groovy")) + sorted((REPO / "pipelines").glob("*/Jenkinsfile"))
+GENERATED = sorted((REPO / "vars").glob("*.groovy")) + sorted((REPO / "pipelines").glob("*/Jenkinsfile*"))
 VARS = {p.stem for p in (REPO / "vars").glob("*.groovy")}
 
 REQUIRED_PLUGINS = {
     "core", "workflow-cps", "workflow-job", "workflow-basic-steps", "workflow-durable-task-step",
     "workflow-scm-step", "pipeline-stage-step", "pipeline-model-definition", "pipeline-groovy-lib", "git", "github",
     "credentials-binding", "timestamper", "junit", "pipeline-utility-steps",
+    "pipeline-input-step",  # part of workflow-aggregator; `input` for manual promotion
 }
 
 

@@ -33,17 +33,18 @@ def test_render_writes_every_file_and_reports_each(tmp_path: Path, runner) -> No
     lines = result.stdout.splitlines()
     for service in SERVICES:
         assert f"   created  pipelines/{service}/Jenkinsfile" in lines
+        assert f"   created  pipelines/{service}/Jenkinsfile.ops" in lines  # its operations job's pipeline
         assert f"   created  resources/enadu/k8s/{service}.yaml" in lines
         assert f"   created  resources/enadu/k8s/{service}.rbac.yaml" in lines
         assert f"   created  resources/enadu/grafana/{service}.json" in lines
     for step in ("enaduCheckout", "enaduChanges", "enaduTest", "enaduBuild", "enaduImage", "enaduDeploy",
-                 "enaduNotify", "enaduHelper"):
+                 "enaduNotify", "enaduHelper", "enaduOps"):
         assert f"   created  vars/{step}.groovy" in lines
         assert f"   created  vars/{step}.txt" in lines
     assert " unchanged  resources/enadu/enadu-helper.pyz" in lines  # seeded, reused
     assert "   created  jenkins/casc.yaml" in lines
     assert "   created  resources/enadu/credential-hosts.txt" in lines  # the pinned credential hosts (finding 3)
-    assert len(lines) == 3 + 3 + 3 + 3 + 16 + 1 + 1 + 1
+    assert len(lines) == 3 + 3 + 3 + 3 + 3 + 18 + 1 + 1 + 1
 
 
 def test_render_is_deterministic_and_writes_only_changes(tmp_path: Path, runner) -> None:

@@ -45,6 +45,20 @@ def test_schema_documents_keys(runner) -> None:
                                             "(?:[A-Za-z0-9][A-Za-z0-9._/-]*)$(?!\\n)")
 
 
+def test_schema_documents_the_migration_opt_in(runner) -> None:
+    """Review M4: migrate_from_handmade is per service, a Kubernetes name, off by default."""
+    document = schema(runner)
+    validator = jsonschema.Draft202012Validator(document)
+    key = document["$defs"]["ServiceSection"]["properties"]["migrate_from_handmade"]
+    assert "migration Role" in str(key) and key.get("default") is None, key
+    data = yaml.safe_load((REPO / "enadu.yaml").read_text())
+    assert data["services"]["backend"]["migrate_from_handmade"] == "backend"
+    assert all("migrate_from_handmade" not in data["services"][s] for s in ("batch", "frontend"))
+    data["services"]["backend"]["migrate_from_handmade"] = "Backend_Old"
+    errors = [".".join(map(str, e.absolute_path)) for e in validator.iter_errors(data)]
+    assert errors == ["services.backend.migrate_from_handmade"], errors
+
+
 def test_schema_to_file(tmp_path: Path, runner) -> None:
     result = runner.invoke(main, ["schema", "--out", str(tmp_path / "s.json")])
     assert result.exit_code == 0

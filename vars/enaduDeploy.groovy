@@ -26,6 +26,10 @@ def call(Map args = [:]) {
         'scaleDownDelayFloor': '30s',
         'oldColour': 'scale-to-zero',
         'smokePath': '',
+        'autoPromotion': true,
+        'autoPromotionSeconds': 3600,
+        'previewReplicas': 0,
+        'promotionSubmitter': '',
         'analysis': false,
         'prometheusUrl': '',
         'analysisWindow': '2m',
@@ -72,6 +76,7 @@ def call(Map args = [:]) {
         "ENADU_ANALYSIS_INCONCLUSIVE=${a.inconclusive}",
         "ENADU_ANALYSIS_BEFORE_SWITCH=${a.analysisBeforeSwitch ? 'true' : ''}",
         "ENADU_GRAFANA_URL=${a.grafanaUrl}",
+        "ENADU_HOLD=${a.autoPromotion ? '' : 'true'}", "ENADU_PREVIEW_REPLICAS=${a.previewReplicas ?: ''}",
     ]
     List bindings = [file(credentialsId: a.credentialsId, variable: 'KUBECONFIG')]
     if (a.grafanaCredentialsId) {
@@ -86,6 +91,32 @@ def call(Map args = [:]) {
         status = enaduHelper(command: 'deploy', env: entries, files: ["ENADU_MANIFEST=enadu/k8s/${a.service}.yaml"],
                              label: "deploy ${a.service} ${a.image}")
     }
+    if (status == 7) {
+        // Manual promotion (Argo Rollouts' autoPromotionEnabled: false): the new colour waits behind the
+        // preview Service; a person answers the input. No, a timeout or an abort of the build removes
+        // the preview (the live colour is never touched) and the interruption ends the build ABORTED.
+        String command = 'abort'
+        try {
+            timeout(time: a.autoPromotionSeconds, unit: 'SECONDS') {
+                Map question = [
+                    id: 'Promote', ok: 'Promote',
+                    message: "Promote ${a.service} `${a.image}` to live? It passed its checks and runs behind" +
+                             " service ${a.service}-preview; the live colour still serves.",
+                ]
+                if (a.promotionSubmitter) {
+                    question.submitter = a.promotionSubmitter
+                }
+                input(question)
+            }
+            command = 'promote'
+        } finally {
+            withCredentials(bindings) {
+                status = enaduHelper(command: command, env: entries,
+                                     files: ["ENADU_MANIFEST=enadu/k8s/${a.service}.yaml"],
+                                     label: "${command} ${a.service} ${a.image}")
+            }
+        }
+    }
     Map reasons = [
         '1': 'the deploy failed before the switch; the live colour still serves',
         '2': 'bad deploy arguments or manifest, or a namespace that does not exist',
@@ -93,6 +124,7 @@ def call(Map args = [:]) {
         '4': 'the cluster is unreachable or refused the credentials',
         '5': 'the new colour failed after the switch, or a rollback took over; traffic was switched back',
         '6': 'the deploy switched the Service but did not finish; the log says which colour is live',
+        '7': 'the new colour waits behind the preview Service for promotion; the live colour still serves',
     ]
     if (status != 0) {
         String reason = reasons[status.toString()] ?: 'the deploy failed'
@@ -105,9 +137,10 @@ private static List<String> checkArguments(Map args) {
     List<String> problems = []
     List<String> known = [
         'service', 'image', 'namespace', 'credentialsId', 'timeout', 'scaleDownDelay',
-        'scaleDownDelayFloor', 'oldColour', 'smokePath', 'analysis', 'prometheusUrl', 'analysisWindow',
-        'analysisInterval', 'successRateQuery', 'minSuccessRate', 'latencyQuery', 'maxLatency', 'inconclusive',
-        'analysisBeforeSwitch', 'grafanaUrl', 'grafanaCredentialsId',
+        'scaleDownDelayFloor', 'oldColour', 'smokePath', 'autoPromotion', 'autoPromotionSeconds', 'previewReplicas',
+        'promotionSubmitter', 'analysis', 'prometheusUrl', 'analysisWindow', 'analysisInterval', 'successRateQuery',
+        'minSuccessRate', 'latencyQuery', 'maxLatency', 'inconclusive', 'analysisBeforeSwitch', 'grafanaUrl',
+        'grafanaCredentialsId',
     ]
     args.keySet().each { Object key ->
         if (!(key in known)) {
@@ -184,6 +217,32 @@ private static List<String> checkArguments(Map args) {
             problems << "argument 'smokePath' must be a String, not ${smokePath.getClass().simpleName}".toString()
         } else if (!(smokePath.toString() ==~ '(/[A-Za-z0-9._~/-]*)?')) {
             problems << 'argument \'smokePath\' does not match (/[A-Za-z0-9._~/-]*)?'
+        }
+    }
+    Object autoPromotion = args['autoPromotion']
+    if (autoPromotion != null) {
+        if (!(autoPromotion instanceof Boolean)) {
+            problems << "argument 'autoPromotion' must be a Boolean, not ${autoPromotion.getClass().simpleName}".toString()
+        }
+    }
+    Object autoPromotionSeconds = args['autoPromotionSeconds']
+    if (autoPromotionSeconds != null) {
+        if (!(autoPromotionSeconds instanceof Integer)) {
+            problems << "argument 'autoPromotionSeconds' must be a Integer, not ${autoPromotionSeconds.getClass().simpleName}".toString()
+        }
+    }
+    Object previewReplicas = args['previewReplicas']
+    if (previewReplicas != null) {
+        if (!(previewReplicas instanceof Integer)) {
+            problems << "argument 'previewReplicas' must be a Integer, not ${previewReplicas.getClass().simpleName}".toString()
+        }
+    }
+    Object promotionSubmitter = args['promotionSubmitter']
+    if (promotionSubmitter != null) {
+        if (!(promotionSubmitter instanceof CharSequence)) {
+            problems << "argument 'promotionSubmitter' must be a String, not ${promotionSubmitter.getClass().simpleName}".toString()
+        } else if (!(promotionSubmitter.toString() ==~ '([A-Za-z0-9][A-Za-z0-9._@-]*(, ?[A-Za-z0-9][A-Za-z0-9._@-]*)*)?')) {
+            problems << 'argument \'promotionSubmitter\' does not match ([A-Za-z0-9][A-Za-z0-9._@-]*(, ?[A-Za-z0-9][A-Za-z0-9._@-]*)*)?'
         }
     }
     Object analysis = args['analysis']

@@ -11,8 +11,8 @@ def call(Map args = [:]) {
 
     // The sha256 of every library resource the helper may read, rendered together with the resources.
     Map<String, String> digests = [
-        'enadu/enadu-helper.pyz': 'fa0d05a2130d6457649af33ce5cb0209b5676b4732db4ae8f5adb6803a982333',
-        'enadu/k8s/backend.yaml': '33b3e59d2531fc523d5a49e1c76b57d403ee26b74913e2cf85f3e14230cc4223',
+        'enadu/enadu-helper.pyz': '1ffbbb3a42cc1e3868f9d858d5595a5e831ee296c4d37ee43910fc520d354ba9',
+        'enadu/k8s/backend.yaml': '2ffb98acace90c4e08b50bf4b4409ce7c25cc6f4f800fc460d5eceaa862f812a',
         'enadu/k8s/batch.yaml': '16c23e4d1f42ce371992aabaeed6f29cd13999fc7d2e53265a211c59c0b7404e',
         'enadu/k8s/frontend.yaml': '7f78fa2e3dd159ad7244beda34f1f47250bed6dc10693e801ff15f0d92adbdfe',
     ]
@@ -78,8 +78,8 @@ private static List<String> checkArguments(Map args) {
         problems << 'argument \'command\' is required (String)'
     } else if (!(command instanceof CharSequence)) {
         problems << "argument 'command' must be a String, not ${command.getClass().simpleName}".toString()
-    } else if (!(command.toString() in ['changes', 'deploy', 'status', 'rollback', 'abort', 'notify'])) {
-        problems << 'argument \'command\' must be one of: changes, deploy, status, rollback, abort, notify'
+    } else if (!(command.toString() in ['changes', 'deploy', 'status', 'rollback', 'promote', 'abort', 'notify'])) {
+        problems << 'argument \'command\' must be one of: changes, deploy, status, rollback, promote, abort, notify'
     }
     Object env = args['env']
     if (env != null) {

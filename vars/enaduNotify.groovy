@@ -7,7 +7,7 @@ def call(Map args = [:]) {
     if (problems) {
         error('enaduNotify: ' + problems.join('; '))
     }
-    Map a = ['title': '', 'mentionRole': '', 'strict': false, 'timeoutSeconds': 30] + args
+    Map a = ['title': '', 'mentionRole': '', 'strict': false, 'timeoutSeconds': 30, 'action': ''] + args
 
     List<String> entries = [
         "ENADU_SERVICE=${a.service}",
@@ -17,6 +17,7 @@ def call(Map args = [:]) {
         "ENADU_MENTION_ROLE=${a.mentionRole}",
         "ENADU_NOTIFY_TIMEOUT=${a.timeoutSeconds}",
         "ENADU_STRICT=${a.strict ? '1' : ''}",
+        "ENADU_ACTION=${a.action}",
     ]
     int status = 0
     withCredentials([string(credentialsId: a.credentialsId, variable: 'DISCORD_WEBHOOK_URL')]) {
@@ -33,7 +34,7 @@ def call(Map args = [:]) {
 @NonCPS
 private static List<String> checkArguments(Map args) {
     List<String> problems = []
-    List<String> known = ['service', 'credentialsId', 'title', 'mentionRole', 'strict', 'timeoutSeconds']
+    List<String> known = ['service', 'credentialsId', 'title', 'mentionRole', 'strict', 'timeoutSeconds', 'action']
     args.keySet().each { Object key ->
         if (!(key in known)) {
             problems << "unknown argument '${key}' (allowed: ${known.join(', ')})".toString()
@@ -79,6 +80,14 @@ private static List<String> checkArguments(Map args) {
     if (timeoutSeconds != null) {
         if (!(timeoutSeconds instanceof Integer)) {
             problems << "argument 'timeoutSeconds' must be a Integer, not ${timeoutSeconds.getClass().simpleName}".toString()
+        }
+    }
+    Object action = args['action']
+    if (action != null) {
+        if (!(action instanceof CharSequence)) {
+            problems << "argument 'action' must be a String, not ${action.getClass().simpleName}".toString()
+        } else if (!(action.toString() in ['', 'status', 'rollback', 'abort', 'promote'])) {
+            problems << 'argument \'action\' must be one of: , status, rollback, abort, promote'
         }
     }
     return problems

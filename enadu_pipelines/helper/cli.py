@@ -31,6 +31,7 @@ COMMANDS = {
     "deploy": ".deploy",
     "status": ".status",
     "rollback": ".rollback",
+    "promote": ".promote",
     "abort": ".abort",
     "notify": ".notify",
 }
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="enadu-helper",
         description="Runs inside the Enadu Jenkins pipelines: change detection, blue/green deploys and Discord notifications.",
         epilog="Exit codes: 0 success, 1 failed, 2 usage, 3 lock held, 4 cluster unreachable or refused, "
-        "5 rolled back, 10 unchanged (changes).",
+        "5 rolled back, 6 incomplete, 7 held for promotion (deploy --hold), 10 unchanged (changes).",
     )
     parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -149,9 +149,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the service's rendered manifest (resources/enadu/k8s/<service>.yaml) [ENADU_MANIFEST]")
     add_smoke_argument(parser)
     add_switch_arguments(parser, default_old="scale-to-zero")
+    add_promotion_arguments(parser)
     from . import analysis
 
     analysis.add_arguments(parser)
+
+
+def add_promotion_arguments(parser: argparse.ArgumentParser) -> None:
+    """Manual promotion (README, "Manual promotion"), named after Argo Rollouts' BlueGreenStrategy
+    (argo-rollouts pkg/apis/rollouts/v1alpha1/types.go: ``autoPromotionEnabled``, ``previewReplicaCount``)."""
+    parser.add_argument("--hold", action="store_const", const="true", default=env_default("ENADU_HOLD", ""),
+                        help="stop before the switch: leave the new colour ready behind the preview Service, release "
+                             "the lock and exit 7 (held); `promote` switches to it, `abort` removes it "
+                             "(Argo's autoPromotionEnabled: false) [ENADU_HOLD]")
+    parser.add_argument("--preview-replicas", default=env_default("ENADU_PREVIEW_REPLICAS", ""),
+                        help="start the new colour at this many replicas; it is scaled to full (and waited for) only "
+                             "on promotion, before the switch (Argo's previewReplicaCount) [ENADU_PREVIEW_REPLICAS]")
 
 
 @dataclass(frozen=True)
@@ -174,6 +187,9 @@ class Options:
     requested_scale_down_delay: float = RECOMMENDED_SCALE_DOWN_DELAY
     scale_down_delay_floor: float = RECOMMENDED_SCALE_DOWN_DELAY
     fail_grace: float = 60.0  # see bluegreen.FailFast
+    hold: bool = False  # deploy --hold: stop before the switch (manual promotion)
+    promote: bool = False  # promote: switch to the colour a held deploy prepared
+    preview_replicas: int = 0  # deploy --preview-replicas: the new colour's count until promotion (0: full)
 
 
 def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
@@ -210,12 +226,17 @@ def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
     delay = parse_duration(args.scale_down_delay, "--scale-down-delay")
     floor = parse_duration(getattr(args, "scale_down_delay_floor", None) or f"{RECOMMENDED_SCALE_DOWN_DELAY:g}s",
                            "--scale-down-delay-floor")
+    hold = flag(getattr(args, "hold", ""), "--hold (ENADU_HOLD)")
+    preview = str(getattr(args, "preview_replicas", "") or "").strip()
+    if preview and not (preview.isdigit() and 1 <= int(preview) <= 100):
+        raise UsageProblem(f"--preview-replicas (ENADU_PREVIEW_REPLICAS): {preview[:40]!r} is not a number from 1 to 100")
     return Options(service=args.service, namespace=given or "", timeout=parse_duration(args.timeout, "--timeout"),
                    scale_down_delay=max(delay, floor), requested_scale_down_delay=delay, scale_down_delay_floor=floor,
                    old_colour=args.old_colour, lock_timeout=parse_duration(args.lock_timeout, "--lock-timeout"),
                    lock_ttl=int(ttl), dry_run=flag(args.dry_run, "--dry-run (ENADU_DRY_RUN)"), build_url=args.build_url or "",
                    image=image, manifest_path=manifest, smoke_path=smoke, analysis=checks,
-                   fail_grace=parse_duration(getattr(args, "fail_grace", None) or "60s", "--fail-grace"))
+                   fail_grace=parse_duration(getattr(args, "fail_grace", None) or "60s", "--fail-grace"),
+                   hold=hold, preview_replicas=int(preview) if preview else 0)
 
 
 class Guard:
@@ -272,10 +293,15 @@ class Guard:
 
 
 def _last_seen(result: Dict[str, Any]) -> str:
+    pinned = ""
+    if result.get("pinned_to"):  # a migration pinned the Service and has not un-pinned it (Deployer.pin)
+        from .kube.migration import pinned_note
+
+        pinned = f"; {pinned_note(str(result.get('service')), str(result['pinned_to']))}"
     if not result.get("live_colour"):
-        return ""
+        return pinned
     image = f" ({result['live_image']})" if result.get("live_image") else ""
-    return f"; the Service selected {result['live_colour']}{image} when last seen"
+    return f"; the Service selected {result['live_colour']}{image} when last seen{pinned}"
 
 
 def grace_of(args: argparse.Namespace) -> float:
@@ -315,7 +341,7 @@ def run_command(command: str, args: argparse.Namespace, body: Callable[[Reporter
             finally:
                 guard.raising = False
             result.update(outcome)
-            code = exitcodes.OK
+            code = exitcodes.HELD if outcome.get("outcome") == "held" else exitcodes.OK
         except Interrupted as e:
             result["outcome"] = "interrupted"
             result["message"] = getattr(e, "message", None) or str(e)
@@ -496,12 +522,32 @@ class Deployer:
         todo = "run deploy again to retire it" if switched else "run abort to remove it"
         leftovers = [f"; {opts.service}-{c} still runs ({todo})" for c in COLOURS
                      if c != live and state.replicas(c) > 0]
-        e.message = f"{e} {'after' if switched else 'before'} the switch: {serving}{''.join(leftovers)}"
+        e.message = f"{e} {'after' if switched else 'before'} the switch: {serving}{''.join(leftovers)}" \
+            + self.pin_note(state)
+
+    def pin_note(self, state: Any) -> str:
+        """After an interrupted migration: whether the Service stays pinned (and what ends that), or
+        was un-pinned within the grace."""
+        from .kube import migration
+
+        legacy = getattr(self, "legacy", None)
+        if legacy is None:
+            return ""
+        if state.pinned:
+            self.result["pinned_to"] = legacy.name
+            return "; " + migration.pinned_note(self.opts.service, legacy.name, legacy.selector_text())
+        self.result.pop("pinned_to", None)
+        unpinned = getattr(self, "unpinned", "")
+        if unpinned:
+            return f"; {unpinned}: the hand-made deployment {legacy.name} serves, as before the migration"
+        return ""
 
     def plan(self, state: Any) -> Dict[str, Any]:
         from .kube.bluegreen import fully_available
         from .kube.manifest import other
 
+        if self.opts.promote:
+            return self.plan_promotion(state)
         live, image = state.live, self.opts.image
         legacy = self.find_legacy(state)
         lines = []
@@ -529,12 +575,38 @@ class Deployer:
             elif legacy is not None:
                 lines.append(f"keep deployment {legacy.name} (hand-made) for {self.opts.scale_down_delay:.0f} s, then "
                              + ("delete it" if self.opts.old_colour == "delete" else "scale it to 0"))
+        from .kube import migration
+
+        for left, _ in migration.leftovers(self.kube, self.opts.service, state):
+            lines.append(f"{'delete' if self.opts.old_colour == 'delete' else 'scale to 0'} deployment {left.name} "
+                         f"(hand-made, {left.replicas} replicas), which an interrupted migration left running")
         for line in lines:
             self.log(f"plan: {line}")
         return {"outcome": "planned", "dry_run": True, "colour": idle, "previous_colour": live,
                 "previous_image": state.image(live) or (legacy.image if legacy is not None else None),
                 "plan": lines, "message": "dry run: nothing was changed",
                 **({"migration": legacy.describe("not migrated: dry run")} if legacy is not None else {})}
+
+    def plan_promotion(self, state: Any) -> Dict[str, Any]:
+        """``promote --dry-run``: the same checks as a promotion (a refusal is reported as such), then its plan."""
+        opts = self.check_promotable(state, state.live)
+        live, idle = state.live, ("green" if state.live == "blue" else "blue")
+        if live and state.image(live) == opts.image:
+            lines = [f"{opts.image} already serves from {live}: nothing to promote"]
+        else:
+            lines = [f"take the deploy lock (lease enadu-deploy-{opts.service}) and check {opts.service}-{idle} again",
+                     f"scale {opts.service}-{idle} from {state.replicas(idle)} to {self.wanted_replicas(state, live)} "
+                     "replicas and wait until it is fully available"]
+            if opts.smoke_path:
+                lines.append(f"GET {opts.smoke_path} on it through service {self.manifest.preview_name()}")
+            lines.append(f"switch service {opts.service} from {live or '(none)'} to {idle}")
+            if live:
+                lines.append(f"keep {opts.service}-{live} for {opts.scale_down_delay:.0f} s, then "
+                             + ("delete it" if opts.old_colour == "delete" else "scale it to 0"))
+        for line in lines:
+            self.log(f"plan: {line}")
+        return {"outcome": "planned", "dry_run": True, "colour": idle, "previous_colour": live, "image": opts.image,
+                "plan": lines, "message": "dry run: nothing was changed"}
 
     def wanted_replicas(self, state: Any, live: Optional[str]) -> int:
         from .kube.bluegreen import live_replicas
@@ -562,6 +634,8 @@ class Deployer:
         """Point the Service at the old pods only, and keep newcomers of the old ReplicaSet labelled."""
         from .kube import migration
 
+        # From the first write on, a result (the watchdog's too) says the Service may be left pinned.
+        self.result["pinned_to"] = legacy.name
         migration.pin(self.kube, self.opts.service, legacy, self.log)
         self.keeper = migration.KeepPinned(self.kube, legacy, self.log).__enter__()
 
@@ -571,24 +645,31 @@ class Deployer:
             keeper.__exit__(None, None, None)
 
     def after_failed_migration(self, legacy: Any, idle: str, e: HelperError) -> None:
-        """A failure before the switch: give the Service its colourless selector back, and say so."""
+        """A failure before the switch, the idle colour discarded: give the Service its colourless
+        selector back, and say so. The old pods' labeller (KeepPinned) must still run: the caller
+        stops it only after this, so every old pod keeps the pin label until the un-pin has landed."""
+        where = self.try_unpin(legacy, idle)
+        e.args = (f"{e}; the hand-made deployment {legacy.name} still serves ({legacy.replicas} replicas, untouched) "
+                  f"and {where}",)
+
+    def try_unpin(self, legacy: Any, idle: str) -> str:
+        """Un-pin (kube/migration.py ``unpin``); returns what the Service selects now, as one phrase."""
         from .kube import migration
 
         if not legacy.pinned:
-            where = f"service {self.opts.service} was not changed"
-        elif migration.unpin(self.kube, self.opts.service, legacy, idle, self.log):
-            where = f"service {self.opts.service} selects {legacy.selector_text(None)} again"
-        else:
-            where = f"service {self.opts.service} stays pinned to its pods (run deploy again)"
-        e.args = (f"{e}; the hand-made deployment {legacy.name} still serves ({legacy.replicas} replicas, untouched) "
-                  f"and {where}",)
+            self.result.pop("pinned_to", None)
+            return f"service {self.opts.service} was not changed"
+        if migration.unpin(self.kube, self.opts.service, legacy, idle, self.log):
+            self.result.pop("pinned_to", None)
+            return f"service {self.opts.service} selects {legacy.selector_text(None)} again"
+        return migration.pinned_note(self.opts.service, legacy.name, legacy.selector_text())
 
     def migration_reason(self, legacy: Any, outcome: Optional[str]) -> str:
         then = outcome or (f"it keeps running for {self.opts.scale_down_delay:.0f} s, then is "
                            + ("deleted" if self.opts.old_colour == "delete" else "scaled to 0"))
         return f"migrated from the hand-made deployment {legacy.name}; {then}"
 
-    def retire_legacy(self, legacy: Any, entry: Dict[str, Any], already: float = 0.0) -> None:
+    def retire_legacy(self, legacy: Any, entry: Optional[Dict[str, Any]], already: float = 0.0) -> None:
         """After the switch: the scale-down delay, then the old Deployment scaled to 0 or deleted,
         said in the log, the result and the history entry of the switch."""
         from .kube import migration
@@ -606,6 +687,8 @@ class Deployer:
         self.result["migration"]["old_deployment"] = migration.retire(self.kube, legacy, self.opts.old_colour, self.log)
         done = "deleted" if self.opts.old_colour == "delete" else "scaled to 0"
         reason = self.migration_reason(legacy, f"it was {done} after the scale-down delay")
+        if entry is None:  # found by the pin label alone (kube/migration.py leftovers): no entry to amend
+            return
         if not migration.amend_history(self.kube, self.opts.service, entry, reason, HISTORY):
             self.log("warning: the history entry of the switch was not updated with what became of the old deployment")
 
@@ -625,11 +708,16 @@ class Deployer:
         self.result.update(previous_colour=live, previous_image=state.image(live), switched=False)
         self.seen_live(live, state.image(live))
         legacy = self.find_legacy(state)  # the old script's Service and Deployment: migrate (kube/migration.py)
+        if (opts.hold or opts.promote) and legacy is not None:
+            raise DeployFailed(f"manual promotion cannot start from the hand-made deployment {legacy.name}: deploy "
+                               "once without --hold to migrate (README, \"Migrating from the old deploy script\")")
+        if opts.promote:
+            opts = self.check_promotable(state, live)
         if live and state.image(live) == opts.image and bg.fully_available(state.deployments[live]):
             log(f"{opts.image} already serves from {live}: nothing to deploy")
-            self.settle(state, live)
+            note = self.settle(state, live)
             self.result.update(previous_colour=None, previous_image=None)
-            return {"outcome": "unchanged", "colour": live, "message": f"{opts.image} already live in {live}"}
+            return {"outcome": "unchanged", "colour": live, "message": f"{opts.image} already live in {live}{note}"}
         idle = other(live) if live else "blue"
         self.result["colour"] = idle
         self.checkpoint()
@@ -637,14 +725,22 @@ class Deployer:
         try:
             if legacy is not None:
                 self.pin(legacy)  # before any pod of the new colour exists
-            written = bg.ensure_colour(kube, self.manifest, state, idle, opts.image,
-                                       self.wanted_replicas(state, live), opts.build_url, log)
-            bg.wait_available(kube, opts.service, idle, opts.image, deadline=deadline, log=log, written=written,
-                              fail_grace=opts.fail_grace)
+            full = start = self.wanted_replicas(state, live)
+            if opts.promote:  # the held colour, from its preview count to full, before it is tested again
+                self.scale_to_full(live, idle, deadline)
+            else:
+                start = min(opts.preview_replicas, full) if opts.preview_replicas else full
+                written = bg.ensure_colour(kube, self.manifest, state, idle, opts.image, start, opts.build_url, log)
+                bg.wait_available(kube, opts.service, idle, opts.image, deadline=deadline, log=log, written=written,
+                                  fail_grace=opts.fail_grace)
             if opts.smoke_path:
                 self.smoke(idle, deadline)
-            if opts.analysis is not None and opts.analysis.before_switch:
+            if opts.analysis is not None and opts.analysis.before_switch and not opts.promote:
                 self.analyse_before_switch(idle, deadline)
+            if opts.hold:
+                return self.hold(live, idle, start)
+            if start < full:  # Argo: the preview is scaled to full once promoted, before the switch
+                self.scale_to_full(live, idle, deadline)
             if not lock.held():
                 raise DeployFailed("lost the deploy lock before the switch")
             state = bg.read_state(kube, opts.service)
@@ -656,25 +752,34 @@ class Deployer:
             if legacy is not None:
                 entry.update(previous_image=legacy.image, reason=self.migration_reason(legacy, None))
             bg.switch(kube, opts.service, state, idle, entry, log, self.manifest)
+            self.result.pop("pinned_to", None)
             self.stop_keeping()
         except Interrupted as e:
-            self.stop_keeping()
-            if legacy is not None and legacy.pinned:
-                log(f"service {opts.service} stays pinned to the pods of deployment {legacy.name} (hand-made); "
-                    "run deploy again to finish the migration")
             # Before the switch (or with its answer lost): the live colour is untouched; stop the idle
-            # one with part of the grace, so the lock's release (on the way out) keeps its turn.
-            with interrupt.limit(0.6):
-                if self.discard(idle, e):
-                    self.result["switched"] = True
+            # one with part of the grace, so the lock's release (on the way out) keeps its turn. A
+            # migration then un-pins with most of what is left, if the idle pods go in time; the old
+            # pods' labeller runs until then.
+            try:
+                with interrupt.limit(0.6):
+                    if self.discard(idle, e):
+                        self.result["switched"] = True
+                        self.result.pop("pinned_to", None)  # the switch replaced the pin
+                if legacy is not None and not self.result.get("switched"):
+                    with interrupt.limit(0.8):
+                        self.unpinned = self.try_unpin(legacy, idle)
+            finally:
+                self.stop_keeping()
             raise
         except HelperError as e:
-            self.stop_keeping()
-            if self.discard(idle, e):  # reads the Service first: a switch that did land is never undone
-                raise Incomplete(f"{e}; but the switch to {idle} had landed: the Service selects {idle}, "
-                                 f"{live or 'no other colour'} still runs (run deploy again to finish)") from e
-            if legacy is not None:
-                self.after_failed_migration(legacy, idle, e)
+            try:
+                if self.discard(idle, e):  # reads the Service first: a switch that did land is never undone
+                    self.result.pop("pinned_to", None)
+                    raise Incomplete(f"{e}; but the switch to {idle} had landed: the Service selects {idle}, "
+                                     f"{live or 'no other colour'} still runs (run deploy again to finish)") from e
+                if legacy is not None:
+                    self.after_failed_migration(legacy, idle, e)
+            finally:
+                self.stop_keeping()  # only now: the un-pin has landed, or failed and said so
             raise
         self.lock = lock
         self.result["switched"] = True
@@ -699,8 +804,10 @@ class Deployer:
                     analysed = self.analyse_after_switch(live, idle)
                 else:
                     log("first deploy: no previous colour to go back to, so no metric analysis")
+            leftover = ""
             if live:
                 self.retire_after_delay(live, already=analysed, preemptible=True)
+                leftover = self.retire_leftovers(bg.read_state(kube, opts.service))
             elif legacy is not None:
                 self.retire_legacy(legacy, entry, already=analysed)
         except (RolledBack, Incomplete):
@@ -710,7 +817,78 @@ class Deployer:
             raise Incomplete(f"{opts.image} is live in {idle}, but the deploy did not finish: {e}{leftover}") from e
         return {"outcome": "deployed", "colour": idle,
                 "message": f"{opts.image} is live in {idle}" + self.migrated_note(legacy)
-                + (f" (was {live}){lossy_delay_note(opts)}" if live else "")}
+                + (f" (was {live}){lossy_delay_note(opts)}" if live else "") + leftover}
+
+    # -- manual promotion (kube/promotion.py; README, "Manual promotion") ----------------------------
+
+    def hold(self, live: Optional[str], idle: str, replicas: int) -> Dict[str, Any]:
+        """``deploy --hold``: the new colour passed its checks; mark it and stop before the switch.
+        The lock is released on the way out; ``promote`` re-checks everything under it again."""
+        from .kube.promotion import mark_held
+
+        opts = self.opts
+        mark_held(self.kube, f"{opts.service}-{idle}", opts.image, opts.build_url, self.log)
+        preview = self.manifest.preview_name()
+        self.result.update(preview_service=preview, preview_replicas=replicas)
+        was = f"{live} still serves" if live else "nothing serves yet"
+        return {"outcome": "held", "colour": idle,
+                "message": f"{opts.image} is ready in {idle} ({replicas} replicas, service {preview}), not live: "
+                           f"{was}; run promote to switch to it, or abort to remove it"}
+
+    def check_promotable(self, state: Any, live: Optional[str]) -> "Options":
+        """Before anything is written: the idle colour is the one a held deploy prepared, runs exactly
+        the image to promote (the held one when none was named) and is available. Returns the
+        options with the image filled in."""
+        from dataclasses import replace
+
+        from .kube import bluegreen as bg
+        from .kube.manifest import other
+        from .kube.promotion import held_image
+
+        opts = self.opts
+        idle = other(live) if live else "blue"
+        name = f"{opts.service}-{idle}"
+        dep = state.deployments.get(idle)
+        held = held_image(dep)
+        running = state.image(idle)
+        if live and opts.image and state.image(live) == opts.image:
+            return opts  # already promoted: the caller reports it unchanged
+        if dep is None or held is None:
+            raise DeployFailed(f"nothing to promote: deployment {name} was not prepared by deploy --hold")
+        wanted = opts.image or held
+        if running != wanted or held != wanted:
+            raise DeployFailed(f"refusing to promote {wanted}: deployment {name} runs {running} (held: {held}); "
+                               "the live colour is untouched")
+        if state.replicas(idle) < 1 or not bg.fully_available(dep):
+            raise DeployFailed(f"refusing to promote {wanted}: deployment {name} is not running and fully available "
+                               f"({bg.rollout_status_line(dep)}); the live colour is untouched")
+        self.opts = replace(opts, image=wanted)
+        self.result["image"] = wanted
+        self.log(f"promoting {wanted}: deployment {name} is the held colour, available at {state.replicas(idle)} replicas")
+        return self.opts
+
+    def scale_to_full(self, live: Optional[str], idle: str, deadline: float) -> None:
+        """Scale the new colour from its preview count to what the live colour runs now (an autoscaler
+        may have moved it), and wait until it is fully available. Only the scale subresource is
+        written: the pod template stays the one that was tested."""
+        from .kube import bluegreen as bg
+
+        opts = self.opts
+        state = bg.read_state(self.kube, opts.service)
+        full = self.wanted_replicas(state, live)
+        dep = state.deployments.get(idle)
+        if dep is None or state.image(idle) != opts.image:
+            raise DeployFailed(f"deployment {opts.service}-{idle} changed under us: it no longer runs {opts.image}")
+        if state.replicas(idle) >= full:
+            if bg.fully_available(dep):
+                return
+            written = bg.Written(int(dep["metadata"].get("generation") or 0))
+        else:
+            answer = self.kube.scale_deployment(f"{opts.service}-{idle}", full)
+            self.log(f"scaled deployment {opts.service}-{idle} from {state.replicas(idle)} to {full} replicas for the switch")
+            written = bg.written_over(dep, answer)
+        bg.wait_available(self.kube, opts.service, idle, opts.image, deadline=deadline, log=self.log,
+                          written=written, fail_grace=opts.fail_grace)
 
     def retarget(self, source: str, target: str) -> None:
         """Autoscalers follow the live colour; a failure here (often RBAC) must not fail the switch."""
@@ -723,7 +901,8 @@ class Deployer:
 
     def smoke(self, colour: str, deadline: float) -> None:
         """GET the smoke path on the idle colour through its preview Service and the API server's
-        service proxy, once the Endpoints the proxy routes by list exactly that colour's ready pods.
+        service proxy, once what the proxy routes by (EndpointSlices from Kubernetes 1.37, the
+        Endpoints before; :func:`bluegreen.wait_endpoints`) lists exactly that colour's ready pods.
         An answer naming another image in ``X-Enadu-Image`` fails it (the header is optional)."""
         from .kube import bluegreen as bg
         from .kube.client import IMAGE_HEADER, AppAnswered, ApiFailure, PodsUnreachable
@@ -940,16 +1119,50 @@ class Deployer:
                 return selected
             time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
 
-    def settle(self, state: Any, live: str) -> None:
-        """For a re-run: make sure the endpoints converged and the other colour was retired."""
+    def settle(self, state: Any, live: str) -> str:
+        """For a re-run: finish what a deploy (or rollback) stopped after its switch left undone —
+        the endpoints converged, the autoscalers on the live colour, the other colour retired, and
+        a hand-made Deployment an interrupted migration left running retired (:meth:`retire_leftovers`).
+        Returns a note for the final message (empty when there was none of the latter)."""
         from .kube import bluegreen as bg
         from .kube.manifest import other
 
         bg.wait_endpoints(self.kube, self.opts.service, self.opts.service, live,
                           deadline=time.monotonic() + min(self.opts.timeout, 120), log=self.log)
+        # A run killed between its switch and its retarget left them on the old colour: they would scale
+        # the retired colour back up and leave the live one unscaled (retarget_hpas patches only those).
+        self.retarget(other(live), live)
         leftover = state.deployments.get(other(live))
-        if leftover is None:
-            return
-        if self.opts.old_colour == "delete" or int(leftover["spec"].get("replicas") or 0) > 0:
+        if leftover is not None and (self.opts.old_colour == "delete" or int(leftover["spec"].get("replicas") or 0) > 0):
             self.retire_after_delay(other(live), already=bg.switched_at(state) or 0.0, preemptible=True)
+        return self.retire_leftovers(state)
+
+    def retire_leftovers(self, state: Any) -> str:
+        """A migration stopped between its switch and retiring the old script's Deployment left that
+        running (kube/migration.py ``leftovers`` says how it is recognised, and what is never touched):
+        keep it for what is left of the scale-down delay since that switch, then scale it to 0 or
+        delete it, and record its fate in the switch's history entry, as :meth:`retire_legacy` does.
+        Returns a note for the final message."""
+        import datetime as dt
+
+        from .kube import bluegreen as bg
+        from .kube import migration
+
+        notes = []
+        for legacy, entry in migration.leftovers(self.kube, self.opts.service, state):
+            since = bg.switched_at(state) or 0.0  # the newest switch: no later than the one that left it
+            if entry is not None:
+                try:
+                    at = dt.datetime.strptime(entry["at"], bg.TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
+                    since = max(since, (dt.datetime.now(dt.timezone.utc) - at).total_seconds())
+                except (KeyError, TypeError, ValueError):
+                    pass
+            self.log(f"deployment {legacy.name} (hand-made) still runs {legacy.replicas} replicas: a migration "
+                     f"switched service {self.opts.service} away from it but stopped before retiring it; retiring it now")
+            self.result["migration"] = legacy.describe(f"untouched: still runs {legacy.replicas} replicas")
+            # the history's times have whole seconds: count one less, so the drain is never cut short
+            self.retire_legacy(legacy, entry, already=min(max(0.0, since - 1.0), self.opts.scale_down_delay))
+            notes.append(f"; the hand-made deployment {legacy.name}, which an interrupted migration left running: "
+                         f"{self.result['migration']['old_deployment']}")
+        return "".join(notes)
 

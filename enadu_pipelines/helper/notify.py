@@ -45,6 +45,8 @@ _FILES_SHOWN = 10
 RESULT_MAX_BYTES = 4 << 20
 RESULT_MAX_DEPTH = 32
 _URL = re.compile(r"https?://[!#-;=?-~]+")  # one http(s) URL of printable ASCII without space, quote, < or >
+# What an operations job (vars/enaduOps) may run: helper commands that act on a deployed service.
+OPS_ACTIONS = ("status", "rollback", "abort", "promote")
 _CLEANUP_WAIT_MAX = 16.0  # seconds notify waits at most for an interrupted deploy's clean-up (its bound is <= 15 s)
 
 
@@ -69,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="JSON result of the changes command [ENADU_CHANGES_FILE]")
     parser.add_argument("--deploy-file", default=env_default("ENADU_DEPLOY_FILE"),
                         help="JSON result of the deploy command [ENADU_DEPLOY_FILE]")
+    parser.add_argument("--action", default=env_default("ENADU_ACTION", ""),
+                        help="the operations action the build ran (" + ", ".join(OPS_ACTIONS) + "): the title names it and"
+                        " the message reports its result (from --deploy-file) instead of changes and deploy [ENADU_ACTION]")
     parser.add_argument("--repo", default=".", help="git repository to read the commit message from (default: .)")
     parser.add_argument("--dry-run", action="store_true", help="print the JSON payload instead of sending it")
 
@@ -108,7 +113,11 @@ def _options(args: argparse.Namespace) -> Dict[str, object]:
     if not 0 < timeout <= 3600:
         raise UsageError(f"ENADU_NOTIFY_TIMEOUT (--timeout) {str(args.timeout)[:40]!r} is not a number of "
                          "seconds between 0 and 3600")
+    action = (getattr(args, "action", "") or "").strip()
+    if action and action not in OPS_ACTIONS:
+        raise UsageError(f"ENADU_ACTION (--action) {action[:40]!r} is not one of {', '.join(OPS_ACTIONS)}")
     return {
+        "action": action,
         "service": service,
         "title": (args.title or "").strip() or service,
         "result": result,
@@ -322,8 +331,10 @@ def _deploy_field(state: str, data: Dict[str, object], changes: Tuple[str, Dict[
     if data.get("previous_image"):
         before.append(_code(data["previous_image"]))
     was = f" (was {', '.join(before)})" if before else ""
-    if outcome == "deployed":
-        text = f"{image} is live on {colour}{was}"
+    if outcome in ("deployed", "promoted"):
+        text = f"{image} is live on {colour}{was}" + (" (promoted by hand)" if outcome == "promoted" else "")
+    elif outcome == "aborted":  # enaduDeploy's answer to a promotion input refused or timed out
+        text = f"not promoted{message}; the live colour still serves"
     elif outcome == "unchanged":
         text = f"{image} was already live on {colour}"
     elif outcome == "rolled-back":
@@ -337,6 +348,39 @@ def _deploy_field(state: str, data: Dict[str, object], changes: Tuple[str, Dict[
     else:
         text = f"{outcome}{message}"
     return text + _warnings_text(data) + _analysis_text(data)
+
+
+def _ops_field(state: str, data: Dict[str, object], action: str, started: bool) -> str:
+    """What an operations action (vars/enaduOps) did, from its result file (the helper's JSON result)."""
+    if state == "missing":
+        return f"**interrupted**: the {action} started but left no result" if started else "not reached"
+    if state == "unreadable":
+        return f"result file unreadable ({data.get('error')})"
+    if data.get("state") in ("started", "running", "interrupted") or data.get("outcome") == "interrupted":
+        return f"**interrupted**: the {action} was stopped before it finished"
+    outcome = _plain(str(data.get("outcome") or "unknown"))
+    if action == "status" and data.get("outcome") == "status":
+        return _status_text(data)
+    message = f": {_plain(data['message'])}" if data.get("message") else ""
+    return f"**{outcome}**{message}" + _warnings_text(data)
+
+
+def _status_text(data: Dict[str, object]) -> str:
+    """status: the live colour, each colour's image and readiness, and the newest history entry."""
+    live = data.get("live")
+    colours = data.get("colours") if isinstance(data.get("colours"), dict) else {}
+    lines = [f"live: **{_plain(live)}**" if live else "live: no colour"]
+    for colour, info in sorted(colours.items()):  # type: ignore[union-attr]
+        if isinstance(info, dict):
+            ready = "fully available" if info.get("fully_available") else \
+                f"{info.get('available')}/{info.get('replicas')} available"
+            lines.append(f"{_plain(colour)}: {_code(info.get('image') or '(image unknown)')} {ready}")
+    history = data.get("history")
+    if isinstance(history, list) and history and isinstance(history[0], dict):
+        last = history[0]
+        why = f" ({_plain(last['reason'])})" if last.get("reason") else ""
+        lines.append(f"last: {_plain(last.get('outcome'))} to {_plain(last.get('colour'))} at {_plain(last.get('at'))}{why}")
+    return "\n".join(lines)
 
 
 def _warnings_text(data: Dict[str, object]) -> str:
@@ -392,6 +436,9 @@ def build_message(opts: Dict[str, object], env: Dict[str, str], repo: str, chang
     build_url = (env.get("BUILD_URL") or "").strip() or None
     name = job or str(opts["service"])
     title = f"{name} #{number}" if number else name
+    action = str(opts.get("action") or "")
+    if action:
+        title = f"{title}: {action}"
     duration = human_duration(opts["duration_ms"])  # type: ignore[arg-type]
 
     commit = (env.get("GIT_COMMIT") or "").strip()
@@ -408,6 +455,19 @@ def build_message(opts: Dict[str, object], env: Dict[str, str], repo: str, chang
 
     changes = read_result(changes_file, build_url)
     deploy = read_deploy_result(deploy_file, build_url, patience=patience)
+    if action:  # an operations build: no checkout, no changes; what the action did is the news
+        fields = [
+            embed.Field("Result", result, inline=True),
+            embed.Field("Duration", duration, inline=True),
+            embed.Field(action.capitalize(), _guarded(_ops_field, *deploy, action, bool(deploy_file))),
+        ]
+    else:
+        fields = _build_fields(result, duration, commit_text, branch, changes, deploy, env, bool(deploy_file))
+    return _message(opts, result, title, build_url, duration, fields, now)
+
+
+def _build_fields(result: str, duration: str, commit_text: str, branch: str, changes: Tuple[str, Dict[str, object]],
+                  deploy: Tuple[str, Dict[str, object]], env: Dict[str, str], started: bool) -> list:
     fields = [
         embed.Field("Result", result, inline=True),
         embed.Field("Duration", duration, inline=True),
@@ -418,7 +478,12 @@ def build_message(opts: Dict[str, object], env: Dict[str, str], repo: str, chang
     tests = tests_text(env)
     if tests:
         fields.append(embed.Field("Tests", tests, inline=True))
-    fields.append(embed.Field("Deploy", _guarded(_deploy_field, *deploy, changes, bool(deploy_file))))
+    fields.append(embed.Field("Deploy", _guarded(_deploy_field, *deploy, changes, started)))
+    return fields
+
+
+def _message(opts: Dict[str, object], result: str, title: str, build_url: Optional[str], duration: str,
+             fields: list, now: Optional[datetime.datetime]) -> embed.Message:
     role = opts["role"] if result == "FAILURE" else None
     url = build_url if build_url and _URL.fullmatch(build_url) and len(build_url) <= 2000 else None
     when = (now or datetime.datetime.now(datetime.timezone.utc)).isoformat(timespec="seconds")

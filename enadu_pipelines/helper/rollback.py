@@ -14,7 +14,9 @@ resourceVersion-checked hand-over), switches back and retires the deploy's colou
 delay; the deploy sees the takeover and ends as rolled back (exit 5) without scaling anything down.
 In any other phase the deploy is waited for as before (up to --lock-timeout, then exit 3); if it
 switched the Service meanwhile, what we were asked to undo is no longer live, so we change nothing
-(exit 1) and say so. Every rollback records ``reason: "rollback"`` (``"rollback: <--reason>"`` when one is given) in the history entry.
+(exit 1) and say so. While a migration from the old script has pinned the Service to the hand-made
+pods (kube/migration.py) no colour has served yet: there is nothing to roll back to, and rollback
+refuses (exit 2) naming ``abort`` and ``deploy``. Every rollback records ``reason: "rollback"`` (``"rollback: <--reason>"`` when one is given) in the history entry.
 
 The history annotation is untrusted input (anyone who may patch the Service can write it): an image
 taken from it must validate by the ``--image`` rule and come from the live image's repository, and
@@ -72,6 +74,13 @@ def run(args: argparse.Namespace) -> int:
         warn_about_delay(opts, report.log, result)
         kube, opts = open_cluster(args, opts, report, result)
         state = bg.read_state(kube, opts.service)
+        if state.pinned:
+            from .kube import migration
+
+            pinned = migration.pinned_to(kube, state)
+            raise UsageProblem(f"service {opts.service} is pinned to the hand-made deployment {pinned.name} (migration "
+                               "in progress): nothing to roll back to yet; run abort to give the Service its selector "
+                               "back, or deploy again to finish the migration")
         if state.live is None:
             raise UsageProblem(f"service {opts.service} has no live colour: nothing to roll back")
         live, previous = state.live, other(state.live)

@@ -16,7 +16,11 @@ With ``--output json`` prints one object (besides the fields every command has):
   rollback command; ``switched-back``: a deploy that failed after its switch went back), ``image``,
   ``previous_colour``, ``previous_image``, ``by`` (the lock identity: the Jenkins build or the user),
   ``build_url``, ``reason``;
-- ``history_left_out``: why entries were left out, one line each.
+- ``history_left_out``: why entries were left out, one line each;
+- ``pinned_to``: while a migration from the old script has pinned the Service to the hand-made pods
+  (selector ``color=legacy``, ``live`` null), the hand-made Deployment they belong to, else null;
+- ``handmade_left_running``: hand-made Deployments a migration switched away from but stopped before
+  retiring, by name, with their replicas (``deploy`` again retires them), else ``{}``.
 
 Text output is bounded: at most 10 history lines, each field cut to a fixed length (the JSON keeps
 the validated values whole), every line printed through ``report.printable``.
@@ -107,11 +111,23 @@ def run(args: argparse.Namespace) -> int:
                                "ready": int(status.get("readyReplicas") or 0),
                                "available": int(status.get("availableReplicas") or 0),
                                "fully_available": bg.fully_available(dep)}
+        from .kube import migration
+
+        pinned = migration.pinned_to(kube, state)
+        leftovers = [legacy for legacy, _ in migration.leftovers(kube, opts.service, state)]
         if state.service is None:
             report.log(f"service {opts.service}: not deployed (no Service in namespace {opts.namespace})")
+        elif pinned is not None:
+            report.log(f"service {opts.service}: pinned to the hand-made deployment {pinned.name} (migration in progress)")
+            report.log(f"  its {len(pinned.pods)} pods labelled {migration.LABEL}={migration.LEGACY} serve; no colour is "
+                       "live yet: deploy again to finish the migration, or abort to give the Service its selector "
+                       f"{pinned.selector_text(None)} back")
         else:
             since = f" since {view['live_since']}" if view["live_since"] else ""
             report.log(f"service {opts.service}: live colour {state.live or '(none)'}{since}")
+        for legacy in leftovers:
+            report.log(f"  deployment {legacy.name} (hand-made) still runs {legacy.replicas} replicas: a migration "
+                       "stopped after its switch; deploy again retires it")
         for colour, info in colours.items():
             became = view["became_live"][colour]
             if colour == state.live:
@@ -140,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
                 for problem in problems:
                     report.log(f"  {problem}")
         return {"outcome": "status", "live": state.live, "colours": colours, **view,
+                "pinned_to": pinned.name if pinned is not None else None,
+                "handmade_left_running": {legacy.name: legacy.replicas for legacy in leftovers},
                 "history_left_out": list(state.history_problems), "colour": state.live,
                 "image": state.image(state.live)}
 

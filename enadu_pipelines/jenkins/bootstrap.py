@@ -196,13 +196,18 @@ def _plan(project: Project, client: Client, folder: str, report: Report) -> None
             raise JenkinsError(f"{folder!r} on {client.url} is a {listing.get('_class', 'item')}, not a folder;"
                                " pick another --folder or jenkins.folder")
         existing = {j["name"]: j for j in listing["jobs"] if isinstance(j, dict) and "name" in j}
-    wanted = {s.name: s for s in project.services}
-    for name, service in wanted.items():
+    # Each service's job, then its operations job. Only the service's job gets a registration build: the
+    # operations job has no trigger to register, and a build of it must only ever be a person's choice.
+    wanted: dict[str, tuple[bytes, bool]] = {}
+    for service in project.services:
+        wanted[service.name] = (jobs.render_job(project, service), True)
+        wanted[jobs.ops_name(service)] = (jobs.render_ops_job(project, service), False)
+    for name, (rendered, registers) in wanted.items():
         full = f"{folder}/{name}"
-        rendered = jobs.render_job(project, service)
         live = existing.get(name)
+        plan_first_build = _with_first_build if registers else (lambda item, _report, _live: item)
         if live is None:
-            report.items.append(_with_first_build(Item(full, "job", CREATE, config=rendered), report, None))
+            report.items.append(plan_first_build(Item(full, "job", CREATE, config=rendered), report, None))
             continue
         if live.get("_class") != jobs.WORKFLOW_JOB_CLASS:
             report.items.append(Item(full, "job", FAILED, error=(
@@ -210,7 +215,7 @@ def _plan(project: Project, client: Client, folder: str, report: Report) -> None
                 " delete or rename it in Jenkins")))
             continue
         item = _compare_job(client, full, rendered, adopt=not jobs.is_ours(live.get("description")))
-        report.items.append(_with_first_build(item, report, live))
+        report.items.append(plan_first_build(item, report, live))
     for name, live in sorted(existing.items()):
         if name in wanted or live.get("_class") != jobs.WORKFLOW_JOB_CLASS or not jobs.is_ours(live.get("description")):
             continue

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ..errors import DeployFailed, UsageProblem
+from ..errors import DeployFailed, HelperError, UsageProblem
 from .client import Conflict, Invalid, Kube
 from .manifest import COLOURS, IMAGE, LABEL, SPEC_HASH, Manifest
 from .watching import Informer
@@ -372,17 +373,67 @@ def wait_available(kube: Kube, service_name: str, colour: str, image: str, *, de
                       timeout_message=lambda last: DeployFailed(f"timed out waiting for {name}: {last or 'no status'}"))
 
 
+# kubernetes/kubernetes#134860 ("Port service/proxy subresource from Endpoints to EndpointSlice",
+# first released in v1.37.0-alpha.2): from 1.37 the API server's service proxy picks a pod from the
+# Service's EndpointSlices; before, from the legacy Endpoints object.
+PROXY_BY_SLICES_SINCE = (1, 37)
+# How long a missing Endpoints object is waited for before the slices alone are trusted.
+ENDPOINTS_APPEAR = 10.0
+OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"
+
+
+def server_minor(info: Dict[str, Any]) -> Optional[Tuple[int, int]]:
+    """(major, minor) of a /version answer: from ``gitVersion`` ("v1.34.2", "v1.30.4-eks-1a2b"), else
+    from ``major``/``minor`` (which managed clusters write as "30+"); None when neither parses."""
+    m = re.match(r"^v?(\d+)\.(\d+)", str(info.get("gitVersion") or ""))
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    major, minor = (re.match(r"^(\d+)", str(info.get(k) or "")) for k in ("major", "minor"))
+    return (int(major.group(1)), int(minor.group(1))) if major and minor else None
+
+
+def proxy_route(kube: Kube, log: Callable[[str], None]) -> Tuple[bool, str]:
+    """Whether the API server's service proxy routes by EndpointSlices (else by Endpoints), and why,
+    from GET /version. A version that cannot be read counts as older (Endpoints, with the fallback)."""
+    try:
+        info = kube.server_version()
+    except HelperError as e:
+        log(f"warning: could not read the server version ({e}): assuming its service proxy routes by "
+            "the Endpoints object, as before Kubernetes 1.37")
+        return False, "server version unknown"
+    version = server_minor(info)
+    said = str(info.get("gitVersion") or f"{info.get('major')}.{info.get('minor')}")[:40]
+    if version is None:
+        log(f"warning: the server version {said!r} does not parse: assuming its service proxy routes by "
+            "the Endpoints object, as before Kubernetes 1.37")
+        return False, f"Kubernetes {said}"
+    if version >= PROXY_BY_SLICES_SINCE:
+        return True, f"Kubernetes {said}, since 1.37: kubernetes#134860"
+    return False, f"Kubernetes {said}, before 1.37"
+
+
 def wait_endpoints(kube: Kube, service: str, app: str, colour: str, *, deadline: float,
-                   log: Callable[[str], None], proxy: bool = False) -> None:
+                   log: Callable[[str], None], proxy: bool = False,
+                   endpoints_appear: float = ENDPOINTS_APPEAR) -> None:
     """Watch until the Service's EndpointSlices list exactly the ready pods of ``colour``.
 
-    ``proxy``: and its legacy Endpoints object too, before a request through the API server's
-    service proxy. kube-proxy follows the slices, but the proxy picks a pod from the Endpoints
-    (kubernetes/kubernetes pkg/registry/core/service/storage/storage.go, ``ResourceLocation``:
-    ``r.endpoints.Get(ctx, svcName, ...)``), which a separate controller writes
-    (pkg/controller/endpoint/endpoints_controller.go) and which can lag the slices: until it has
-    caught up, a smoke request could be answered by the pods the Service selected before."""
-    proxy_note = "Endpoints, which the API server's service proxy routes by"
+    ``proxy``: before a request through the API server's service proxy, wait for what it routes by
+    (:func:`proxy_route`, from the server's version). From 1.37 that is the EndpointSlices
+    (kubernetes/kubernetes#134860). Up to 1.36 it is the legacy Endpoints object
+    (pkg/registry/core/service/storage/storage.go, ``ResourceLocation``: ``r.endpoints.Get(ctx,
+    svcName, ...)``), which a separate controller writes (pkg/controller/endpoint/endpoints_controller.go)
+    and which can lag the slices: until it has caught up, a smoke request could be answered by the
+    pods the Service selected before. So it is waited for too, unless it cannot converge: no object
+    within ``endpoints_appear`` seconds (the Endpoints controller can be disabled: the API is
+    deprecated since 1.33, KEP-4974), or an object cut at 1000 addresses (annotation
+    ``endpoints.kubernetes.io/over-capacity: truncated``); then the slices alone, with a warning.
+    The smoke test's ``X-Enadu-Image`` check still tells which image answered."""
+    by_slices, why = proxy_route(kube, log) if proxy else (False, "")
+    slice_note = f"EndpointSlices, which the API server's service proxy routes by ({why})" if by_slices \
+        else "EndpointSlices"
+    proxy_note = f"Endpoints, which the API server's service proxy routes by ({why})"
+    started = time.monotonic()
+    fallback: List[str] = []  # why the Endpoints are not waited for, once decided
 
     def check(caches: Dict[str, Dict[str, Dict[str, Any]]]) -> Tuple[bool, str]:
         pods = caches["pods"]
@@ -402,10 +453,21 @@ def wait_endpoints(kube: Kube, service: str, app: str, colour: str, *, deadline:
                                     (ep.get("conditions") or {}).get("ready") is not False)
                                    for eps in caches["endpointslices"].values() for ep in eps.get("endpoints") or []])
         done = bool(wanted) and ready == wanted and not other_pods
-        if not proxy:
-            return done, (f"service {service}: endpoints are the {len(ready)} ready pods of {colour}" if done else
-                          f"service {service}: {len(ready)} of {len(wanted)} {colour} pods in endpoints, "
-                          f"{len(other_pods)} other endpoints")
+        if not proxy or by_slices or fallback:
+            return done, (f"service {service}: {slice_note} are the {len(ready)} ready pods of {colour}" if done else
+                          f"service {service}: {len(ready)} of {len(wanted)} {colour} pods in {slice_note}, "
+                          f"{len(other_pods)} other")
+        legacy = caches["endpoints"].get(service)
+        if legacy is None and time.monotonic() - started >= endpoints_appear:
+            fallback.append(f"no Endpoints object for service {service} appeared within {endpoints_appear:.0f} s "
+                            "(is the Endpoints controller disabled? the API is deprecated since Kubernetes 1.33)")
+        elif legacy is not None and (legacy["metadata"].get("annotations") or {}).get(OVER_CAPACITY):
+            fallback.append(f"the Endpoints object of service {service} is truncated ({OVER_CAPACITY}), "
+                            "so it cannot list every pod")
+        if fallback:
+            log(f"warning: {fallback[0]}; waiting for the EndpointSlices only, although the API server's service "
+                f"proxy routes by Endpoints ({why}); the smoke answer's image header still tells who answered")
+            return check(caches)
         # Only ``addresses`` are routed to; ``notReadyAddresses`` never are.
         legacy_ready, legacy_other = split([((a.get("targetRef") or {}).get("name"), True)
                                             for eps in caches["endpoints"].values()
@@ -421,9 +483,9 @@ def wait_endpoints(kube: Kube, service: str, app: str, colour: str, *, deadline:
         informer.watch("endpointslices", kube.discovery.list_namespaced_endpoint_slice,
                        label_selector=f"kubernetes.io/service-name={service}")
         informer.watch("pods", kube.core.list_namespaced_pod, label_selector=f"app={app}")
-        if proxy:
+        if proxy and not by_slices:
             informer.watch("endpoints", kube.core.list_namespaced_endpoints, field_selector=f"metadata.name={service}")
-        informer.wait(check, deadline=deadline,
+        informer.wait(check, deadline=deadline, recheck=1.0 if proxy and not by_slices else 0.0,
                       timeout_message=lambda last: DeployFailed(f"endpoints of service {service} did not converge: {last}"))
 
 

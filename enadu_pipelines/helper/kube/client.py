@@ -450,6 +450,7 @@ class Kube:
         self.coordination = client.CoordinationV1Api(api_client)
         self.discovery = client.DiscoveryV1Api(api_client)
         self.autoscaling = client.AutoscalingV2Api(api_client)
+        self.version = client.VersionApi(api_client)
         # connections that Kube.call can cut at its deadline (before the pool manager makes any pool)
         pool_manager = getattr(getattr(api_client, "rest_client", None), "pool_manager", None)
         if pool_manager is not None:
@@ -649,6 +650,13 @@ class Kube:
 
         ``quiet``: one attempt, no retry and no log line (for repeated smoke traffic)."""
         return self.service_proxy_answer(service, port, path, quiet=quiet).body
+
+    def server_version(self) -> Dict[str, Any]:
+        """GET /version (apimachinery/pkg/version/types.go ``Info``: ``gitVersion``, ``major``, ``minor``...).
+
+        Every authenticated user may read it (the ``system:public-info-viewer`` ClusterRole,
+        plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go), so the deployer's Role needs nothing."""
+        return self.call("get the server version", self.version.get_code)
 
     def service_proxy_answer(self, service: str, port: str, path: str, *, quiet: bool = False) -> "ProxyAnswer":
         """As :meth:`service_proxy_get`, with the answer's ``X-Enadu-Image`` header.

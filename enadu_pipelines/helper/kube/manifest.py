@@ -26,6 +26,9 @@ ANNOTATION_PREFIX = "enadu.io/"
 SPEC_HASH = ANNOTATION_PREFIX + "spec-hash"
 IMAGE = ANNOTATION_PREFIX + "image"
 BUILD_URL = ANNOTATION_PREFIX + "build-url"
+# On the manifest's Deployment only (never copied to a colour): the hand-made Deployment this service
+# migrates from, rendered from services.<service>.migrate_from_handmade in enadu.yaml (kube/migration.py)
+MIGRATE_FROM = ANNOTATION_PREFIX + "migrate-from"
 
 
 def other(colour: str) -> str:
@@ -54,6 +57,12 @@ class Manifest:
         ports = self.service.get("spec", {}).get("ports") or [{}]
         return str(ports[0].get("name") or ports[0].get("port", 80))
 
+    @property
+    def migrate_from(self) -> Optional[str]:
+        """The hand-made Deployment a migration may take over (``MIGRATE_FROM``), or None: migration off."""
+        value = (self.deployment.get("metadata", {}).get("annotations") or {}).get(MIGRATE_FROM)
+        return str(value) if value else None
+
     def deployment_name(self, colour: str) -> str:
         return f"{self.service_name}-{colour}"
 
@@ -66,6 +75,7 @@ class Manifest:
         meta = body.setdefault("metadata", {})
         meta["name"] = self.deployment_name(colour)
         meta.pop("namespace", None)
+        (meta.get("annotations") or {}).pop(MIGRATE_FROM, None)
         meta.setdefault("labels", {})[LABEL] = colour
         spec = body["spec"]
         spec["replicas"] = replicas
@@ -136,6 +146,9 @@ def load(path: str, service: str) -> Manifest:
         raise UsageProblem(f"manifest {path}: its objects name different namespaces ({', '.join(sorted(set(named)))})")
     if named and not NAMESPACE_PATTERN.fullmatch(named[0]):
         raise UsageProblem(f"manifest {path}: metadata.namespace {named[0][:70]!r} is not a namespace name")
+    source = manifest.migrate_from
+    if source is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", source):
+        raise UsageProblem(f"manifest {path}: annotation {MIGRATE_FROM} {source[:70]!r} is not a Deployment name")
     return manifest
 
 

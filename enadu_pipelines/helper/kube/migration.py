@@ -24,8 +24,14 @@ The price: a pod the old ReplicaSet creates later (a crash, an eviction) is made
 (pkg/controller/replicaset/replica_set.go ``manageReplicas`` → ``CreatePods`` with
 ``rs.Spec.Template``) and lacks the label, so the pinned Service would not send it traffic. While
 the deploy runs, :class:`KeepPinned` watches the old pods and labels each newcomer; a deploy that
-fails before the switch removes the pin again (the Service selects ``app=<service>`` as before),
-so nothing is left that depends on a label the old ReplicaSet does not keep.
+fails before the switch removes the pin again (the Service selects ``app=<service>`` as before), only
+once nothing of a colour is left for the colourless selector to reach (:func:`unpin`), and the
+labeller runs until then. When the un-pin cannot be done (the colour's pods outlive the bound, or a
+SIGTERM's grace is too short) every message says so (:func:`pinned_note`): nothing keeps the label
+up any more, so the next deploy or an abort must end the pin.
+
+Only the Deployment ``services.<service>.migrate_from_handmade`` names (the manifest's annotation
+``enadu.io/migrate-from``) is migrated from; it is also the only one the migration Role names.
 
 Anything else reachable through the colourless selector — pods of another Deployment, bare pods, a
 ReplicaSet of its own — is refused with the steps to take by hand: we would not know how to retire it.
@@ -34,6 +40,7 @@ ReplicaSet of its own — is refused with the steps to take by hand: we would no
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -132,7 +139,17 @@ def detect(kube: Kube, service: str, state: Any, manifest: Manifest) -> Optional
     if not _selects(selector, template):
         raise refusal(service, f"the manifest's pods (labels {','.join(f'{k}={v}' for k, v in template.items())}) "
                                "would not match it after the switch", shown)
-    pods = [p for p in list_pods(kube, selector) if _labels(p).get(LABEL) not in COLOURS]
+    reached = list_pods(kube, selector)
+    if full.get(LABEL) is None:  # not pinned yet: production reaches every pod the selector matches
+        coloured = sorted((p["metadata"]["name"], _labels(p)[LABEL], owner_deployment(p)) for p in reached
+                          if _labels(p).get(LABEL) in COLOURS)
+        if coloured:  # someone mixed the eras: un-pinning after a failure would re-expose these pods
+            pod, colour, owner = coloured[0]
+            stop = f"kubectl scale deployment {owner} --replicas=0" if owner else f"kubectl delete pod {pod}"
+            raise refusal(service, f"it also sends production traffic to pod {pod} ({LABEL}={colour}, "
+                                   f"{'deployment ' + owner if owner else 'no Deployment'}), a colour no switch ever "
+                                   f"selected (stop it first: {stop})", shown)
+    pods = [p for p in reached if _labels(p).get(LABEL) not in COLOURS]
     odd = sorted(p["metadata"]["name"] for p in pods if _labels(p).get(LABEL) not in (None, LEGACY))
     if odd:
         raise refusal(service, f"pod {odd[0]} carries a {LABEL} label that is neither blue, green nor {LEGACY}", shown)
@@ -143,9 +160,20 @@ def detect(kube: Kube, service: str, state: Any, manifest: Manifest) -> Optional
     names = sorted(n for n in owners if n)
     if len(names) > 1:
         raise refusal(service, f"its pods come from several Deployments ({', '.join(names)})", shown)
-    name = names[0] if names else manifest.deployment["metadata"]["name"]
+    configured = manifest.migrate_from  # services.<service>.migrate_from_handmade in enadu.yaml
+    if not names and configured is None:
+        return None  # nothing runs behind it, and no migration configured: an ordinary first deploy
+    name = names[0] if names else str(configured)
     if name in (f"{service}-{c}" for c in COLOURS):
         raise refusal(service, f"pods of deployment {name} lack their {LABEL} label", shown)
+    if name != configured:
+        said = (f"enadu.yaml's services.{service}.migrate_from_handmade names {configured}" if configured else
+                f"migration from the hand-made era is off for service {service}")
+        raise DeployFailed(
+            f"service {service} selects {shown} without a colour and its pods belong to the hand-made deployment "
+            f"{name}, but {said}: not migrated, nothing changed. Set services.{service}.migrate_from_handmade: "
+            f"{name} in enadu.yaml, run enadu-pipelines render, apply resources/enadu/k8s/{service}.rbac.yaml "
+            f"(its migration Role names that deployment), and run deploy again")
     deployment = kube.get_deployment(name)
     if deployment is None and not pods:
         return None  # a Service with no colour and nothing behind it: an ordinary first deploy
@@ -205,13 +233,61 @@ def pin(kube: Kube, service: str, legacy: Legacy, log: Callable[[str], None]) ->
     legacy.pinned = True
 
 
+def pinned_note(service: str, deployment: str, selector: str = "") -> str:
+    """What a Service left pinned means and what ends it, in one phrase (messages, result, log)."""
+    shown = f" (selector {selector})" if selector else ""
+    return (f"service {service} stays pinned to the pods of the hand-made deployment {deployment}{shown}, and "
+            f"nothing labels the pods its ReplicaSet replaces, so they get no traffic: run deploy again to finish "
+            f"the migration, or abort to undo it")
+
+
+UNPIN_MARGIN = 30.0  # seconds beyond the colours' termination grace for the kubelet and the controllers
+
+
+def colours_counting_down(kube: Kube, service: str) -> Tuple[Optional[str], float]:
+    """(why a colour of ``service`` may still run or start a pod, None when none can; the longest
+    termination grace period of their pod templates, seconds). A Deployment counted down to 0 has
+    ``spec.replicas`` 0, has observed that generation, and counts no pod (``status.replicas``, the sum
+    of its ReplicaSets' active pods: pkg/controller/deployment/sync.go ``calculateStatus``,
+    pkg/controller/replicaset/replica_set_utils.go ``calculateStatus`` over ``FilterActivePods``);
+    after that its ReplicaSets create nothing more (replica_set.go ``manageReplicas`` only creates
+    while fewer pods than ``spec.replicas`` run)."""
+    why, grace = None, 30.0
+    for colour in COLOURS:
+        dep = kube.get_deployment(f"{service}-{colour}")
+        if dep is None:
+            continue
+        spec, status, meta = dep.get("spec") or {}, dep.get("status") or {}, dep.get("metadata") or {}
+        pod_spec = (spec.get("template") or {}).get("spec") or {}
+        grace = max(grace, float(pod_spec.get("terminationGracePeriodSeconds") or 30))
+        if why is not None:
+            continue
+        if int(spec.get("replicas") or 0):
+            why = f"deployment {service}-{colour} still wants {spec.get('replicas')} replicas"
+        elif int(status.get("observedGeneration") or 0) < int(meta.get("generation") or 0) \
+                or int(status.get("replicas") or 0):
+            why = f"deployment {service}-{colour} has not counted its pods down to 0 yet"
+    return why, grace
+
+
 def unpin(kube: Kube, service: str, legacy: Legacy, idle: str, log: Callable[[str], None], *,
-          seconds: float = 60) -> bool:
-    """After a failure before the switch: once the idle colour's pods are gone, give the Service its
-    colourless selector back. True when done; False (said in the log) when it stays pinned."""
+          seconds: Optional[float] = None) -> bool:
+    """After a failure before the switch (or an abort): give the Service its colourless selector back
+    once nothing of a colour can get its traffic. True when done; False (said in the log) when it stays
+    pinned.
+
+    The colourless selector reaches every colour's pods, not only ``idle``'s, so it waits until (1) no
+    pod of either colour exists, terminating ones included (a terminating pod still answers until its
+    grace ends), and (2) both colours' Deployments have counted down to 0 (:func:`colours_counting_down`),
+    so no create of theirs is in flight; then (3) a fresh list confirms (1). The bound is ``seconds``,
+    else the colours' longest termination grace period plus a margin (at least 60 s); after an
+    interruption, what is left of its clean-up time. Residual: a pod someone else creates with a
+    colour's labels between (3) and the patch would get traffic, as it would without us."""
+    from .. import interrupt
     from .watching import Informer
 
-    wait_for = dict(legacy.selector, **{LABEL: idle})
+    wait_for = legacy.selector_text(None) + f",{LABEL} in ({','.join(COLOURS)})"
+    pending: List[str] = []
 
     def check(caches: Dict[str, Dict[str, Dict[str, Any]]]) -> Tuple[bool, str]:
         left = len(caches["pods"])
@@ -219,11 +295,29 @@ def unpin(kube: Kube, service: str, legacy: Legacy, idle: str, log: Callable[[st
                            f"service {service}")
 
     try:
+        why, grace = colours_counting_down(kube, service)
+        bound = seconds if seconds is not None else max(60.0, grace + UNPIN_MARGIN)
+        left = interrupt.remaining()  # after a SIGTERM: only what is left of the clean-up time
+        deadline = time.monotonic() + (bound if left is None else min(bound, left))
         with Informer(kube, log) as informer:
-            informer.watch("pods", kube.core.list_namespaced_pod,
-                           label_selector=",".join(f"{k}={v}" for k, v in wait_for.items()))
-            informer.wait(check, deadline=time.monotonic() + seconds,
-                          timeout_message=lambda last: DeployFailed(f"the pods of {idle} did not go: {last}"))
+            informer.watch("pods", kube.core.list_namespaced_pod, label_selector=wait_for)
+            while True:
+                informer.wait(check, deadline=deadline,
+                              timeout_message=lambda last: DeployFailed(f"the pods of {idle} did not go: {last}"))
+                why, _ = colours_counting_down(kube, service)
+                if why is None:
+                    listing = kube.call(f"list pods {wait_for}", kube.core.list_namespaced_pod, kube.namespace,
+                                        label_selector=wait_for)
+                    left = [p["metadata"]["name"] for p in listing.get("items") or []]
+                    if not left:
+                        break
+                    why = f"pod {sorted(left)[0]} appeared"
+                if why not in pending:
+                    pending.append(why)
+                    log(f"not unpinning service {service} yet: {why}")
+                if time.monotonic() >= deadline:
+                    raise DeployFailed(f"{why} within {bound:.0f} s")
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         for _ in range(5):
             svc = kube.get_service(service)
             selector = (svc or {}).get("spec", {}).get("selector") or {}
@@ -240,9 +334,9 @@ def unpin(kube: Kube, service: str, legacy: Legacy, idle: str, log: Callable[[st
                 continue
         raise DeployFailed(f"service {service} kept changing under us")
     except HelperError as e:
-        log(f"warning: service {service} stays pinned to the pods of deployment {legacy.name} ({e}); a pod its "
-            f"ReplicaSet replaces gets no traffic until labelled {LABEL}={LEGACY}: run deploy again, or "
-            f"kubectl patch service {service} --type json -p '[{{\"op\":\"remove\",\"path\":\"/spec/selector/{LABEL}\"}}]'")
+        log(f"warning: not unpinned ({e}): {pinned_note(service, legacy.name, legacy.selector_text())}; or by hand, "
+            f"once no pod of a colour is left: kubectl patch service {service} --type json -p "
+            f"'[{{\"op\":\"remove\",\"path\":\"/spec/selector/{LABEL}\"}}]'")
         return False
 
 
@@ -312,8 +406,9 @@ def retire(kube: Kube, legacy: Legacy, how: str, log: Callable[[str], None]) -> 
 
 
 def amend_history(kube: Kube, service: str, entry: Dict[str, Any], reason: str, history_key: str) -> bool:
-    """Set ``reason`` on our newest history entry (``entry``, found by its time and colour), in a
-    write that tests the Service's resourceVersion. False when the entry is no longer the newest."""
+    """Set ``reason`` on the history entry of our switch (``entry``, found by its time and colour:
+    the newest, unless a later deploy's re-run retires what an interrupted migration left), in a
+    write that tests the Service's resourceVersion. False when the entry is no longer there."""
     for _ in range(5):
         svc = kube.get_service(service)
         raw = ((svc or {}).get("metadata", {}).get("annotations") or {}).get(history_key)
@@ -321,10 +416,12 @@ def amend_history(kube: Kube, service: str, entry: Dict[str, Any], reason: str, 
             entries = json.loads(raw) if raw else []
         except ValueError:
             return False
-        if not entries or not isinstance(entries[0], dict) or \
-                (entries[0].get("at"), entries[0].get("colour")) != (entry.get("at"), entry.get("colour")):
+        at = next((i for i, e in enumerate(entries if isinstance(entries, list) else [])
+                   if isinstance(e, dict) and (e.get("at"), e.get("colour")) == (entry.get("at"), entry.get("colour"))),
+                  None)
+        if at is None:
             return False
-        entries[0]["reason"] = reason[:300]
+        entries[at]["reason"] = reason[:300]
         try:
             kube.json_patch_service(service, [
                 {"op": "test", "path": "/metadata/resourceVersion", "value": svc["metadata"]["resourceVersion"]},
@@ -334,3 +431,83 @@ def amend_history(kube: Kube, service: str, entry: Dict[str, Any], reason: str, 
         except (Conflict, Invalid):
             continue
     return False
+
+
+# -- after the switch, and while pinned: what status, rollback, abort and a re-run must know -------
+
+MIGRATED = "migrated from the hand-made deployment "  # how the switch's history entry starts its reason
+PENDING = "; it keeps running for "  # ... until the old Deployment's fate is recorded (Deployer.migration_reason)
+# a DNS-1123 subdomain, the rule for Deployment names (apimachinery validation.IsDNS1123Subdomain)
+DEPLOYMENT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def pending_migrations(history: List[Dict[str, Any]]) -> List[Tuple[str, Dict[str, Any]]]:
+    """(hand-made Deployment, history entry) for each recorded switch whose old Deployment's fate
+    was never recorded: the deploy stopped between its switch and retiring it."""
+    found = []
+    for entry in history:
+        reason = str(entry.get("reason") or "")
+        if reason.startswith(MIGRATED) and PENDING in reason:
+            name = reason[len(MIGRATED):reason.index(PENDING)]
+            if DEPLOYMENT_NAME.fullmatch(name):  # the history is untrusted: only a name a Deployment may have
+                found.append((name, entry))
+    return found
+
+
+def leftovers(kube: Kube, service: str, state: Any) -> List[Tuple[Legacy, Optional[Dict[str, Any]]]]:
+    """Hand-made Deployments a migration switched away from but did not retire, with the history
+    entry of that switch (None when only the pin label tells). Empty unless a colour is live.
+
+    Two pieces of evidence name one, either suffices: the switch's history entry says "migrated
+    from the hand-made deployment X" with X's fate not yet recorded (written in the same patch as the
+    switch, so it survives any crash after it; it also names X when the old ReplicaSet has replaced
+    every pod since, which drops our label), or running pods carry the pin label ``color=legacy``
+    (which only a migration writes) and belong to X. Either way X is retired only if it is what a
+    migration would have taken for the old script's Deployment: not a colour, and its pods are
+    ``app=<service>`` without a colour, so the Service without its colour would select them. A
+    Deployment nobody migrated from — someone's debug copy with the same labels — is never touched;
+    neither is one whose fate is recorded (scaled up again by hand on purpose, say)."""
+    svc = state.service
+    if svc is None or state.live not in COLOURS:
+        return []
+    selector = {k: str(v) for k, v in (svc.get("spec", {}).get("selector") or {}).items() if k != LABEL}
+    if not selector:
+        return []
+    named: Dict[str, Optional[Dict[str, Any]]] = {}
+    for name, entry in pending_migrations(state.history):
+        named.setdefault(name, entry)
+    for pod in list_pods(kube, dict(selector, **{LABEL: LEGACY})):
+        owner = owner_deployment(pod)
+        if owner:
+            named.setdefault(owner, None)
+    found = []
+    for name, entry in sorted(named.items()):
+        if name in (f"{service}-{c}" for c in COLOURS):
+            continue
+        deployment = kube.get_deployment(name)
+        template = ((deployment or {}).get("spec", {}).get("template", {}).get("metadata") or {}).get("labels") or {}
+        if deployment is None or not _selects(selector, template) or template.get(LABEL) in COLOURS:
+            continue
+        legacy = Legacy(name, deployment, selector)
+        if entry is None and legacy.replicas == 0:
+            continue  # labelled pods on their way out: nothing runs, nothing to record
+        found.append((legacy, entry))
+    return found
+
+
+def pinned_to(kube: Kube, state: Any) -> Optional[Legacy]:
+    """While the Service is pinned (``state.pinned``): the hand-made Deployment its pods belong to
+    (by the pin label and the ReplicaSet naming rule), or one named like the Service when no pod
+    carries the label any more. None when not pinned."""
+    if not state.pinned or state.service is None:
+        return None
+    full = state.service.get("spec", {}).get("selector") or {}
+    selector = {k: str(v) for k, v in full.items() if k != LABEL}
+    pods = list_pods(kube, dict(selector, **{LABEL: LEGACY})) if selector else []
+    owners = sorted({n for n in (owner_deployment(p) for p in pods) if n})
+    name = owners[0] if len(owners) == 1 else state.service["metadata"]["name"]
+    if len(owners) > 1:
+        name = ", ".join(owners)
+    deployment = kube.get_deployment(name) if len(owners) <= 1 else None
+    return Legacy(name, deployment, selector, pods, pinned=True)
+

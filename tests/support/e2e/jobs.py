@@ -4,8 +4,9 @@ Only what the end-to-end world acts on is read, each from the element the real c
 ``definition`` of class ``org.jenkinsci.plugins.workflow.cps.CpsScmFlowDefinition`` (``scm`` — a
 ``hudson.plugins.git.GitSCM`` with ``userRemoteConfigs`` and ``branches`` — ``scriptPath`` and
 ``lightweight``), the ``PipelineTriggersJobProperty`` with ``com.cloudbees.jenkins.GitHubPushTrigger``,
-``ParametersDefinitionProperty`` (boolean and string parameter definitions with their defaults, which
-``ParameterizedJobMixIn`` fills in for a build scheduled without values), and
+``ParametersDefinitionProperty`` (boolean, string and choice parameter definitions with their defaults, which
+``ParameterizedJobMixIn`` fills in for a build scheduled without values; a choice's default is its first
+choice, core's ``ChoiceParameterDefinition.getDefaultParameterValue``), and
 ``DisableConcurrentBuildsJobProperty``. Anything else in the file is ignored, as it would be here.
 """
 
@@ -68,10 +69,14 @@ def load(full_name: str, config_xml: bytes) -> Job:
     params = []
     for d in root.findall(PROPS + "hudson.model.ParametersDefinitionProperty/parameterDefinitions/*"):
         kind = {"hudson.model.BooleanParameterDefinition": "boolean",
-                "hudson.model.StringParameterDefinition": "string"}.get(d.tag)
+                "hudson.model.StringParameterDefinition": "string",
+                "hudson.model.ChoiceParameterDefinition": "choice"}.get(d.tag)
         if kind is None:
             raise JobConfigError(f"{full_name}: parameter type {d.tag} is not modelled")
-        params.append((d.findtext("name", ""), kind, d.findtext("defaultValue", "")))
+        default = d.findtext("defaultValue", "")
+        if kind == "choice":
+            default = (d.findall("choices/string") or [ET.Element("string")])[0].text or ""
+        params.append((d.findtext("name", ""), kind, default))
     triggers = root.findall(PROPS + "org.jenkinsci.plugins.workflow.job.properties.PipelineTriggersJobProperty/"
                                     "triggers/com.cloudbees.jenkins.GitHubPushTrigger")
     concurrent = root.find(PROPS + "org.jenkinsci.plugins.workflow.job.properties.DisableConcurrentBuildsJobProperty") is None

@@ -374,7 +374,7 @@ class ApiServer:
 
     def _other(self, path: str) -> web.Response:
         if path == "/version" or path == "/version/":
-            return self._json(R.SERVER_VERSION)
+            return self._json(self.world.version_info)
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok", content_type="text/plain")
         if path == "/openapi/v3":

@@ -20,10 +20,13 @@ are ephemeral ports on 127.0.0.1, mapped here from pod IP to the pod's app.
 - API server proxy (`.../services/NAME[:PORT]/proxy/PATH`): a port of
   pkg/registry/core/service/storage/storage.go `ResourceLocation` — port numbers translate to the
   service port's name, a random ready address from the Endpoints whose port has that name, 503
-  `no endpoints available for service "NAME"` otherwise — and the pods proxy likewise. It reads the
-  legacy Endpoints object, not the EndpointSlices (GenericREST.ResourceLocation:
+  `no endpoints available for service "NAME"` otherwise — and the pods proxy likewise. Up to 1.36
+  it reads the legacy Endpoints object, not the EndpointSlices (GenericREST.ResourceLocation:
   ``r.endpoints.Get(ctx, svcName, ...)``), so while the Endpoints controller lags the slice
-  controller (endpoints.py, ``Lag``) it still routes to the pods the Service selected before.
+  controller (endpoints.py, ``Lag``) it still routes to the pods the Service selected before, and
+  without the Endpoints controller it answers 503. A world whose ``server_version`` is 1.37 or later
+  routes by the EndpointSlices instead (kubernetes/kubernetes#134860, first released in
+  v1.37.0-alpha.2; ``_slice_location``).
   ``pods_unreachable`` makes it fail as an API server outside the pod network does (``_unreachable``).
 """
 
@@ -471,6 +474,8 @@ class DataPlane:
                     break
             else:
                 raise ApiError.service_unavailable(f'no service port {port} found for service "{name}"')
+        if self.world.version_at_least(1, 37):
+            return self._slice_location(namespace, name, port)
         eps = self.world.store.get(ENDPOINTS.key, namespace, name)
         subsets = (eps or {}).get("subsets") or []
         if not subsets:
@@ -486,3 +491,25 @@ class DataPlane:
                     addr = addrs[self.rng.randrange(len(addrs))]
                     return addr["ip"], p["port"]
         raise ApiError.service_unavailable(f'no endpoints available for service "{name}"')
+
+    def _slice_location(self, namespace: str, name: str, port: str) -> Tuple[str, int]:
+        """1.37+: a random ready endpoint from the Service's EndpointSlices (kubernetes/kubernetes#134860,
+        "Port service/proxy subresource from Endpoints to EndpointSlice": ResourceLocation in
+        pkg/registry/core/service/storage/storage.go lists the slices labelled
+        ``kubernetes.io/service-name=NAME`` instead of ``r.endpoints.Get``), among endpoints whose
+        ``conditions.ready`` is not false and whose slice has a port of that name; 503 ``no endpoints
+        available for service "NAME"`` when there is none, as before."""
+        choices = []
+        for s in self.world.store.list(SLICES.key, namespace):
+            if (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name") != name:
+                continue
+            numbers = [p.get("port") for p in s.get("ports") or [] if (p.get("name") or "") == port]
+            if not numbers:
+                continue
+            for ep in s.get("endpoints") or []:
+                if (ep.get("conditions") or {}).get("ready") is False or not ep.get("addresses"):
+                    continue
+                choices.append((ep["addresses"][0], numbers[0]))
+        if not choices:
+            raise ApiError.service_unavailable(f'no endpoints available for service "{name}"')
+        return choices[self.rng.randrange(len(choices))]

@@ -12,15 +12,23 @@
   Service.
 Services without a selector are left alone (their endpoints are the user's).
 
+The world's ``endpoints_controller`` knob (False) runs without the Endpoints controller, as a
+kube-controller-manager started with ``--controllers=*,-endpoints-controller`` (deprecated API since
+1.33, KEP-4974): no Endpoints object is written. Past ``endpoints_max_capacity`` addresses (real:
+``maxCapacity = 1000``) the controller truncates the object and annotates it
+``endpoints.kubernetes.io/over-capacity: truncated`` (endpoints_controller.go ``syncService`` and
+``truncateEndpoints``, which keeps ready addresses before not-ready ones and spreads the cut over the
+subsets in proportion; here the cut walks the subsets in order, ready addresses first).
+
 Each controller has its own ``lag`` (lag.py :class:`Lag`, seeded independently; the world's
 ``lag`` knob and ``set_lag``): the two are separate
 controllers in kube-controller-manager with their own informers and work queues
 (pkg/controller/endpoint/endpoints_controller.go and pkg/controller/endpointslice/
 endpointslice_controller.go each ``queue.AddAfter``/``AddRateLimited`` a Service key and sync it from
 their own listers), so in a loaded cluster one can write a Service's change seconds after the other.
-The API server's service proxy routes by the Endpoints object (dataplane.py), kube-proxy by the
-slices: with ``endpoints`` lagging, the slices already list the new pods while the proxy still
-reaches the old ones.
+Up to 1.36 the API server's service proxy routes by the Endpoints object (dataplane.py), kube-proxy
+by the slices: with ``endpoints`` lagging, the slices already list the new pods while the proxy
+still reaches the old ones. From 1.37 the proxy routes by the slices too (kubernetes#134860).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ EP = R.BY_KEY["core/endpoints"]
 SLICE = R.BY_KEY["discovery.k8s.io/endpointslices"]
 POD = R.BY_KEY["core/pods"]
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
+OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"  # staging/src/k8s.io/api/core/v1/annotation_key_constants.go
 SLICE_CONTROLLER = "endpointslice-controller.k8s.io"
 
 
@@ -77,6 +86,8 @@ class EndpointsController:
         self.lag = world.lags["endpoints"]  # lag.py: one mechanism for every controller
 
     def sync(self) -> None:
+        if not self.world.endpoints_controller:
+            return  # disabled in kube-controller-manager: nothing writes (or deletes) Endpoints
         store = self.world.store
         services = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in store.list(SVC.key)}
         for svc in services.values():
@@ -124,26 +135,53 @@ class EndpointsController:
                 if g[field]:
                     subset[field] = sorted(g[field], key=lambda a: (a["ip"], a["targetRef"]["uid"]))
             subsets.append(subset)
+        truncated = _truncate(subsets, self.world.endpoints_max_capacity)
         labels = dict(svc["metadata"].get("labels") or {})
         labels["endpoints.kubernetes.io/managed-by"] = "endpoint-controller"
-        due = self.lag.admit((ns, name), (subsets, labels))
+        due = self.lag.admit((ns, name), (subsets, labels, truncated))
         if due is None:
             return
-        subsets, labels = due
+        subsets, labels, truncated = due
         current = self.world.store.get(EP.key, ns, name)
+        annotations = {OVER_CAPACITY: "truncated"} if truncated else {}
         want = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": ns, "labels": labels}}
+        if annotations:
+            want["metadata"]["annotations"] = annotations
         if subsets:
             want["subsets"] = subsets
         if current is None:
             self.reg.create(EP, ns, want)
             return
-        if current.get("subsets") != want.get("subsets") or (current["metadata"].get("labels") or {}) != labels:
+        had = dict(current["metadata"].get("annotations") or {})
+        now = {k: v for k, v in had.items() if k != OVER_CAPACITY}
+        now.update(annotations)
+        if current.get("subsets") != want.get("subsets") or (current["metadata"].get("labels") or {}) != labels \
+                or had != now:
             updated = copy.deepcopy(current)
             updated["metadata"]["labels"] = labels
+            updated["metadata"]["annotations"] = now
             updated.pop("subsets", None)
             if subsets:
                 updated["subsets"] = subsets
             self.reg.update(EP, ns, name, updated)
+
+
+def _truncate(subsets: List[dict], capacity: int) -> bool:
+    """Cut ``subsets`` (in place) to ``capacity`` addresses, ready ones first; whether it cut."""
+    total = sum(len(ss.get("addresses") or []) + len(ss.get("notReadyAddresses") or []) for ss in subsets)
+    if total <= capacity:
+        return False
+    left = capacity
+    for field in ("addresses", "notReadyAddresses"):
+        for ss in subsets:
+            keep = (ss.get(field) or [])[:left]
+            left -= len(keep)
+            if keep:
+                ss[field] = keep
+            else:
+                ss.pop(field, None)
+    subsets[:] = [ss for ss in subsets if ss.get("addresses") or ss.get("notReadyAddresses")]
+    return True
 
 
 class EndpointSliceController:

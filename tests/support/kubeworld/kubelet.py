@@ -580,7 +580,10 @@ class Kubelet:
 
     async def _run_probe(self, rt: PodRuntime, c: Container, probe: Probe) -> None:
         spec = probe.spec
-        timeout = max(0.05, self.scaled(spec.get("timeoutSeconds", 1)))
+        # Not scaled by the world's time scale: the timeout bounds a round trip on this host, which the
+        # scale does not make faster. Scaled (0.2 s at scale 0.2) it turned a CPU-starved host's scheduling
+        # delay into three failed probes in a row, every pod unready at once, with no helper involved.
+        timeout = max(0.05, float(spec.get("timeoutSeconds", 1)))
         ok, detail = False, ""
         try:
             port = self.world.dataplane.app_port(rt.ip)

@@ -11,8 +11,8 @@
   (podutil.IsPodAvailable: ready for at least minReadySeconds), observedGeneration.
 Events: SuccessfulCreate "Created pod: X", SuccessfulDelete "Deleted pod: X".
 
-Failed creations (`reject_pods`, a stand-in for the API server's admission refusing pods: the
-ResourceQuota and PodSecurity admission plugins answer 403 Forbidden): the pod control records a
+Failed creations (`reject_pods`, a refusal by the API server's admission chain, admission.py, as
+the ResourceQuota and PodSecurity admission plugins answer 403 Forbidden): the pod control records a
 Warning event FailedCreate "Error creating: <error>" (controller_utils.go `RealPodControl.createPods`),
 `manageReplicas` returns the error (slowStartBatch stops at the first failure), and
 replica_set_utils.go `calculateStatus` adds the condition ReplicaFailure=True with reason FailedCreate
@@ -25,9 +25,7 @@ to 1000 s, scaled by the world's time_scale); meanwhile the pending error keeps 
 from __future__ import annotations
 
 import copy
-import random
 import time
-from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 from . import resources as R
@@ -73,16 +71,6 @@ POD_SECURITY = ('violates PodSecurity "restricted:latest": runAsNonRoot != true 
                 "must set securityContext.runAsNonRoot=true)")
 
 
-@dataclass
-class PodRejection:
-    """Pod creations the API server refuses (403 Forbidden, as admission does), for `reject_pods`."""
-
-    why: str  # after 'pods "<name>" is forbidden: '; {used} and {container} are filled in
-    namespace: Optional[str] = None
-    times: Optional[int] = None  # how many creations to refuse (None: until removed)
-    refused: int = 0
-
-
 def is_active(pod: dict) -> bool:
     return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and \
         not pod["metadata"].get("deletionTimestamp")
@@ -92,35 +80,35 @@ class ReplicaSetController:
     def __init__(self, world) -> None:
         self.world = world
         self.reg = world.registry
-        self.rejections: List[PodRejection] = []
-        self._names = random.Random(world.seed + 11)
         self._failures: Dict[str, Tuple[int, float, int]] = {}  # rs uid -> (failures, retry at, generation)
 
     def reject_pods(self, why: str = QUOTA, *, namespace: Optional[str] = None,
                     times: Optional[int] = None) -> Callable[[], None]:
-        """Refuse pod creations by this controller (quota or pod security, `QUOTA`/`POD_SECURITY` or
-        any text); returns a function that lifts the refusal."""
-        rule = PodRejection(why, namespace, times)
-        self.rejections.append(rule)
+        """Refuse pod creations (quota or pod security, `QUOTA`/`POD_SECURITY` or any text) through the
+        world's admission chain (admission.py), the one pod-refusal mechanism: 403 `pods "<generated
+        name>" is forbidden: <why>`, for this controller's creations and pods created through the API
+        alike, as the ResourceQuota and PodSecurity plugins refuse any pod. `{used}` is filled in with
+        the active pods of the same owner (of the namespace for a pod without one), `{container}` with
+        the first container's name. Returns a function that lifts the refusal."""
+        left = [times]
+
+        def hook(attrs) -> None:
+            if namespace not in (None, attrs.namespace) or (left[0] is not None and left[0] <= 0):
+                return
+            if left[0] is not None:
+                left[0] -= 1
+            owner = (controller_ref(attrs.obj) or {}).get("uid")
+            used = sum(1 for p in self.world.store.list(POD.key, attrs.namespace)
+                       if is_active(p) and (owner is None or (controller_ref(p) or {}).get("uid") == owner))
+            containers = ((attrs.obj.get("spec") or {}).get("containers") or [{}])
+            raise attrs.forbid(why.format(used=used, container=containers[0].get("name", "")))
+
+        lift = self.world.admission.add(hook, verbs=("create",), resource="pods")
 
         def remove() -> None:
-            if rule in self.rejections:
-                self.rejections.remove(rule)
+            lift()
             self.world.control._changed()
         return remove
-
-    def _admit(self, rs: dict, pod: dict, used: int) -> None:
-        ns = rs["metadata"]["namespace"]
-        for rule in self.rejections:
-            if rule.namespace not in (None, ns) or (rule.times is not None and rule.refused >= rule.times):
-                continue
-            rule.refused += 1
-            name = pod["metadata"]["generateName"] + "".join(self._names.choice("bcdfghjklmnpqrstvwxz2456789")
-                                                             for _ in range(5))
-            containers = (pod.get("spec") or {}).get("containers") or [{}]
-            why = rule.why.format(used=used, container=containers[0].get("name", ""))
-            raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: {why}',
-                           {"name": name, "group": "", "kind": "pods"})
 
     def sync(self) -> None:
         for rs in list(self.world.store.list(RS.key)):
@@ -171,7 +159,6 @@ class ReplicaSetController:
             for _ in range(-diff):
                 pod = self.pod_from_template(rs)
                 try:
-                    self._admit(rs, pod, len(pods))
                     created = self.reg.create(POD, ns, pod)
                 except ApiError as e:
                     self.world.events.record(rs, "Warning", "FailedCreate", f"Error creating: {e.message}",

@@ -10,22 +10,42 @@ kubernetes/kubernetes pkg/registry/<group>/<resource>/storage/storage.go, `Short
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-# The version this emulator claims to be (GET /version). kubectl 1.32 is the client under test;
-# the skew policy (https://kubernetes.io/releases/version-skew-policy/) allows +-1 minor.
-SERVER_VERSION = {
-    "major": "1",
-    "minor": "32",
-    "gitVersion": "v1.32.0",
-    "gitCommit": "0000000000000000000000000000000000000000",
-    "gitTreeState": "clean",
-    "buildDate": "2024-12-11T00:00:00Z",
-    "goVersion": "go1.23.3",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-}
+def server_version(git_version: str = "v1.32.0") -> dict:
+    """The ``/version`` answer of an API server built as ``git_version`` ("v1.34.2", "v1.30.4-eks-1a2b3c").
+
+    staging/src/k8s.io/apimachinery/pkg/version/types.go ``Info``: ``major``/``minor`` and the build
+    fields; since 1.33 (compatibility versions, KEP-4330) also ``emulationMajor``/``emulationMinor``
+    (the binary's own version unless ``--emulated-version`` is set) and
+    ``minCompatibilityMajor``/``minCompatibilityMinor`` (one minor lower), all ``omitempty``, as
+    real 1.33+ servers answer."""
+    m = re.match(r"^v(\d+)\.(\d+)\.(\d+)", git_version)
+    if not m:
+        raise ValueError(f"kubeworld: server_version {git_version!r} is not a gitVersion like v1.34.0")
+    major, minor = m.group(1), m.group(2)
+    info = {"major": major, "minor": minor}
+    if (int(major), int(minor)) >= (1, 33):
+        info.update(emulationMajor=major, emulationMinor=minor, minCompatibilityMajor=major,
+                    minCompatibilityMinor=str(int(minor) - 1))
+    info.update({
+        "gitVersion": git_version,
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2024-12-11T00:00:00Z",
+        "goVersion": "go1.23.3",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    })
+    return info
+
+
+# The version this emulator claims to be by default (GET /version; the world's ``server_version``
+# knob changes it). kubectl 1.32 is the client under test; the skew policy
+# (https://kubernetes.io/releases/version-skew-policy/) allows +-1 minor.
+SERVER_VERSION = server_version("v1.32.0")
 
 RW_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 

@@ -64,14 +64,29 @@ class KubeWorld:
     - history_limit: watch events retained per resource before older versions answer 410;
     - lag: per-controller delays, {name: seconds or (low, high)} for deployment, replicaset,
       kubelet (status writes), endpoints, endpointslice, gc and proxies (lag.py); each draws from
-      its own generator seeded by (seed, name). Default 0 (proxies: `propagation_lag`).
+      its own generator seeded by (seed, name). Default 0 (proxies: `propagation_lag`);
+    - server_version: the gitVersion GET /version reports (default v1.32.0; resources.py
+      `server_version` gives the real answer's shape). It also picks what the API server's service
+      proxy routes by: the legacy Endpoints object up to 1.36, the EndpointSlices from 1.37
+      (kubernetes/kubernetes#134860; dataplane.py `_service_location`);
+    - endpoints_controller: False runs kube-controller-manager without its Endpoints controller
+      (`--controllers=*,-endpoints-controller`, cmd/kube-controller-manager/names/controller_names.go):
+      no Endpoints object is written for any Service (deprecated since 1.33, KEP-4974);
+    - endpoints_max_capacity: addresses one Endpoints object holds before the controller truncates it
+      and annotates it `endpoints.kubernetes.io/over-capacity: truncated` (real: 1000, `maxCapacity` in
+      pkg/controller/endpoint/endpoints_controller.go); lower it to test truncation with few pods.
     """
 
     def __init__(self, *, seed: int = 0, time_scale: float = 1.0, tick: float = 0.02, propagation_lag: float = 0.0,
                  app_start: float = 0.05, pull_time: float = 0.02, crash_after: float = 0.2, bookmark_interval: float = 1.0,
                  history_limit: int = 1000, namespaces: Iterable[str] = ("default",),
-                 workdir: Optional[str] = None, lag: Optional[Dict[str, LagSpec]] = None) -> None:
+                 workdir: Optional[str] = None, lag: Optional[Dict[str, LagSpec]] = None,
+                 server_version: str = "v1.32.0", endpoints_controller: bool = True,
+                 endpoints_max_capacity: int = 1000) -> None:
         self.seed = seed
+        self.version_info = R.server_version(server_version)
+        self.endpoints_controller = endpoints_controller
+        self.endpoints_max_capacity = endpoints_max_capacity
         self.time_scale = time_scale
         self.tick = tick
         self.app_start = app_start
@@ -110,6 +125,10 @@ class KubeWorld:
         self._thread: Optional[threading.Thread] = None
         self.started_at = time.monotonic()
         self._loads: List[LoadGenerator] = []
+
+    def version_at_least(self, major: int, minor: int) -> bool:
+        """Whether the world claims to be Kubernetes ``major.minor`` or later."""
+        return (int(self.version_info["major"]), int(self.version_info["minor"])) >= (major, minor)
 
     # -- lifecycle --
 

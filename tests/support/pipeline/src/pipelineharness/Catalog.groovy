@@ -86,6 +86,9 @@ class Catalog {
         step('deleteDir', DS + 'DeleteDirStep', '', [ws: true]),
         step('isUnix', DS + 'IsUnixStep', '', [ws: true]),
         step('withEnv', DS + 'EnvStep', 'overrides!:List', [block: true]),
+        // pipeline-input-step-plugin InputStep: message (constructor), @DataBoundSetter id, submitter,
+        // submitterParameter, ok, cancel, parameters.
+        step('input', 'org.jenkinsci.plugins.workflow.support.steps.input.InputStep', 'message!:String id:String ok:String submitter:String submitterParameter:String cancel:String parameters:List'),
         step('timeout', DS + 'TimeoutStep', 'time!:int unit:String activity:boolean', [block: true]),
         step('retry', DS + 'RetryStep', 'count!:int conditions:List', [block: true]),
         step('sleep', DS + 'SleepStep', 'time!:int unit:String'),

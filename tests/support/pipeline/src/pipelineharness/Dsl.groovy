@@ -454,6 +454,58 @@ class Dsl {
         withExpander(vars, body)
     }
 
+    /**
+     * InputStep (pipeline-input-step-plugin InputStepExecution): the build waits for an answer. The
+     * scenario's `input` list answers the calls in order: `{"answer": "proceed"|"abort"|"timeout",
+     * "user": "alice", "groups": [...]}`. Proceed returns null (no parameters); abort is
+     * `doAbort`: FlowInterruptedException(Result.ABORTED, new Rejection(User.current())), logged
+     * "Rejected by <user>"; timeout is the enclosing timeout step's ExceededTimeout ("Timeout has been
+     * exceeded"). An answer from a user who is neither a submitter nor in a submitter group
+     * (InputStepExecution.canSettle: submitter split on ',' and trimmed) is refused - Jenkins answers
+     * 403 and the input keeps waiting - so the next answer is taken; none left is a harness error.
+     */
+    private int inputAnswered = 0  // answers of the scenario's `input` list used so far
+
+    Object step_input(PipelineScript s, Map a, Closure body) {
+        build.record('input', a)
+        build.log(a.message.toString())
+        build.log("${a.ok ?: 'Proceed'} or Abort")
+        List answers = (List) (build.scenario.input ?: [])
+        int taken = inputAnswered
+        while (true) {
+            if (taken >= answers.size()) {
+                throw new HarnessError("harness: input '${a.message}' was reached but the scenario has no answer for it")
+            }
+            Map answer = (Map) answers[taken++]
+            inputAnswered = taken
+            String user = (answer.user ?: 'anonymous').toString()
+            if (answer.answer == 'timeout') {
+                build.log('Timeout has been exceeded')
+                FlowInterruptedException e = new FlowInterruptedException('ABORTED', 'Timeout has been exceeded',
+                                                                          'ExceededTimeout', null)
+                e.actualInterruption = false
+                throw e
+            }
+            if (a.submitter) {
+                Set<String> allowed = a.submitter.toString().split(',').collect { it.trim() } as Set
+                List groups = (List) (answer.groups ?: [])
+                if (!(user in allowed) && !groups.any { it in allowed }) {
+                    build.log("harness: ${user} may not answer this input (submitter: ${a.submitter}); still waiting")
+                    continue
+                }
+            }
+            if (answer.answer == 'proceed') {
+                build.log("Approved by ${user}")
+                return null
+            }
+            if (answer.answer == 'abort') {
+                build.log("Rejected by ${user}")
+                throw new FlowInterruptedException('ABORTED', "Rejected by ${user}".toString(), 'Rejection', null)
+            }
+            throw new HarnessError("harness: input answer must be proceed, abort or timeout, not ${answer.answer}")
+        }
+    }
+
     Object step_timeout(PipelineScript s, Map a, Closure body) {
         build.record('timeout', a)
         this.body(body)
