@@ -106,7 +106,8 @@ def measure_ours(n: int, workdir: Path) -> dict[str, Measure]:
 
 
 def jjb_yaml(n: int, *, changed: bool = False) -> str:
-    """Job YAML equivalent to our jobs: a folder and N pipeline-scm jobs with the same settings."""
+    """Job YAML equivalent to our jobs: a folder and, per service, its pipeline-scm job and its
+    parameterised operations job (``<service>-ops``), with the same settings."""
     parts = ["- job:\n    name: enadu\n    project-type: folder\n    description: 'Enadu pipelines'\n"]
     for i in range(1, n + 1):
         name = f"svc-{i:03d}"
@@ -129,6 +130,29 @@ def jjb_yaml(n: int, *, changed: bool = False) -> str:
             branches: ['v0.1.0']
             wipe-workspace: false
       script-path: 'pipelines/{name}/Jenkinsfile'
+      lightweight-checkout: true
+- job:
+    name: 'enadu/{name}-ops'
+    project-type: pipeline
+    description: 'Operations for {name}'
+    disabled: false
+    concurrent: false
+    properties:
+      - build-discarder:
+          num-to-keep: 30
+    parameters:
+      - choice:
+          name: ACTION
+          choices: [status, rollback, abort, promote]
+      - string:
+          name: REASON
+    pipeline-scm:
+      scm:
+        - git:
+            url: https://github.com/enadu/enadu-pipelines.git
+            branches: ['v0.1.0']
+            wipe-workspace: false
+      script-path: 'pipelines/{name}/Jenkinsfile.ops'
       lightweight-checkout: true
 """)
     return "".join(parts)

@@ -549,7 +549,37 @@ def cross_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
     each value on its own, does not express them (tests/test_schema.py: the schema and the model
     agree on everything else). A rule that concerns one value belongs in its type instead."""
     return (monitoring_problems(config) + image_problems(config) + registry_problems(config)
-            + kubernetes_name_problems(config) + jenkins_name_problems(config) + credential_problems(config))
+            + kubernetes_name_problems(config) + jenkins_name_problems(config) + credential_problems(config)
+            + promotion_wait_problems(config))
+
+
+def promotion_wait_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
+    """With manual promotion, the build's whole timeout (templates/pipelines/Jenkinsfile.j2 ``timeout``
+    around every stage) must hold the deploy, the input's wait and the promote (each bounded by
+    deploy_timeout): otherwise it fires first, and workflow-basic-steps' TimeoutStepExecution gives the
+    ``finally``'s abort only its 60 s grace. Reported at the key that set auto_promotion_seconds (or,
+    when it is the default, auto_promotion_enabled)."""
+    problems = []
+    budget = config.jenkins.timeout_minutes * 60
+    for name, s in config.services.items():
+        found: dict[str, tuple[Any, tuple]] = {}
+        for key in ("auto_promotion_enabled", "auto_promotion_seconds", "deploy_timeout"):
+            found[key] = (BUILTIN_KUBERNETES[key], ())
+            for layer, path in ((config.kubernetes, ("kubernetes", key)),
+                                (s.kubernetes, ("services", name, "kubernetes", key))):
+                if getattr(layer, key) is not None:
+                    found[key] = (getattr(layer, key), path)
+        enabled, enabled_path = found["auto_promotion_enabled"]
+        wait, wait_path = found["auto_promotion_seconds"]
+        deploy_timeout = found["deploy_timeout"][0]
+        if enabled or wait + 2 * duration_seconds(deploy_timeout) <= budget:
+            continue
+        problems.append((wait_path or enabled_path,
+                         f"service {name} has auto_promotion_enabled false: auto_promotion_seconds {wait} plus twice"
+                         f" deploy_timeout {deploy_timeout} (the deploy before the input, the promote after) must fit"
+                         f" in jenkins.timeout_minutes {config.jenkins.timeout_minutes} ({budget} s), the whole"
+                         " build's timeout; lower auto_promotion_seconds or raise jenkins.timeout_minutes"))
+    return problems
 
 
 def registry_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:

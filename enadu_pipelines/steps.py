@@ -37,8 +37,10 @@ BUILDERS = ("docker", "buildah")
 # once the helper has that command.
 OPS_ACTIONS = tuple(a for a in ("status", "rollback", "abort", "promote") if a in _helper_commands())
 # A rollback's reason: one line, as long as the helper records (rollback.REASON_LIMIT); it reaches the
-# helper as an environment value only.
-REASON_PATTERN = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]{0,280}"
+# helper as an environment value only. The rule is the helper's (rollback.history_reason: str.isprintable,
+# which refuses the Unicode categories "Other" C* and "Separator" Z* except the ASCII space), written in
+# java.util.regex's general-category classes, so a no-break space or a bidi override fails the step first.
+REASON_PATTERN = r"(?:[^\p{C}\p{Z}]| ){0,280}"
 STORAGE_DRIVERS = ("vfs", "overlay")
 
 
@@ -297,6 +299,10 @@ STEPS: tuple[Step, ...] = (
                   default="scale-to-zero", choices=("scale-to-zero", "delete")),
             Param("smokePath", "String", "HTTP path requested on a redeployed colour before the switch; empty for"
                   " none.", default="", pattern=r"(/[A-Za-z0-9._~/-]*)?"),
+            Param("promotionSubmitter", "String", "For promote: Jenkins user ids or group names (comma-separated)"
+                  " who must approve an input naming the held image first (the service's promotion_submitter);"
+                  " empty: whoever may build the job promotes at once.", default="",
+                  pattern=r"([A-Za-z0-9][A-Za-z0-9._@-]*(, ?[A-Za-z0-9][A-Za-z0-9._@-]*)*)?"),
         ),
         returns="The helper's exit status (0 on success; the step fails the build otherwise).",
         example="enaduOps(service: 'backend', action: params.ACTION, reason: params.REASON, namespace: 'enadu',"

@@ -434,3 +434,26 @@ def test_a_listed_pairing_and_loopback_http_are_accepted(tmp_path: Path) -> None
     [backend] = config.load(tmp_path / "ok.yaml").services
     assert (backend.monitoring.grafana_url, backend.monitoring.grafana_credentials_id) == (
         "https://grafana.team.example", "team-graf")
+
+
+def test_a_promotion_wait_longer_than_the_build_timeout_is_refused(tmp_path: Path, runner) -> None:
+    """review2 M2: the whole-build timeout (Jenkinsfile.j2 ``timeout``) must leave room for the deploy, the
+    input's wait and the promote, or it fires first and cuts the abort in the ``finally`` after 60 s."""
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "enadu.yaml").read_text()
+    marker = "    kubernetes:\n      replicas: 1\n"
+    assert text.count(marker) == 1
+    path = tmp_path / "enadu.yaml"
+    path.write_text(text.replace(marker, marker + "      auto_promotion_enabled: false\n", 1))
+    result = runner.invoke(main, ["render", "--config", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert "auto_promotion_enabled" in lines[0] and "auto_promotion_seconds 3600" in lines[0], lines
+    assert "deploy_timeout 10m" in lines[0] and "jenkins.timeout_minutes 60" in lines[0], lines
+    assert not (tmp_path / "out").exists()
+    # a wait that fits renders
+    path.write_text(text.replace(marker, marker + "      auto_promotion_enabled: false\n"
+                                 "      auto_promotion_seconds: 900\n", 1))
+    ok = runner.invoke(main, ["render", "--config", str(path), "--out", str(tmp_path / "out")])
+    assert ok.exit_code == 0, ok.output

@@ -153,7 +153,8 @@ def test_9_a_library_release_reaches_the_jobs(world):
     report = world.bootstrap()
     jobs = {i.name: i for i in report.items if i.kind == "job"}
     assert {name: (i.action, i.first_build) for name, i in jobs.items()} == {
-        f"{FOLDER}/{n}": ("update", "") for n in ("backend", "batch", "frontend")}
+        f"{FOLDER}/{n}": ("update", "") for n in ("backend", "batch", "frontend", "backend-ops", "batch-ops",
+                                                  "frontend-ops")}
     assert "refs/tags/v0.2.0" in jobs[BACKEND].diff
     push_backend(world, DOCKERFILE, "Backend: after the library release")
     world.controller.wait_idle(300)

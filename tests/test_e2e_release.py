@@ -64,8 +64,10 @@ def wait(world: E2EWorld, timeout: float = 600) -> None:
 
 def test_1_bootstrap_registers_then_first_builds_deploy_blue(world):
     report = world.bootstrap()
+    # each service's job gets a registration build; its operations job none (it must not act on creation)
     assert [(i.name, i.action, i.first_build) for i in report.items if i.kind == "job"] == [
-        (JOBS["backend"], "create", "queued"), (JOBS["batch"], "create", "queued"), (JOBS["frontend"], "create", "queued")]
+        item for name in ("backend", "batch", "frontend")
+        for item in ((JOBS[name], "create", "queued"), (f"{JOBS[name]}-ops", "create", ""))]
     wait(world)
     for name in JOBS:
         b = build(world, name, 1)

@@ -203,3 +203,82 @@ def test_the_discord_message_names_the_action_and_its_result(tmp_path) -> None:
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     assert set(fields) == {"Result", "Duration", "Rollback"}
     assert fields["Rollback"] == "**rolled-back**: r/b:1 is live again in blue (was green)"
+
+
+def test_the_e2e_loader_reads_both_forms_jenkins_writes_for_choices() -> None:
+    """jenkinsci/jenkins core/src/main/java/hudson/model/ChoiceParameterDefinition.java: the field is
+    ``List<String> choices``; an ``ArrayList`` (setChoices(List), the String[] constructor) is written as a
+    plain ``<choices><string>`` list, the ``Arrays.asList`` of setChoicesText (a save from the job's form) as
+    ``<choices class="java.util.Arrays$ArrayList"><a class="string-array">``. XStream reads either into the
+    field, so the rendered plain form is valid, and the loader must read both."""
+    saved = ("<flow-definition><properties><hudson.model.ParametersDefinitionProperty><parameterDefinitions>"
+             "<hudson.model.ChoiceParameterDefinition><name>ACTION</name>"
+             "<choices class=\"java.util.Arrays$ArrayList\"><a class=\"string-array\">"
+             "<string>status</string><string>rollback</string></a></choices>"
+             "</hudson.model.ChoiceParameterDefinition></parameterDefinitions>"
+             "</hudson.model.ParametersDefinitionProperty></properties>"
+             "<definition class=\"org.jenkinsci.plugins.workflow.cps.CpsScmFlowDefinition\">"
+             "<scm class=\"hudson.plugins.git.GitSCM\"><userRemoteConfigs><hudson.plugins.git.UserRemoteConfig>"
+             "<url>https://git.example/enadu.git</url></hudson.plugins.git.UserRemoteConfig></userRemoteConfigs>"
+             "<branches><hudson.plugins.git.BranchSpec><name>*/main</name></hudson.plugins.git.BranchSpec>"
+             "</branches></scm><scriptPath>pipelines/api/Jenkinsfile.ops</scriptPath></definition>"
+             "</flow-definition>")
+    job = e2e_jobs.load("enadu/api-ops", saved)
+    assert job.parameters == (("ACTION", "choice", "status"),) and job.default_parameters()["ACTION"] == "status"
+
+
+# -- review2 M1: the ops job's promote asks the configured submitter, naming the held image ------------
+
+
+def _manual_ops(tmp_path, submitter: str):
+    from enadu_pipelines.render import render_files
+
+    text = (REPO / "enadu.yaml").read_text()
+    marker = "    kubernetes:\n      replicas: 1\n"
+    assert text.count(marker) == 1
+    extra = "      auto_promotion_enabled: false\n      auto_promotion_seconds: 900\n"
+    if submitter:
+        extra += f'      promotion_submitter: "{submitter}"\n'
+    path = tmp_path / "enadu.yaml"
+    path.write_text(text.replace(marker, marker + extra, 1))
+    project = config.load(path)
+    name = next(s.name for s in project.services if not s.auto_promotion_enabled)
+    return name, render_files(project, b"")[f"pipelines/{name}/Jenkinsfile.ops"].decode()
+
+
+def _promote_scenario(name: str, answers: list) -> dict:
+    scenario = ops_scenario({"ACTION": "promote"}, outcome={
+        "command": "promote", "outcome": "planned", "service": name, "state": "finished",
+        "image": "registry.enadu.dev/enadu/backend:v2", "message": "dry run: nothing was changed"})
+    scenario["job"]["name"] = scenario["job"]["name"].replace("backend-ops", f"{name}-ops")
+    scenario["input"] = answers
+    return scenario
+
+
+def test_ops_promote_asks_the_promotion_submitter_and_promotes_the_image_it_showed(tmp_path) -> None:
+    name, text = _manual_ops(tmp_path, "release-managers")
+    run = harness().run(text=text, scenario=_promote_scenario(name, [
+        {"answer": "proceed", "user": "mallory"},
+        {"answer": "proceed", "user": "bob", "groups": ["release-managers"]}]))
+    assert run.result == "SUCCESS", run.describe()
+    asked = run.steps("input")
+    assert len(asked) == 1 and asked[0]["args"]["submitter"] == "release-managers"
+    assert "registry.enadu.dev/enadu/backend:v2" in asked[0]["args"]["message"]
+    calls = run.helper_calls("promote")
+    assert [c["env"].get("ENADU_DRY_RUN") or "" for c in calls] == ["true", ""], calls
+    assert calls[1]["env"]["ENADU_IMAGE"] == "registry.enadu.dev/enadu/backend:v2"
+
+
+def test_ops_promote_refused_by_the_submitter_promotes_nothing(tmp_path) -> None:
+    name, text = _manual_ops(tmp_path, "release-managers")
+    run = harness().run(text=text, scenario=_promote_scenario(name, [{"answer": "abort", "user": "alice",
+                                                                      "groups": ["release-managers"]}]))
+    assert run.result == "ABORTED", run.describe()
+    assert len(run.helper_calls("promote")) == 1  # the dry run that read the held image only
+
+
+def test_ops_promote_without_a_submitter_runs_at_once(tmp_path) -> None:
+    name, text = _manual_ops(tmp_path, "")
+    run = harness().run(text=text, scenario=_promote_scenario(name, []))
+    assert run.result == "SUCCESS", run.describe()
+    assert run.steps("input") == [] and len(run.helper_calls("promote")) == 1

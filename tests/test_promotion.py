@@ -234,3 +234,84 @@ def test_auto_promotion_unset_or_true_renders_the_same_pipelines(tmp_path) -> No
     assert all(b"autoPromotion" not in default[k] for k in pipelines)
     for k in pipelines:  # and what is committed is that render
         assert (shipped.parent / k).read_bytes() == default[k], k
+
+
+# -- review2 (9b54e9e): H1, M3, L1 ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_rollback_refuses_a_held_preview_and_leaves_live_untouched(world) -> None:
+    """H1: during the approval wait the idle colour *is* the held preview; rollback must not put it live."""
+    ok(d.deploy(world, "v1"))
+    hold = d.deploy(world, "v2", "--hold", "--preview-replicas", "1")
+    assert hold.returncode == exitcodes.HELD, hold.stdout + hold.stderr
+    blue, green = d.deployment(world, "blue"), d.deployment(world, "green")
+    refused = d.run(world, "rollback", "--reason", "v1 misbehaves")
+    assert refused.returncode == exitcodes.USAGE, refused.stdout + refused.stderr
+    message = refused.result["message"]
+    assert "held" in message and "promote" in message and "abort" in message and d.image("v2") in message, message
+    assert "\n" not in message
+    assert d.selected_colour(world) == "blue"
+    assert d.deployment(world, "blue")["metadata"]["resourceVersion"] == blue["metadata"]["resourceVersion"]
+    assert d.deployment(world, "green")["metadata"]["resourceVersion"] == green["metadata"]["resourceVersion"]
+    assert not any(h.get("reason", "").startswith("rollback") for h in d.history(world))
+    # once promoted, the mark is history: a rollback goes back to v1 as usual
+    assert ok(d.run(world, "promote"))["outcome"] == "promoted"
+    back = ok(d.run(world, "rollback"))
+    assert back["outcome"] == "rolled-back" and d.selected_colour(world) == "blue"
+    assert d.running_image(world, "blue") == d.image("v1")
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_rollback_refuses_a_colour_whose_image_never_served_before(world) -> None:
+    """H1: the target must run the image the history records as live before the current colour."""
+    ok(d.deploy(world, "v1"))
+    ok(d.deploy(world, "v2"))
+    assert d.selected_colour(world) == "green" and d.history(world)[0]["previous_image"] == d.image("v1")
+    changed = world.kubectl("-n", d.NAMESPACE, "set", "image", f"deployment/{d.SERVICE}-blue", f"*={d.image('v9')}")
+    assert changed.returncode == 0, changed.stderr
+    refused = d.run(world, "rollback")
+    assert refused.returncode == exitcodes.USAGE, refused.stdout + refused.stderr
+    assert d.image("v9") in refused.result["message"] and d.image("v1") in refused.result["message"]
+    assert d.selected_colour(world) == "green"
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_promote_refuses_an_expired_hold(world) -> None:
+    """M3: the hold's validity is written into the mark; an old hold is not promoted days later."""
+    ok(d.deploy(world, "v1"))
+    hold = d.deploy(world, "v2", "--hold", "--hold-valid-for", "2s")
+    assert hold.returncode == exitcodes.HELD, hold.stdout + hold.stderr
+    assert held(world)["valid_until"] >= held(world)["at"]
+    import time
+
+    time.sleep(3)
+    refused = d.run(world, "promote", "--image", d.image("v2"))
+    assert refused.returncode == exitcodes.FAILED, refused.stdout + refused.stderr
+    assert "expired" in refused.result["message"] and "abort" in refused.result["message"], refused.result
+    assert d.selected_colour(world) == "blue"
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_promote_refuses_a_template_changed_since_the_hold(world) -> None:
+    """L1: the approval covers the pod template that was tested, not just the image annotation."""
+    ok(d.deploy(world, "v1"))
+    assert d.deploy(world, "v2", "--hold").returncode == exitcodes.HELD
+    changed = world.kubectl("-n", d.NAMESPACE, "set", "env", f"deployment/{d.SERVICE}-green", "DEBUG=1")
+    assert changed.returncode == 0, changed.stderr
+    import time
+
+    deadline = time.monotonic() + 60  # the changed template rolls out and is available again: only the mark can tell
+    while time.monotonic() < deadline:
+        dep = d.deployment(world, "green")
+        st = dep.get("status") or {}
+        if st.get("observedGeneration") == dep["metadata"]["generation"] and \
+                st.get("updatedReplicas") == st.get("availableReplicas") == st.get("replicas") == 2:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"the changed template did not roll out: {dep.get('status')}")
+    refused = d.run(world, "promote", "--image", d.image("v2"))
+    assert refused.returncode == exitcodes.FAILED, refused.stdout + refused.stderr
+    assert "changed since it was held" in refused.result["message"], refused.result
+    assert d.selected_colour(world) == "blue"

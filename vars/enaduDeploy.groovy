@@ -77,6 +77,9 @@ def call(Map args = [:]) {
         "ENADU_ANALYSIS_BEFORE_SWITCH=${a.analysisBeforeSwitch ? 'true' : ''}",
         "ENADU_GRAFANA_URL=${a.grafanaUrl}",
         "ENADU_HOLD=${a.autoPromotion ? '' : 'true'}", "ENADU_PREVIEW_REPLICAS=${a.previewReplicas ?: ''}",
+        // The hold is promotable this long (written into its mark; promote refuses it after): the input's
+        // wait plus 5 minutes, the default lock timeout, so an approval in the input's last second still counts.
+        "ENADU_HOLD_VALID_FOR=${(a.autoPromotionSeconds as int) + 300}s",
     ]
     List bindings = [file(credentialsId: a.credentialsId, variable: 'KUBECONFIG')]
     if (a.grafanaCredentialsId) {
@@ -91,7 +94,7 @@ def call(Map args = [:]) {
         status = enaduHelper(command: 'deploy', env: entries, files: ["ENADU_MANIFEST=enadu/k8s/${a.service}.yaml"],
                              label: "deploy ${a.service} ${a.image}")
     }
-    if (status == 7) {
+    if (status == 7 && !a.autoPromotion) {  // only deploy --hold exits so; otherwise a failure
         // Manual promotion (Argo Rollouts' autoPromotionEnabled: false): the new colour waits behind the
         // preview Service; a person answers the input. No, a timeout or an abort of the build removes
         // the preview (the live colour is never touched) and the interruption ends the build ABORTED.

@@ -14,6 +14,7 @@ def call(Map args = [:]) {
         'scaleDownDelayFloor': '30s',
         'oldColour': 'scale-to-zero',
         'smokePath': '',
+        'promotionSubmitter': '',
     ] + args
 
     // The reason is a build parameter: untrusted text. checkArguments has matched it against one line of
@@ -31,6 +32,26 @@ def call(Map args = [:]) {
         "ENADU_ROLLBACK_REASON=${reason}", "ENADU_RESULT_FILE=${resultFile}",
     ]
     int status = 0
+    if (a.action == 'promote' && a.promotionSubmitter) {
+        // The same gate as the deploy's input (promotion_submitter): a dry run reads the held image (and
+        // refuses what cannot be promoted), the input names it, and promote is then told that image, so it
+        // promotes only what the approver saw. The input holds this build's executor while it waits.
+        withCredentials([file(credentialsId: a.credentialsId, variable: 'KUBECONFIG')]) {
+            status = enaduHelper(command: 'promote', env: entries + ['ENADU_DRY_RUN=true'],
+                                 files: ["ENADU_MANIFEST=enadu/k8s/${a.service}.yaml"], label: "promote ${a.service} (dry run)")
+        }
+        // The helper writes its result with json.dumps (keys sorted): "image": "<ref>", and an image reference
+        // holds no quote. No Matcher is kept: the input below suspends the build, whose locals must serialize.
+        List<String> parts = (status == 0 ? readFile(resultFile) : '').tokenize('"')
+        int at = parts.indexOf('image')
+        String image = (at >= 0 && at + 2 < parts.size() && parts[at + 1] == ': ') ? parts[at + 2] : ''
+        if (status != 0 || !image) {
+            error("enaduOps: promote ${a.service}: nothing can be promoted (see the dry run above; helper exit ${status})")
+        }
+        input(id: 'Promote', ok: 'Promote', submitter: a.promotionSubmitter,
+              message: "Promote ${a.service} `${image}` to live? It runs behind service ${a.service}-preview.")
+        entries << "ENADU_IMAGE=${image}".toString()
+    }
     withCredentials([file(credentialsId: a.credentialsId, variable: 'KUBECONFIG')]) {
         env.ENADU_DEPLOY_FILE = resultFile
         status = enaduHelper(command: a.action, env: entries, files: ["ENADU_MANIFEST=enadu/k8s/${a.service}.yaml"],
@@ -56,7 +77,7 @@ private static List<String> checkArguments(Map args) {
     List<String> problems = []
     List<String> known = [
         'service', 'action', 'reason', 'namespace', 'credentialsId', 'timeout',
-        'scaleDownDelay', 'scaleDownDelayFloor', 'oldColour', 'smokePath',
+        'scaleDownDelay', 'scaleDownDelayFloor', 'oldColour', 'smokePath', 'promotionSubmitter',
     ]
     args.keySet().each { Object key ->
         if (!(key in known)) {
@@ -83,8 +104,8 @@ private static List<String> checkArguments(Map args) {
     if (reason != null) {
         if (!(reason instanceof CharSequence)) {
             problems << "argument 'reason' must be a String, not ${reason.getClass().simpleName}".toString()
-        } else if (!(reason.toString() ==~ '[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]{0,280}')) {
-            problems << 'argument \'reason\' does not match [^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]{0,280}'
+        } else if (!(reason.toString() ==~ '(?:[^\\p{C}\\p{Z}]| ){0,280}')) {
+            problems << 'argument \'reason\' does not match (?:[^\\p{C}\\p{Z}]| ){0,280}'
         }
     }
     Object namespace = args['namespace']
@@ -141,6 +162,14 @@ private static List<String> checkArguments(Map args) {
             problems << "argument 'smokePath' must be a String, not ${smokePath.getClass().simpleName}".toString()
         } else if (!(smokePath.toString() ==~ '(/[A-Za-z0-9._~/-]*)?')) {
             problems << 'argument \'smokePath\' does not match (/[A-Za-z0-9._~/-]*)?'
+        }
+    }
+    Object promotionSubmitter = args['promotionSubmitter']
+    if (promotionSubmitter != null) {
+        if (!(promotionSubmitter instanceof CharSequence)) {
+            problems << "argument 'promotionSubmitter' must be a String, not ${promotionSubmitter.getClass().simpleName}".toString()
+        } else if (!(promotionSubmitter.toString() ==~ '([A-Za-z0-9][A-Za-z0-9._@-]*(, ?[A-Za-z0-9][A-Za-z0-9._@-]*)*)?')) {
+            problems << 'argument \'promotionSubmitter\' does not match ([A-Za-z0-9][A-Za-z0-9._@-]*(, ?[A-Za-z0-9][A-Za-z0-9._@-]*)*)?'
         }
     }
     return problems

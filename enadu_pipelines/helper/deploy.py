@@ -165,6 +165,10 @@ def add_promotion_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preview-replicas", default=env_default("ENADU_PREVIEW_REPLICAS", ""),
                         help="start the new colour at this many replicas; it is scaled to full (and waited for) only "
                              "on promotion, before the switch (Argo's previewReplicaCount) [ENADU_PREVIEW_REPLICAS]")
+    parser.add_argument("--hold-valid-for", default=env_default("ENADU_HOLD_VALID_FOR", "3600s"),
+                        help="with --hold: how long the held preview may be promoted; the time is written into its "
+                             "mark and promote refuses it afterwards (the pipeline passes auto_promotion_seconds; "
+                             "default 3600s) [ENADU_HOLD_VALID_FOR]")
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,7 @@ class Options:
     hold: bool = False  # deploy --hold: stop before the switch (manual promotion)
     promote: bool = False  # promote: switch to the colour a held deploy prepared
     preview_replicas: int = 0  # deploy --preview-replicas: the new colour's count until promotion (0: full)
+    hold_valid_for: float = 3600.0  # deploy --hold-valid-for: written into the held mark as valid_until
 
 
 def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
@@ -236,7 +241,8 @@ def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
                    lock_ttl=int(ttl), dry_run=flag(args.dry_run, "--dry-run (ENADU_DRY_RUN)"), build_url=args.build_url or "",
                    image=image, manifest_path=manifest, smoke_path=smoke, analysis=checks,
                    fail_grace=parse_duration(getattr(args, "fail_grace", None) or "60s", "--fail-grace"),
-                   hold=hold, preview_replicas=int(preview) if preview else 0)
+                   hold=hold, preview_replicas=int(preview) if preview else 0,
+                   hold_valid_for=parse_duration(getattr(args, "hold_valid_for", None) or "3600s", "--hold-valid-for"))
 
 
 class Guard:
@@ -577,7 +583,7 @@ class Deployer:
                              + ("delete it" if self.opts.old_colour == "delete" else "scale it to 0"))
         from .kube import migration
 
-        for left, _ in migration.leftovers(self.kube, self.opts.service, state):
+        for left, _ in migration.leftovers(self.kube, self.opts.service, state, self.manifest.migrate_from, self.log):
             lines.append(f"{'delete' if self.opts.old_colour == 'delete' else 'scale to 0'} deployment {left.name} "
                          f"(hand-made, {left.replicas} replicas), which an interrupted migration left running")
         for line in lines:
@@ -750,8 +756,10 @@ class Deployer:
             if opts.history_reason:
                 entry["reason"] = opts.history_reason
             if legacy is not None:
-                entry.update(previous_image=legacy.image, reason=self.migration_reason(legacy, None))
+                entry.update(previous_image=legacy.image, reason=self.migration_reason(legacy, None),
+                             migrated_uid=((legacy.deployment or {}).get("metadata") or {}).get("uid"))
             bg.switch(kube, opts.service, state, idle, entry, log, self.manifest)
+            switched = time.monotonic()  # the switch this run observed: no history time shortens a drain after it
             self.result.pop("pinned_to", None)
             self.stop_keeping()
         except Interrupted as e:
@@ -807,7 +815,8 @@ class Deployer:
             leftover = ""
             if live:
                 self.retire_after_delay(live, already=analysed, preemptible=True)
-                leftover = self.retire_leftovers(bg.read_state(kube, opts.service))
+                leftover = self.retire_leftovers(bg.read_state(kube, opts.service),
+                                                  since=time.monotonic() - switched)
             elif legacy is not None:
                 self.retire_legacy(legacy, entry, already=analysed)
         except (RolledBack, Incomplete):
@@ -827,7 +836,7 @@ class Deployer:
         from .kube.promotion import mark_held
 
         opts = self.opts
-        mark_held(self.kube, f"{opts.service}-{idle}", opts.image, opts.build_url, self.log)
+        mark_held(self.kube, f"{opts.service}-{idle}", opts.image, opts.build_url, self.log, opts.hold_valid_for)
         preview = self.manifest.preview_name()
         self.result.update(preview_service=preview, preview_replicas=replicas)
         was = f"{live} still serves" if live else "nothing serves yet"
@@ -843,7 +852,7 @@ class Deployer:
 
         from .kube import bluegreen as bg
         from .kube.manifest import other
-        from .kube.promotion import held_image
+        from .kube.promotion import held_image, held_mark, promotion_problem
 
         opts = self.opts
         idle = other(live) if live else "blue"
@@ -859,6 +868,10 @@ class Deployer:
         if running != wanted or held != wanted:
             raise DeployFailed(f"refusing to promote {wanted}: deployment {name} runs {running} (held: {held}); "
                                "the live colour is untouched")
+        problem = promotion_problem(dep, held_mark(dep) or {})
+        if problem:
+            raise DeployFailed(f"refusing to promote {wanted}: deployment {name} is held no more: {problem}; run abort "
+                               "to remove it and deploy again; the live colour is untouched")
         if state.replicas(idle) < 1 or not bg.fully_available(dep):
             raise DeployFailed(f"refusing to promote {wanted}: deployment {name} is not running and fully available "
                                f"({bg.rollout_status_line(dep)}); the live colour is untouched")
@@ -1137,11 +1150,16 @@ class Deployer:
             self.retire_after_delay(other(live), already=bg.switched_at(state) or 0.0, preemptible=True)
         return self.retire_leftovers(state)
 
-    def retire_leftovers(self, state: Any) -> str:
+    def retire_leftovers(self, state: Any, since: Optional[float] = None) -> str:
         """A migration stopped between its switch and retiring the old script's Deployment left that
         running (kube/migration.py ``leftovers`` says how it is recognised, and what is never touched):
         keep it for what is left of the scale-down delay since that switch, then scale it to 0 or
         delete it, and record its fate in the switch's history entry, as :meth:`retire_legacy` does.
+
+        ``since``: seconds since a later switch this run made itself (the old pods got no traffic
+        from the Service since at least then). Without it only the history's times tell, and anyone
+        who may patch the Service writes them: the younger of the newest switch and the migration's
+        entry counts, and a time in the future or unreadable counts as "just now" (the whole delay).
         Returns a note for the final message."""
         import datetime as dt
 
@@ -1149,19 +1167,23 @@ class Deployer:
         from .kube import migration
 
         notes = []
-        for legacy, entry in migration.leftovers(self.kube, self.opts.service, state):
-            since = bg.switched_at(state) or 0.0  # the newest switch: no later than the one that left it
-            if entry is not None:
+        for legacy, entry in migration.leftovers(self.kube, self.opts.service, state, self.manifest.migrate_from,
+                                                 self.log):
+            if since is None:
+                ages = [bg.switched_at(state) or 0.0]
                 try:
                     at = dt.datetime.strptime(entry["at"], bg.TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
-                    since = max(since, (dt.datetime.now(dt.timezone.utc) - at).total_seconds())
+                    ages.append(max(0.0, (dt.datetime.now(dt.timezone.utc) - at).total_seconds()))
                 except (KeyError, TypeError, ValueError):
-                    pass
+                    ages.append(0.0)
+                # the history's times have whole seconds: count one less, so the drain is never cut short
+                drained = max(0.0, min(ages) - 1.0)
+            else:
+                drained = since
             self.log(f"deployment {legacy.name} (hand-made) still runs {legacy.replicas} replicas: a migration "
                      f"switched service {self.opts.service} away from it but stopped before retiring it; retiring it now")
             self.result["migration"] = legacy.describe(f"untouched: still runs {legacy.replicas} replicas")
-            # the history's times have whole seconds: count one less, so the drain is never cut short
-            self.retire_legacy(legacy, entry, already=min(max(0.0, since - 1.0), self.opts.scale_down_delay))
+            self.retire_legacy(legacy, entry, already=min(drained, self.opts.scale_down_delay))
             notes.append(f"; the hand-made deployment {legacy.name}, which an interrupted migration left running: "
                          f"{self.result['migration']['old_deployment']}")
         return "".join(notes)

@@ -16,7 +16,10 @@ In any other phase the deploy is waited for as before (up to --lock-timeout, the
 switched the Service meanwhile, what we were asked to undo is no longer live, so we change nothing
 (exit 1) and say so. While a migration from the old script has pinned the Service to the hand-made
 pods (kube/migration.py) no colour has served yet: there is nothing to roll back to, and rollback
-refuses (exit 2) naming ``abort`` and ``deploy``. Every rollback records ``reason: "rollback"`` (``"rollback: <--reason>"`` when one is given) in the history entry.
+refuses (exit 2) naming ``abort`` and ``deploy``. Nor does it go back to a colour that never served before the live
+one (``check_target``, exit 2): a preview held for promotion and never approved (its
+``enadu.io/held`` mark, kube/promotion.py ``pending``: use ``promote`` or ``abort``), or a colour
+whose image is not the ``previous_image`` the history recorded when the live colour went live. Every rollback records ``reason: "rollback"`` (``"rollback: <--reason>"`` when one is given) in the history entry.
 
 The history annotation is untrusted input (anyone who may patch the Service can write it): an image
 taken from it must validate by the ``--image`` rule and come from the live image's repository, and
@@ -101,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
             result.update(image=image, image_source="history")
             outcome = Deployer(kube, manifests.load(args.manifest, opts.service), redeploy, report.log, result).run()
             return {**outcome, "outcome": "rolled-back" if outcome["outcome"] == "deployed" else outcome["outcome"]}
+        # a held preview is refused at once (its deploy has released the lock); the image rule waits for
+        # the lock: a deploy still rolling out the idle colour may switch meanwhile, and that is reported
+        check_target(state, opts.service, live, previous, images=opts.dry_run)
         image = state.image(previous)
         result.update(image=image, image_source="deployment")
         report.log(f"rolling back to {image or '(an image it does not name)'}, which deployment "
@@ -128,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
                 raise DeployFailed(f"service {opts.service} was switched from {live} to {state.live} while this "
                                    f"rollback waited for the deploy lock; nothing was changed: run rollback again "
                                    f"to go back from {state.live}")
+            check_target(state, opts.service, live, previous)
             if not bg.fully_available(state.deployments[previous]):
                 replicas = max(1, bg.live_replicas(state, live))
                 answer = kube.scale_deployment(f"{opts.service}-{previous}", replicas)
@@ -149,6 +156,31 @@ def run(args: argparse.Namespace) -> int:
                 "message": f"{image} is live again in {previous} (was {live}){took}{lossy_delay_note(opts)}"}
 
     return run_command("rollback", args, body)
+
+
+def check_target(state: Any, service: str, live: str, previous: str, *, images: bool = True) -> None:
+    """Refuse (exit 2) a colour that would put live what never served before the live one: a preview
+    held for promotion (``deploy --hold``, kube/promotion.py) that was never promoted, or a
+    Deployment whose image (its annotation or its pod template's) is not the one the history records
+    as live before ``live``. Without a recorded previous image only the held mark is checked."""
+    from .kube.promotion import pending
+
+    dep = state.deployments[previous]
+    name = f"{service}-{previous}"
+    mark = pending(dep, state.history, previous)
+    if mark is not None:
+        raise UsageProblem(f"refusing to roll back to {name}: it is the preview of {mark['image']} held for promotion "
+                           f"since {mark.get('at')}, never approved; run promote to put it live or abort to remove it")
+    if not images:
+        return
+    entry = next((h for h in state.history if h.get("colour") == live), None)
+    expected = (entry or {}).get("previous_image")
+    containers = ((dep.get("spec") or {}).get("template", {}).get("spec", {}).get("containers") or [{}])
+    running = {state.image(previous), containers[0].get("image")}
+    if expected and running != {expected}:
+        shown = ", ".join(sorted(str(i) for i in running))
+        raise UsageProblem(f"refusing to roll back to {name}: it runs {shown}, not {expected}, which the Service's "
+                           f"history records as live before {live}; deploy the image you want with deploy --image")
 
 
 def image_from_history(state: Any, service: str, live: str) -> Tuple[str, str]:

@@ -114,7 +114,12 @@ def run(args: argparse.Namespace) -> int:
         from .kube import migration
 
         pinned = migration.pinned_to(kube, state)
-        leftovers = [legacy for legacy, _ in migration.leftovers(kube, opts.service, state)]
+        configured = None  # only the configured hand-made Deployment is ever retired (kube/migration.py leftovers)
+        if getattr(opts, "manifest_path", None):
+            from .kube import manifest as manifests
+
+            configured = manifests.load(opts.manifest_path, opts.service).migrate_from
+        leftovers = [legacy for legacy, _ in migration.leftovers(kube, opts.service, state, configured)]
         if state.service is None:
             report.log(f"service {opts.service}: not deployed (no Service in namespace {opts.namespace})")
         elif pinned is not None:

@@ -89,7 +89,7 @@ def read_state(kube: Kube, service_name: str) -> State:
 
 HISTORY_MAX_CHARS = 64 * 1024  # ten entries of ours are a few kilobytes
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_TEXT_LIMITS = {"by": 256, "build_url": 2000, "reason": 300}
+_TEXT_LIMITS = {"by": 256, "build_url": 2000, "reason": 300, "migrated_uid": 64}
 
 
 def _shown(value: Any) -> str:
@@ -562,7 +562,8 @@ def live_replicas(state: State, colour: Optional[str]) -> int:
     return max(int(dep["spec"].get("replicas") or 0), int((dep.get("status") or {}).get("replicas") or 0))
 
 
-HISTORY_KEYS = ("at", "colour", "image", "previous_colour", "previous_image", "build_url", "by", "reason")
+HISTORY_KEYS = ("at", "colour", "image", "previous_colour", "previous_image", "build_url", "by", "reason",
+                "migrated_uid")  # the hand-made Deployment's metadata.uid a migration switched away from
 
 
 def history_entry(state: State, colour: str, image: str, build_url: str, by: str) -> Dict[str, Any]:

@@ -454,45 +454,42 @@ def pending_migrations(history: List[Dict[str, Any]]) -> List[Tuple[str, Dict[st
     return found
 
 
-def leftovers(kube: Kube, service: str, state: Any) -> List[Tuple[Legacy, Optional[Dict[str, Any]]]]:
+def leftovers(kube: Kube, service: str, state: Any, migrate_from: Optional[str],
+              log: Callable[[str], None] = lambda line: None) -> List[Tuple[Legacy, Dict[str, Any]]]:
     """Hand-made Deployments a migration switched away from but did not retire, with the history
-    entry of that switch (None when only the pin label tells). Empty unless a colour is live.
+    entry of that switch. Empty unless a colour is live and ``migrate_from`` (the manifest's
+    ``enadu.io/migrate-from``, from ``services.<service>.migrate_from_handmade``) names one.
 
-    Two pieces of evidence name one, either suffices: the switch's history entry says "migrated
-    from the hand-made deployment X" with X's fate not yet recorded (written in the same patch as the
-    switch, so it survives any crash after it; it also names X when the old ReplicaSet has replaced
-    every pod since, which drops our label), or running pods carry the pin label ``color=legacy``
-    (which only a migration writes) and belong to X. Either way X is retired only if it is what a
-    migration would have taken for the old script's Deployment: not a colour, and its pods are
-    ``app=<service>`` without a colour, so the Service without its colour would select them. A
-    Deployment nobody migrated from — someone's debug copy with the same labels — is never touched;
-    neither is one whose fate is recorded (scaled up again by hand on purpose, say)."""
+    The history annotation and pod labels are written by anyone who may patch the Service or label
+    pods, so neither chooses what is retired: only the configured Deployment is, and only the very
+    object the migration pinned. The switch's entry records its ``metadata.uid`` (read when it was
+    pinned, written in the same patch as the switch, so it survives any crash after it); the API
+    server gives every created object a new uid, so a Deployment deleted and created again under the
+    configured name — or one whose entry records no uid, or another — is left alone, said in the log.
+    The pin label alone (pods ``color=legacy``) names nothing: its entry tells. One whose fate is
+    recorded (scaled up again by hand on purpose, say) is not touched either."""
     svc = state.service
-    if svc is None or state.live not in COLOURS:
+    if svc is None or state.live not in COLOURS or not migrate_from:
         return []
     selector = {k: str(v) for k, v in (svc.get("spec", {}).get("selector") or {}).items() if k != LABEL}
-    if not selector:
+    if not selector or migrate_from in (f"{service}-{c}" for c in COLOURS):
         return []
-    named: Dict[str, Optional[Dict[str, Any]]] = {}
-    for name, entry in pending_migrations(state.history):
-        named.setdefault(name, entry)
-    for pod in list_pods(kube, dict(selector, **{LABEL: LEGACY})):
-        owner = owner_deployment(pod)
-        if owner:
-            named.setdefault(owner, None)
-    found = []
-    for name, entry in sorted(named.items()):
-        if name in (f"{service}-{c}" for c in COLOURS):
-            continue
-        deployment = kube.get_deployment(name)
-        template = ((deployment or {}).get("spec", {}).get("template", {}).get("metadata") or {}).get("labels") or {}
-        if deployment is None or not _selects(selector, template) or template.get(LABEL) in COLOURS:
-            continue
-        legacy = Legacy(name, deployment, selector)
-        if entry is None and legacy.replicas == 0:
-            continue  # labelled pods on their way out: nothing runs, nothing to record
-        found.append((legacy, entry))
-    return found
+    entry = next((e for name, e in pending_migrations(state.history) if name == migrate_from), None)
+    if entry is None:
+        return []
+    deployment = kube.get_deployment(migrate_from)
+    if deployment is None:
+        return []
+    uid = (deployment.get("metadata") or {}).get("uid")
+    if not uid or entry.get("migrated_uid") != uid:
+        log(f"deployment {migrate_from} (uid {uid}) is not the one the migration pinned "
+            f"(uid {entry.get('migrated_uid') or 'not recorded'}): left alone; if it is the old script's, "
+            f"retire it by hand (kubectl scale deployment {migrate_from} --replicas=0)")
+        return []
+    template = ((deployment.get("spec") or {}).get("template", {}).get("metadata") or {}).get("labels") or {}
+    if not _selects(selector, template) or template.get(LABEL) in COLOURS:
+        return []
+    return [(Legacy(migrate_from, deployment, selector), entry)]
 
 
 def pinned_to(kube: Kube, state: Any) -> Optional[Legacy]:

@@ -75,7 +75,10 @@ def load(full_name: str, config_xml: bytes) -> Job:
             raise JobConfigError(f"{full_name}: parameter type {d.tag} is not modelled")
         default = d.findtext("defaultValue", "")
         if kind == "choice":
-            default = (d.findall("choices/string") or [ET.Element("string")])[0].text or ""
+            # core's ChoiceParameterDefinition keeps `List<String> choices`; XStream writes an ArrayList as
+            # <choices><string>…, and the Arrays.asList a form save makes (setChoicesText) as
+            # <choices class="java.util.Arrays$ArrayList"><a class="string-array"><string>…: Jenkins reads both.
+            default = (d.findall("choices//string") or [ET.Element("string")])[0].text or ""
         params.append((d.findtext("name", ""), kind, default))
     triggers = root.findall(PROPS + "org.jenkinsci.plugins.workflow.job.properties.PipelineTriggersJobProperty/"
                                     "triggers/com.cloudbees.jenkins.GitHubPushTrigger")
