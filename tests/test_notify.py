@@ -120,6 +120,23 @@ def test_failure_pings_the_role_and_says_why_the_deploy_failed(fake, env, capsys
     assert fields(message)["Changes"] == "not reached"
 
 
+def test_a_deploy_pre_empted_by_a_rollback_names_who_rolled_it_back_and_why(fake, env, capsys, tmp_path):
+    """A rollback that took over a deploy in its scale-down delay: the deploy did not fail, a person
+    rolled it back; Discord says who and why (hostile text escaped, no ping)."""
+    env.setenv("ENADU_BUILD_RESULT", "FAILURE")
+    env.setenv("ENADU_DEPLOY_FILE", write(tmp_path / "d.json", {
+        "outcome": "rolled-back", "colour": "green", "previous_colour": "blue",
+        "image": "registry.enadu.dev/enadu/backend:abc1234-42", "rolled_back_by": "jenkins-enadu-backend-ops-3",
+        "rollback_reason": "rollback: v2 breaks **checkout** @everyone",
+        "message": "rolled back by jenkins-enadu-backend-ops-3 during the scale-down delay"}))
+    assert notify(capsys)[0] == 0
+    [message] = fake.messages
+    assert fields(message)["Deploy"] == (
+        "`registry.enadu.dev/enadu/backend:abc1234-42` was live on **green** until `jenkins-enadu-backend-ops-3`"
+        " rolled it back (rollback: v2 breaks \\*\\*checkout\\*\\* @everyone); traffic is back on **blue**")
+    assert message["pings"] == {"everyone": False, "roles": [], "users": []}
+
+
 def test_commit_message_from_git_cannot_ping_and_links_to_github(fake, env, capsys, tmp_path):
     repo = tmp_path / "repo"
     subject = "@everyone <@&999999999999999999> **fix** \U0001F680 " + "long " * 400

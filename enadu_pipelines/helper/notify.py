@@ -337,6 +337,12 @@ def _deploy_field(state: str, data: Dict[str, object], changes: Tuple[str, Dict[
         text = f"not promoted{message}; the live colour still serves"
     elif outcome == "unchanged":
         text = f"{image} was already live on {colour}"
+    elif outcome == "rolled-back" and data.get("rolled_back_by"):
+        # a rollback took over the deploy in its scale-down delay (lock.py): nothing failed; who and why
+        back = f"**{data['previous_colour']}**" if data.get("previous_colour") else "the previous colour"
+        reason = f" ({_plain(str(data['rollback_reason']))})" if data.get("rollback_reason") else ""
+        text = (f"{image} was live on {colour} until {_code(str(data['rolled_back_by']))} rolled it back"
+                f"{reason}; traffic is back on {back}")
     elif outcome == "rolled-back":
         # deploy's result names the colour it tried in `colour`; traffic went back to `previous_colour`
         back = f"**{data['previous_colour']}**" if data.get("previous_colour") else "the previous colour"

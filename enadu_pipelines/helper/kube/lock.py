@@ -19,6 +19,11 @@ update landed may it scale anything down. Both sides race on one resourceVersion
 wins and the Lease never has two holders acting at once: either the deploy took the marker back
 (the rollback then waits for the lock as for any deploy) or the rollback took the Lease (the
 deploy's renewals and its exit update then fail their precondition, and it stops without writing).
+
+What this does not give (as client-go's leaderelection says of itself, it is no fencing): the writes
+after the marker came back are not conditional on the Lease. A deploy paused longer than the Lease's
+TTL (a stopped VM, SIGSTOP) can still retire its old colour after someone else took the expired Lease.
+Unlike client-go, which never takes a Lease before it expires, the marker is an announced hand-over.
 """
 
 from __future__ import annotations
