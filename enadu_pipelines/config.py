@@ -31,6 +31,7 @@ from .configtypes import (  # noqa: F401 - the pattern types are part of this mo
     CredentialId,
     DnsLabel,
     Duration,
+    DurationOrNever,
     Submitters,
     FolderPath,
     FreeText,
@@ -138,6 +139,11 @@ class KubernetesSettings(_Model):
         None, description="The shortest scale-down delay deploys use (default 30s, Argo Rollouts' default and"
                           " recommended minimum for Service proxies to see a switch): a shorter scale_down_delay is"
                           " raised to it, with a warning. Lower it only where losing requests is fine (test clusters).")
+    abort_scale_down_delay: DurationOrNever | None = Field(
+        None, description="How long the idle colour of a deploy that failed before its switch, or of a promotion"
+                          " answered no or timed out, keeps running (for inspection) before it is scaled to 0"
+                          " (default 30s, Argo Rollouts' abortScaleDownDelaySeconds). 0s: at once; never: kept until"
+                          " abort or the next deploy (Argo says this with 0). It is never promoted nor rolled back to.")
     deploy_timeout: Duration | None = Field(
         None, description="Bound on waiting for the new colour, its smoke test and the switch; the Deployment's "
                           "progress deadline is half of it.")
@@ -292,6 +298,7 @@ BUILTIN_KUBERNETES = {
     "replicas": 2,
     "scale_down_delay": "30s",
     "scale_down_delay_floor": "30s",
+    "abort_scale_down_delay": "30s",
     "deploy_timeout": "10m",
     "old_colour": "scale-to-zero",
     "smoke_test": True,
@@ -366,6 +373,7 @@ class Service:
     resources: dict[str, dict[str, str]]
     scale_down_delay: str
     scale_down_delay_floor: str
+    abort_scale_down_delay: str  # a duration or "never"
     deploy_timeout: str
     old_colour: str
     smoke_test: bool
@@ -448,6 +456,7 @@ def resolve(config: EnaduConfig, source: str) -> Project:
                 resources=resources,
                 scale_down_delay=kube["scale_down_delay"],
                 scale_down_delay_floor=kube["scale_down_delay_floor"],
+                abort_scale_down_delay=kube["abort_scale_down_delay"],
                 deploy_timeout=kube["deploy_timeout"],
                 old_colour=kube["old_colour"],
                 smoke_test=kube["smoke_test"],
@@ -556,14 +565,15 @@ def cross_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
 def promotion_wait_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
     """With manual promotion, the build's whole timeout (templates/pipelines/Jenkinsfile.j2 ``timeout``
     around every stage) must hold the deploy, the input's wait and the promote (each bounded by
-    deploy_timeout): otherwise it fires first, and workflow-basic-steps' TimeoutStepExecution gives the
+    deploy_timeout), and the abort scale-down delay the ``finally``'s abort waits out after the input
+    (review3 M2): otherwise it fires first, and workflow-basic-steps' TimeoutStepExecution gives the
     ``finally``'s abort only its 60 s grace. Reported at the key that set auto_promotion_seconds (or,
     when it is the default, auto_promotion_enabled)."""
     problems = []
     budget = config.jenkins.timeout_minutes * 60
     for name, s in config.services.items():
         found: dict[str, tuple[Any, tuple]] = {}
-        for key in ("auto_promotion_enabled", "auto_promotion_seconds", "deploy_timeout"):
+        for key in ("auto_promotion_enabled", "auto_promotion_seconds", "deploy_timeout", "abort_scale_down_delay"):
             found[key] = (BUILTIN_KUBERNETES[key], ())
             for layer, path in ((config.kubernetes, ("kubernetes", key)),
                                 (s.kubernetes, ("services", name, "kubernetes", key))):
@@ -572,11 +582,14 @@ def promotion_wait_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
         enabled, enabled_path = found["auto_promotion_enabled"]
         wait, wait_path = found["auto_promotion_seconds"]
         deploy_timeout = found["deploy_timeout"][0]
-        if enabled or wait + 2 * duration_seconds(deploy_timeout) <= budget:
+        abort_delay = found["abort_scale_down_delay"][0]
+        kept = 0 if abort_delay == "never" else duration_seconds(abort_delay)
+        if enabled or wait + 2 * duration_seconds(deploy_timeout) + kept <= budget:
             continue
         problems.append((wait_path or enabled_path,
                          f"service {name} has auto_promotion_enabled false: auto_promotion_seconds {wait} plus twice"
-                         f" deploy_timeout {deploy_timeout} (the deploy before the input, the promote after) must fit"
+                         f" deploy_timeout {deploy_timeout} (the deploy before the input, the promote after) plus"
+                         f" abort_scale_down_delay {abort_delay} (the abort after a \"no\" waits it out) must fit"
                          f" in jenkins.timeout_minutes {config.jenkins.timeout_minutes} ({budget} s), the whole"
                          " build's timeout; lower auto_promotion_seconds or raise jenkins.timeout_minutes"))
     return problems

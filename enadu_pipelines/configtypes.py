@@ -232,6 +232,21 @@ Duration = _pattern(
 )
 
 
+# kubernetes.abort_scale_down_delay: a Duration of at most 5m, or never (Argo Rollouts'
+# abortScaleDownDelaySeconds: 0). The deploy holds its lock for the whole delay, and a deploy or abort
+# started meanwhile waits for it --lock-timeout (default 5m, helper/deploy.py); the helper's flag has
+# the same bound (deploy.py ``abort_delay``, ``MAX_ABORT_SCALE_DOWN_DELAY``).
+ABORT_DELAY_LIMIT = "the deploy lock is held for the whole delay (a deploy or abort waits 5m for it); use never to" \
+                    " keep the colour longer"
+DurationOrNever = _pattern(
+    r"never|[0-9]{1,6}(s|m|h)",
+    "a duration of at most 5m such as '30s' or '5m', or 'never'",
+    max_len=7,
+    rules=[(r"^0*(?:[1-9][0-9]*h|(?:[6-9]|[1-9][0-9]+)m|(?:30[1-9]|3[1-9][0-9]|[4-9][0-9]{2}|[1-9][0-9]{3,})s)$",
+            ABORT_DELAY_LIMIT)],
+)
+
+
 def duration_seconds(duration: str) -> int:
     """Seconds in a validated Duration ('30s', '10m', '1h')."""
     return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]

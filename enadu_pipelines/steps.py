@@ -224,6 +224,10 @@ STEPS: tuple[Step, ...] = (
             Param("scaleDownDelayFloor", "String", "A shorter scaleDownDelay is raised to this (the time Service"
                   " proxies may need to see a switch); lower it only where losing requests is fine.", default="30s",
                   pattern=DURATION_PATTERN),
+            Param("abortScaleDownDelay", "String", "How long the new colour keeps running after a failure before"
+                  " the switch, or after the promotion input's no or timeout, before it is scaled to 0 (Argo"
+                  " Rollouts' abortScaleDownDelaySeconds); never: until abort or the next deploy.", default="30s",
+                  pattern=f"never|{DURATION_PATTERN}"),
             Param("oldColour", "String", "What happens to the old colour after the delay.", default="scale-to-zero",
                   choices=("scale-to-zero", "delete")),
             Param("smokePath", "String", "HTTP path requested on the idle colour before the switch; empty for none.",

@@ -67,10 +67,26 @@ CASES = [
                  ["bad.yaml:1: services: required key is missing",
                   "bad.yaml:12: servces: unknown key (did you mean 'services'?)"], id="top-level-typo"),
     pytest.param(insert(9, "  flavour: blue"),
-                 ["bad.yaml:10: kubernetes.flavour: unknown key (allowed: auto_promotion_enabled,"
+                 ["bad.yaml:10: kubernetes.flavour: unknown key (allowed: abort_scale_down_delay, auto_promotion_enabled,"
                   " auto_promotion_seconds, container_port, credentials_id, deploy_timeout, health_path, namespace,"
                   " old_colour, preview_replica_count, promotion_submitter, replicas, resources, scale_down_delay,"
                   " scale_down_delay_floor, smoke_test)"], id="unknown-key-lists-allowed"),
+    # abortScaleDownDelaySeconds (issue 14): a duration or the word never, globally or per service
+    pytest.param(insert(9, "  abort_scale_down_delay: 0"),
+                 ["bad.yaml:10: kubernetes.abort_scale_down_delay: expected text, got a number"],
+                 id="abort-delay-number"),
+    pytest.param(insert(19, "    kubernetes:\n      abort_scale_down_delay: forever"),
+                 ["bad.yaml:21: services.backend.kubernetes.abort_scale_down_delay: 'forever' is not a duration of"
+                  " at most 5m such as '30s' or '5m', or 'never'"], id="abort-delay-word"),
+    # review3 M2: the delay holds the deploy lock; a deploy or abort started meanwhile waits --lock-timeout (5m)
+    pytest.param(insert(9, "  abort_scale_down_delay: 1h"),
+                 ["bad.yaml:10: kubernetes.abort_scale_down_delay: '1h' is not a duration of at most 5m such as '30s'"
+                  " or '5m', or 'never': the deploy lock is held for the whole delay (a deploy or abort waits 5m for"
+                  " it); use never to keep the colour longer"], id="abort-delay-too-long"),
+    pytest.param(insert(9, "  abort_scale_down_delay: 0301s"),
+                 ["bad.yaml:10: kubernetes.abort_scale_down_delay: '0301s' is not a duration of at most 5m such as"
+                  " '30s' or '5m', or 'never': the deploy lock is held for the whole delay (a deploy or abort waits 5m"
+                  " for it); use never to keep the colour longer"], id="abort-delay-301s"),
     pytest.param(insert(9, '  replicas: "2"'),
                  ["bad.yaml:10: kubernetes.replicas: expected a whole number, got text"], id="number-as-text"),
     pytest.param(insert(9, "  replicas: 0"),
@@ -457,3 +473,29 @@ def test_a_promotion_wait_longer_than_the_build_timeout_is_refused(tmp_path: Pat
                                  "      auto_promotion_seconds: 900\n", 1))
     ok = runner.invoke(main, ["render", "--config", str(path), "--out", str(tmp_path / "out")])
     assert ok.exit_code == 0, ok.output
+    # review3 M2: the finally's abort waits out the abort scale-down delay after the input: it counts too
+    path.write_text(text.replace(marker, marker + "      auto_promotion_enabled: false\n"
+                                 "      auto_promotion_seconds: 2200\n      abort_scale_down_delay: 5m\n", 1))
+    result = runner.invoke(main, ["render", "--config", str(path), "--out", str(tmp_path / "out3")])
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.splitlines()
+    assert "abort_scale_down_delay 5m" in line and "auto_promotion_seconds 2200" in line, line
+    for fits in ("30s", "never"):
+        path.write_text(text.replace(marker, marker + "      auto_promotion_enabled: false\n"
+                                     f"      auto_promotion_seconds: 2200\n      abort_scale_down_delay: {fits}\n", 1))
+        ok = runner.invoke(main, ["render", "--config", str(path), "--out", str(tmp_path / f"out-{fits}")])
+        assert ok.exit_code == 0, ok.output
+
+
+def test_abort_scale_down_delay_reaches_the_pipeline(tmp_path: Path, runner) -> None:
+    """Default 30s (Argo Rollouts' DefaultAbortScaleDownDelaySeconds); never per service."""
+    text = BASE.replace("  credentials_id: kube\n", "  credentials_id: kube\n  abort_scale_down_delay: 45s\n") + \
+        "    kubernetes:\n      abort_scale_down_delay: never\n"
+    (tmp_path / "ok.yaml").write_text(text, "utf-8")
+    result = runner.invoke(main, ["render", "--config", str(tmp_path / "ok.yaml"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    jenkinsfile = (tmp_path / "out" / "pipelines" / "backend" / "Jenkinsfile").read_text()
+    assert "abortScaleDownDelay: 'never'," in jenkinsfile
+    (tmp_path / "ok.yaml").write_text(BASE, "utf-8")
+    result = runner.invoke(main, ["render", "--config", str(tmp_path / "ok.yaml"), "--out", str(tmp_path / "out2")])
+    assert "abortScaleDownDelay: '30s'," in (tmp_path / "out2" / "pipelines" / "backend" / "Jenkinsfile").read_text()

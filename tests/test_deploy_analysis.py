@@ -163,3 +163,44 @@ def test_a_trickling_prometheus_cannot_hold_the_deploy_after_the_switch(kubeworl
     assert d.selected_colour(world) == "blue"
     assert d.deploy(world, "v3").returncode == 0  # the lock was released
     world.invariants.assert_ok()
+
+
+@pytest.mark.parametrize("kubeworld", [WORLD], indirect=True)
+@pytest.mark.parametrize("tag", ["v2", "v2-errors"])
+def test_a_rerun_analyses_a_switch_whose_verdict_never_landed(scraped, prometheus, tag) -> None:
+    """Issue 12, M6: the deploy is SIGKILLed right after its switch committed (the API server's write
+    hook, tests/test_deploy_rerun.py ``killed_at``), before its analysis' verdict. A re-run of the same
+    image, a new build, finds the switch's history entry still pending while the previous colour runs:
+    it analyses the new colour now, then switches back on failure (exit 5) or records the pass and
+    retires the previous colour; the autoscaler follows the colour that stays live either way."""
+    from tests.test_deploy_rerun import build, hpa, hpa_target, killed_at, patches_live_service
+
+    world = scraped
+    env = analysis_env(prometheus)
+    assert d.deploy(world, "v1", extra_env=build(1)).returncode == 0
+    hpa(world, "backend-blue")
+    d.wait_serving(world)
+    killed_at(world, patches_live_service("green"), "deploy", "--image", d.image(tag), n=2, env=env)
+    pending = d.history(world)[0]
+    assert (pending["colour"], pending["analysis"]) == ("green", "pending"), pending
+    assert d.selected_colour(world) == "green" and d.replicas(world, "blue") > 0
+    with world.load(world.service_url("backend", d.NAMESPACE), concurrency=3, rate=RATE) as load:
+        load.wait_for_requests(20)
+        run = d.deploy(world, tag, extra_env={**env, **build(3)})
+    verdict = run.result.get("analysis") or {}
+    entry = next(e for e in d.history(world) if e["at"] == pending["at"] and e["colour"] == "green")
+    if tag == "v2":
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert (verdict.get("outcome"), verdict.get("colour")) == ("passed", "green"), run.result
+        assert entry["analysis"].startswith("passed: analysis of backend green"), entry
+        assert d.selected_colour(world) == "green" and d.replicas(world, "blue") == 0
+        assert hpa_target(world) == "backend-green"
+        assert load.summary()["failed"] == 0, load.summary()["errors"]
+    else:
+        assert run.returncode == 5, run.stdout + run.stderr
+        assert (run.result["outcome"], verdict.get("outcome")) == ("rolled-back", "failed"), run.result
+        assert d.selected_colour(world) == "blue" and d.running_image(world, "blue") == d.image("v1")
+        assert d.history(world)[0]["reason"].startswith("rolled back: metric analysis"), d.history(world)[0]
+        assert entry["analysis"].startswith("failed: analysis of backend green"), entry
+        assert hpa_target(world) == "backend-blue"
+        assert d.replicas(world, "green") == 0

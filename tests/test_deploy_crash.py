@@ -310,9 +310,11 @@ SCENARIOS = [
              (("blue", "v1", {"backend-green": 0}),), codes=(1,), own_path=True,
              shows=("patch deployments/scale to zero",)),
     # A re-run that finds the new colour live, its analysis never concluded (the crash came between the
-    # switch and the verdict), keeps it: both ends are consistent states.
+    # switch and the verdict: the switch's history entry says the analysis is pending), analyses it then
+    # (issue 12, M6): here it fails again, so every end is the previous colour (the crash point drawn
+    # for the autoscaler's retarget, just after the switch, is such a crash).
     Scenario("switch-back", _deployed("v1", hpa=True), ("deploy", "--image", d.image("v2"), *NO_PROMETHEUS),
-             (("blue", "v1", {"backend-green": 0}), ("green", "v2", {"backend-blue": 0})), codes=(0, 5), hpa=True,
+             (("blue", "v1", {"backend-green": 0}),), codes=(5,), hpa=True,
              own_path=True, shows=("patch services live", "patch horizontalpodautoscalers")),
     Scenario("rollback", _deployed("v1", "v2", hpa=True), ("rollback", "--reason", "crash test"),
              (("blue", "v1", {"backend-green": 0}),), recovery=("deploy", "--image", d.image("v1")), hpa=True,

@@ -215,3 +215,84 @@ def test_a_clean_up_that_cannot_finish_is_cut_at_the_grace(world, tmp_path) -> N
     final = read(result_file)
     assert (final["state"], final["outcome"]) == ("finished", "interrupted")
     assert d.selected_colour(world) == "blue"
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_an_interruption_while_switching_back_advises_rollback_not_deploy(world, tmp_path, monkeypatch) -> None:
+    """Issue 12 M1. The new colour failed after the switch (its endpoints: the EndpointSlice list is
+    refused) and the helper is switching back when the signal lands, in the switch-back request: the
+    Service still selects the failed colour. "Run deploy again" would keep it; going back is rollback's.
+    The signal is raised in that request (in process: a real SIGTERM cannot be timed to one request)."""
+    from enadu_pipelines.helper.cli import main
+    from enadu_pipelines.helper.errors import Interrupted
+    from enadu_pipelines.helper.kube import bluegreen as bg
+    from tests.support.kubeworld.faults import Fault
+
+    ok(d.deploy(world, "v1"))
+    world.faults.add(Fault(verb="list", resource="endpointslices", status=403))
+    real, switched = bg.switch, []
+
+    def switch(kube, service, state, colour, *args, **kw):
+        switched.append(colour)
+        if len(switched) == 2:  # the switch back to blue
+            raise Interrupted("SIGTERM")
+        return real(kube, service, state, colour, *args, **kw)
+
+    monkeypatch.setattr(bg, "switch", switch)
+    for name, value in d.env(world, ENADU_SMOKE_PATH="").items():
+        monkeypatch.setenv(name, value)
+    result_file = tmp_path / "deploy.json"
+    code = main(["deploy", "--image", d.image("v2"), "--result-file", str(result_file)])
+    assert switched == ["green", "blue"]
+    assert code == 6
+    final = read(result_file)
+    assert d.selected_colour(world) == "green" and d.replicas(world, "blue") == 2
+    assert final["message"] == (
+        f"interrupted by signal SIGTERM after the switch: the Service selects green ({d.image('v2')}); "
+        "backend-blue still runs (green failed after the switch and the switch back was interrupted: run rollback "
+        "to go back to blue)")
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_an_interruption_during_the_switch_request_leaves_the_idle_colour_running(world, tmp_path, monkeypatch) -> None:
+    """Issue 12 M2. The signal arrives while the switch's PATCH is in flight; the API server commits it
+    only after the clean-up has read the Service (a slow server: the fault holds the request before
+    handling it). The clean-up cannot know whether that request will land, so it must not scale the
+    idle colour down (the Service would select a colour with no pods): it leaves it running and says
+    the switch may have landed. The signal is raised in process while the request goes on in its own
+    thread, as urllib3's connection would after the client stopped waiting for it."""
+    import threading
+
+    from enadu_pipelines.helper.cli import main
+    from enadu_pipelines.helper.errors import Interrupted
+    from enadu_pipelines.helper.kube import client
+    from tests.support.kubeworld.faults import Fault
+
+    ok(d.deploy(world, "v1"))
+    world.faults.add(Fault(verb="patch", resource="services", latency=1.5, times=1))
+    real, requests = client.Kube.json_patch_service, []
+
+    def patch(self, name, ops):
+        request = threading.Thread(target=real, args=(self, name, ops), daemon=True)
+        request.start()  # sent; the server holds it
+        requests.append(request)
+        time.sleep(0.2)
+        raise Interrupted("SIGTERM")
+
+    monkeypatch.setattr(client.Kube, "json_patch_service", patch)
+    for name, value in d.env(world, ENADU_SMOKE_PATH="").items():
+        monkeypatch.setenv(name, value)
+    result_file = tmp_path / "deploy.json"
+    code = main(["deploy", "--image", d.image("v2"), "--result-file", str(result_file)])
+    [request] = requests
+    request.join(10)
+    assert not request.is_alive()
+    assert d.selected_colour(world) == "green"  # the request landed after the clean-up's read
+    assert d.replicas(world, "green") == 2, "the Service selects green, which the clean-up scaled down"
+    assert d.replicas(world, "blue") == 2
+    final = read(result_file)
+    assert code == 6
+    assert (final["state"], final["outcome"]) == ("finished", "interrupted")
+    assert final["switch_in_flight"] is True
+    assert "the switch to green was in flight" in final["message"]
+    assert "run status, then abort if green is not live or deploy again if it is" in final["message"]

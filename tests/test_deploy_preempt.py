@@ -235,3 +235,30 @@ def test_a_pre_empted_deploy_never_scales_down_the_colour_the_rollback_made_live
     assert _writes_to(world, f"{d.SERVICE}-blue", green_switch.seq) == []
     assert d.selected_colour(world) == "blue" and d.replicas(world, "blue") == 2
     _assert_never_two_holders(world)
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_conflicts_on_the_lease_while_it_is_still_ours_do_not_count_as_losing_it(world) -> None:
+    """_rewrite (mark_preemptible, end_preemptible) retries a resourceVersion conflict five times; when
+    they all conflict, the Lease is read once more and its holderIdentity decides: still ours is an
+    error that leaves the lock held (not a takeover, so the deploy neither calls itself pre-empted nor
+    retires anything: the caller's "API failure" path); another holder or none stays LockLost (the
+    pre-emption tests above)."""
+    import kubernetes
+
+    from enadu_pipelines.helper.errors import HelperError
+    from enadu_pipelines.helper.kube.client import Kube
+    from enadu_pipelines.helper.kube.lock import LockLost, holding
+
+    api = kubernetes.config.new_client_from_config(config_file=world.kubeconfig)
+    kube = Kube(api, d.NAMESPACE, log=print)
+    with holding(kube, d.SERVICE, identity="jenkins-enadu-backend-9", ttl=30, timeout=5, log=print) as lock:
+        # 409 before handling: nothing written, the Lease stays ours (5 tries of _rewrite, no retry in between)
+        world.faults.add(Fault(verb="update", resource="leases", status=409, times=5))
+        with pytest.raises(HelperError) as caught:
+            lock.end_preemptible()
+        assert not isinstance(caught.value, LockLost), caught.value
+        assert "still ours" in str(caught.value)
+        assert not lock.lost.is_set() and lock.held()
+        assert world.get("leases", lock.name, d.NAMESPACE)["spec"]["holderIdentity"] == "jenkins-enadu-backend-9"
+        assert lock.end_preemptible() is None  # the conflicts are over: the update lands

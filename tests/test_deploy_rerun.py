@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Callable
+from typing import Callable, Optional
 
 import pytest
 
@@ -34,7 +34,7 @@ def build(n: int) -> dict:
             "BUILD_URL": f"https://ci.enadu.dev/job/enadu/job/backend/{n}/"}
 
 
-def killed_at(world, when: Callable, *args: str, n: int) -> None:
+def killed_at(world, when: Callable, *args: str, n: int, env: Optional[dict] = None) -> None:
     """Run the helper and SIGKILL it right after the first committed write ``when(info)`` picks."""
     proc: dict = {}
 
@@ -45,7 +45,7 @@ def killed_at(world, when: Callable, *args: str, n: int) -> None:
 
     remove = world.requests.on_write(hook)
     try:
-        proc["p"] = d.start(world, *args, extra_env=build(n))
+        proc["p"] = d.start(world, *args, extra_env={**(env or {}), **build(n)})
         out, err = proc["p"].communicate(timeout=150)
     finally:
         remove()
@@ -204,3 +204,96 @@ def test_status_rollback_and_abort_while_a_migration_has_pinned_the_service(hand
     assert ok(again)["outcome"] == "unchanged", again.result
     template = world.get("deployments", "backend", d.NAMESPACE)["spec"]["template"]
     assert template["spec"]["containers"][0]["image"] == HANDMADE  # never restarted: its template untouched
+
+
+# -- 4. a switch whose analysis verdict never landed (issue 12, M6) --------------------------------
+
+# analysis after the switch, against a Prometheus nobody listens on: the crashed run dies at its switch,
+# before any query; a re-run that did analyse would find it unreachable (tests/test_deploy_analysis.py
+# runs the analysis itself against a real Prometheus)
+UNANALYSABLE = {"ENADU_SMOKE_PATH": "", "ENADU_ANALYSIS": "true", "ENADU_PROMETHEUS_URL": "http://127.0.0.1:9",
+                "ENADU_ANALYSIS_WINDOW": "1s", "ENADU_ANALYSIS_INTERVAL": "1s"}
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_a_rerun_says_the_new_colour_was_never_analysed_when_the_previous_one_is_gone(world) -> None:
+    """The deploy is killed right after its switch, before its analysis' verdict; then someone scales
+    the previous colour to 0. Nothing is left to go back to: the re-run keeps the new colour, says in
+    its log and result that it was never analysed after its switch (a warning, not a failure), and
+    records that in the switch's history entry, so status no longer shows the analysis pending."""
+    ok(d.run(world, "deploy", "--image", d.image("v1"), extra_env=build(1)))
+    killed_at(world, patches_live_service("green"), "deploy", "--image", d.image("v2"), n=2, env=UNANALYSABLE)
+    assert d.history(world)[0]["analysis"] == "pending", d.history(world)[0]
+    status = d.run(world, "status", extra_env=build(3))
+    entry = d.history(world)[0]
+    assert f"analysis pending since {entry['at']}" in status.stderr, status.stderr
+    assert status.result["analysis_pending_since"] == entry["at"], status.result
+    scaled = world.kubectl("-n", d.NAMESPACE, "scale", "deployment/backend-blue", "--replicas=0")
+    assert scaled.returncode == 0, scaled.stderr
+    run = d.run(world, "deploy", "--image", d.image("v2"), extra_env={**UNANALYSABLE, **build(4)})
+    result = ok(run)
+    assert result["outcome"] == "unchanged" and d.selected_colour(world) == "green", result
+    said = "the new colour green was never analysed after its switch"
+    assert said in run.stderr and any(said in w for w in result.get("warnings", [])), run.stderr
+    assert said in result["message"], result
+    assert "analysis" not in result  # nothing was queried
+    assert d.history(world)[0]["analysis"].startswith("not analysed: "), d.history(world)[0]
+    again = d.run(world, "status", extra_env=build(5))
+    assert "analysis pending" not in again.stderr and again.result["analysis_pending_since"] is None, again.stderr
+
+
+def forge_pending(world, **fields) -> None:
+    """Make the Service's newest history entry say its analysis is pending (the history is untrusted:
+    anyone who may patch the Service can write it)."""
+    import json
+
+    entries = d.history(world)
+    entries[0].update(analysis="pending", **fields)
+    done = world.kubectl("-n", d.NAMESPACE, "annotate", "--overwrite", "service", d.SERVICE,
+                         "enadu.io/history=" + json.dumps(entries))
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+@pytest.mark.parametrize("why", ["kept", "other-image"])
+def test_a_rerun_never_switches_back_to_a_colour_rollback_would_refuse(world, why) -> None:
+    """review3 H1: a pending analysis whose previous colour is one rollback refuses (kube/promotion.py
+    ``kept``: a failed deploy's colour; or one that does not run the entry's previous_image) is not
+    analysed against it: a failed analysis would put that colour live and scale the good one to 0.
+    The deploy warns that the live colour was never analysed and goes on (here: nothing to deploy)."""
+    ok(d.run(world, "deploy", "--image", d.image("v1"), extra_env=build(1)))
+    failed = d.run(world, "deploy", "--image", d.image("v2-errors"),
+                   extra_env={**build(2), "ENADU_ABORT_SCALE_DOWN_DELAY": "never"})
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert d.replicas(world, "green") == 2 and d.selected_colour(world) == "blue"
+    if why == "kept":
+        forge_pending(world, previous_colour="green")
+    else:  # not kept any more, but not what the entry says served before blue either
+        gone = world.kubectl("-n", d.NAMESPACE, "annotate", "deployment", "backend-green", "enadu.io/aborted-")
+        assert gone.returncode == 0, gone.stderr
+        forge_pending(world, previous_colour="green", previous_image=d.image("v0"))
+    run = d.run(world, "deploy", "--image", d.image("v1"), extra_env={**UNANALYSABLE, **build(3)})
+    assert d.selected_colour(world) == "blue", run.stdout + run.stderr
+    result = ok(run)
+    assert result["outcome"] == "unchanged", result
+    said = "the new colour blue was never analysed after its switch"
+    assert any(said in w and "refusing" in w for w in result.get("warnings", [])), result
+    assert "analysis" not in result  # nothing was queried
+    assert d.history(world)[0]["analysis"].startswith("not analysed: "), d.history(world)[0]
+    assert d.replicas(world, "blue") == 2 and d.running_image(world, "blue") == d.image("v1")
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_a_deploy_that_switches_back_an_earlier_switch_names_the_image_it_judged(world) -> None:
+    """review3 M3: a deploy of v3 that finds v2's switch still pending analyses v2 and switches back:
+    its result names v2 as the image that failed and v3 as ``requested_image``, never deployed."""
+    ok(d.run(world, "deploy", "--image", d.image("v1"), extra_env=build(1)))
+    killed_at(world, patches_live_service("green"), "deploy", "--image", d.image("v2"), n=2, env=UNANALYSABLE)
+    run = d.run(world, "deploy", "--image", d.image("v3"), extra_env={**UNANALYSABLE, **build(3)})
+    assert run.returncode == 5, run.stdout + run.stderr
+    result = run.result
+    assert d.selected_colour(world) == "blue"
+    assert (result["outcome"], result["image"], result["requested_image"]) == (
+        "rolled-back", d.image("v2"), d.image("v3")), result
+    assert f"{d.image('v3')} was not deployed" in result["message"] and "deploy again" in result["message"], result
+    assert (result["colour"], result["previous_colour"]) == ("green", "blue"), result

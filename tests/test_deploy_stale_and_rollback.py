@@ -126,6 +126,7 @@ def test_rollback_recreating_a_deleted_colour_smoke_tests_it_and_records_the_rea
     entry = d.history(world)[0]
     assert (entry["colour"], entry["image"], entry["reason"]) == ("blue", d.image("v1"),
                                                                   "rollback: v2 breaks the login page")
+    assert back["reason"] == "v2 breaks the login page"  # in the result too: enaduNotify shows it
 
 
 @pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
@@ -138,3 +139,4 @@ def test_rollback_reason_is_one_bounded_line(world) -> None:
     assert "Traceback" not in bad.stderr
     back = ok(d.run(world, "rollback"))  # no --reason: the entry still says it was a rollback
     assert back["outcome"] == "rolled-back" and d.history(world)[0]["reason"] == "rollback"
+    assert "reason" not in back

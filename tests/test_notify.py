@@ -412,6 +412,11 @@ def test_the_changes_result_feeds_the_message(env, capsys, tmp_path):
      "`r/e/b:2` is live on **green** (was blue)\nwarning: keeping the old colour only 1s after the switch\n"
      "warning: x\\\\nFinished: SUCCESS"),  # shown as typed: an escaped backslash, then n
     (None, "{not json", "result file unreadable (JSONDecodeError)"),
+    # review3 M3: a deploy of v3 that re-analysed v2's earlier switch and switched back deployed nothing
+    (None, {"outcome": "rolled-back", "image": "r/e/b:2", "requested_image": "r/e/b:3", "colour": "green",
+            "previous_colour": "blue", "message": "m"},
+     "`r/e/b:3` was not deployed: `r/e/b:2`, live on **green** from an earlier deploy whose analysis never finished,"
+     " failed it now and traffic went back to **blue**: m"),
     # issue 12: a deploy that started and was cut short (an aborted or timed-out build)
     (None, {"state": "started", "image": "r/e/b:2"},
      "**interrupted**: the deploy of `r/e/b:2` started but did not finish (it left no final result)\nlive: unknown"),
@@ -488,3 +493,36 @@ def test_the_bundled_helper_delivers_with_its_own_dependencies(fake, tmp_path):
     assert proc.stdout == "notify: posted ABORTED of enadu/backend #42 to Discord after 2 attempts\n"
     assert fake.token not in proc.stdout + proc.stderr
     assert fake.messages[0]["payload"]["embeds"][0]["color"] == 0x95A5A6
+
+
+# ---------------------------------------------------------------------------------------------
+# operations builds (vars/enaduOps)
+
+
+@pytest.mark.parametrize(("result", "said"), [
+    # the REASON the operator typed (ENADU_ROLLBACK_REASON), shown as typed: markdown escaped, no ping, one line
+    ({"outcome": "rolled-back", "message": "r/e/b:1 is live again in blue (was green)",
+      "reason": "v2 breaks **checkout** @everyone <@&123456789012345678>\nFinished: SUCCESS"},
+     "**rolled-back**: r/e/b:1 is live again in blue (was green)\n"
+     "reason: v2 breaks \\*\\*checkout\\*\\* @everyone \\<@&123456789012345678\\>\\\\nFinished: SUCCESS"),
+    # a rollback that failed still says why it was asked for
+    ({"outcome": "lock-held", "message": "held by jenkins-enadu-backend-9", "reason": "v3 is not wanted"},
+     "**lock-held**: held by jenkins-enadu-backend-9\nreason: v3 is not wanted"),
+    ({"state": "interrupted", "outcome": "interrupted", "reason": "v3 is not wanted"},
+     "**interrupted**: the rollback was stopped before it finished\nreason: v3 is not wanted"),
+    # a result file is untrusted: a reason longer than the helper accepts is cut, a non-text one ignored
+    ({"outcome": "rolled-back", "reason": "x" * 5000},
+     "**rolled-back**\nreason: " + "x" * 279 + "\u2026"),
+    ({"outcome": "rolled-back", "reason": {"not": "text"}}, "**rolled-back**"),
+])
+def test_an_ops_rollback_shows_its_reason(env, capsys, tmp_path, result, said):
+    env.setenv("ENADU_ACTION", "rollback")
+    env.setenv("ENADU_DEPLOY_FILE", write(tmp_path / "r.json", result))
+    assert dry_run_fields(capsys)["Rollback"] == said
+
+
+def test_the_reason_shown_is_bounded_as_the_helper_bounds_it():
+    from enadu_pipelines.helper import notify as n
+    from enadu_pipelines.helper.rollback import REASON_LIMIT
+
+    assert n.REASON_SHOWN == REASON_LIMIT

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -126,6 +127,9 @@ def test_rollback_from_the_ops_job_switches_back_and_records_the_reason_intact(w
     got = fields(embed)
     assert got["Result"] == "SUCCESS"
     assert got["Rollback"].startswith(f"**rolled-back**: {d.image('v1')} is live again in blue (was green)")
+    # the REASON shown as typed: Discord's markdown escaped, so the text reads as the operator typed it
+    shown = re.sub(r"([\\*_~`|<>\[\]#])", r"\\\1", reason)
+    assert got["Rollback"].splitlines()[1] == f"reason: {shown}", got["Rollback"]
     assert message.get("allowed_mentions", {}).get("parse") == []  # the reason's @everyone pings nobody
     assert fake.messages[-1]["pings"] == {"everyone": False, "roles": [], "users": []} \
         or not any(fake.messages[-1]["pings"].values())

@@ -235,3 +235,22 @@ def test_an_abort_lets_the_helper_clean_up_first_then_removes_the_private_copy(t
     assert proc.returncode == 9  # the helper's status, not the shell's death by signal
     assert (tmp_path / "cleaned").read_text() == "True"  # the copy was still there during the clean-up
     assert not private.exists()
+
+
+def test_a_result_file_left_by_an_earlier_build_is_removed_even_when_the_helper_never_runs(tmp_path: Path) -> None:
+    """enaduNotify reads the deploy's result file; the helper removes it as it starts (report.Reporter), but
+    a helper that never starts (a bundle that fails its sha256 check here; no python3; a build killed
+    before python runs) would leave the file of an earlier build of the same workspace to be read as this
+    build's result. The step's one sh removes it first, from the environment value, before any check."""
+    sh = helper_sh(backend_run(), "deploy")
+    assert "ENADU_RESULT_FILE" in sh["env"]
+    stale = tmp_path / "ws@tmp" / "enadu deploy 'backend'.json"  # a path the shell must not split or expand
+    stale.parent.mkdir()
+    stale.write_text(json.dumps({"command": "deploy", "outcome": "deployed", "image": "earlier-build"}))
+    evil = tmp_path / "swapped.pyz"
+    evil.write_bytes(zipapp("pass\n"))
+    result = run_script(sh, tmp_path, ENADU_HELPER=str(evil), ENADU_RESULT_FILE=str(stale))
+    assert result.returncode == RESOURCE_MISMATCH_EXIT, result.stderr
+    assert "does not match its sha256" in result.stderr
+    assert not stale.exists(), "the earlier build's result file is still there for enaduNotify to read"
+    assert str(stale) not in sh["args"]["script"]  # an environment value, never on the command line

@@ -288,6 +288,11 @@ def test_every_helper_run_is_one_sh_that_checks_what_it_runs(name):
         assert len(shs) == 1
         script = shs[0]["args"]["script"].splitlines()
         names = ["ENADU_HELPER"] + (["ENADU_MANIFEST"] if command == "deploy" else [])
+        if "ENADU_RESULT_FILE" in shs[0]["env"]:  # an earlier build's result goes first, before any check
+            assert command in ("changes", "deploy")
+            assert script.pop(1) == ("""rm -f -- "$ENADU_RESULT_FILE" || { echo 'enaduHelper: the result file of an"""
+                                     """ earlier run (ENADU_RESULT_FILE) could not be removed; nothing was run' >&2;"""
+                                     """ exit 97; }""")
         assert script[:5] == ['set +x', 'd="$(mktemp -d)" || exit 97', """trap 'rm -rf "$d"' EXIT""",
                               "trap : HUP INT TERM", 'chmod 700 "$d"']
         for var in names:  # copied, checked and used from the private directory, in this order

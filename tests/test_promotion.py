@@ -217,6 +217,49 @@ def test_the_rendered_pipeline_aborts_the_preview_on_no_or_timeout(tmp_path, ans
     assert "promote" not in commands and commands[-2:] == ["abort", "notify"], commands
 
 
+@pytest.mark.parametrize("answer", ["abort", "timeout"])
+def test_a_failed_abort_of_the_preview_fails_the_build_and_says_what_to_do(tmp_path, answer) -> None:
+    """The preview may still run: the build must not end ABORTED as after a clean abort."""
+    from tests.support.pipeline.client import harness
+
+    name, jenkinsfile = manual_jenkinsfile(tmp_path)
+    scenario = manual_scenario(name, [{"answer": answer, "user": "alice"}])
+    rule = next(r for r in scenario["sh"] if r["id"] == "abort")
+    rule.update(status=exitcodes.LOCK_HELD, writes={"$ENADU_RESULT_FILE": json.dumps(
+        {"outcome": "lock-held", "service": name, "message": "held by jenkins-enadu-backend-ops-3"})})
+    run = harness().run(text=jenkinsfile, scenario=scenario)
+    assert run.result == "FAILURE", run.log
+    assert run.error["message"] == (
+        f"enaduDeploy: the promotion was not given and removing the preview of {name} failed (helper exit "
+        f"{exitcodes.LOCK_HELD}): it may still run behind {name}-preview; run the {name}-ops job with ACTION"
+        " abort to remove it")
+    commands = helper_commands(run)
+    assert "promote" not in commands and commands[-2:] == ["abort", "notify"], commands
+
+
+@pytest.mark.parametrize("answer, delay", [("abort", "30s"), ("timeout", "30s"), ("stop", "0s")])
+def test_a_stopped_build_removes_the_preview_at_once_a_no_or_timeout_after_the_delay(tmp_path, answer, delay) -> None:
+    """The Stop button while the build waits in the input (WorkflowRun.doStop -> Executor.interrupt with
+    CauseOfInterruption.UserInterruption; the input fails with it, InputStepExecution.stop) must not
+    hold the build for the abort scale-down delay: someone is waiting for the build to end. A "no"
+    (InputStepExecution.doAbort: Rejection) or the timeout step's expiry (TimeoutStepExecution:
+    ExceededTimeout) keeps the preview for the configured delay, for a look at it."""
+    from tests.support.pipeline.client import harness
+
+    name, jenkinsfile = manual_jenkinsfile(tmp_path)
+    assert "abortScaleDownDelay: '30s'," in jenkinsfile
+    run = harness().run(text=jenkinsfile, scenario=manual_scenario(name, [{"answer": answer, "user": "alice"}]))
+    assert run.result == "ABORTED", run.log
+    assert helper_commands(run)[-3:] == ["deploy", "abort", "notify"], helper_commands(run)
+    [deploy_sh] = [e for e in run.trace if e.get("step") == "sh" and '" deploy\n' in e["args"]["script"]]
+    [abort_sh] = [e for e in run.trace if e.get("step") == "sh" and '" abort\n' in e["args"]["script"]]
+    assert deploy_sh["env"]["ENADU_ABORT_SCALE_DOWN_DELAY"] == "30s"
+    assert abort_sh["env"]["ENADU_ABORT_SCALE_DOWN_DELAY"] == delay
+    log = run.log if isinstance(run.log, str) else "\n".join(run.log)
+    said = {"abort": "Rejected by alice", "timeout": "Timeout has been exceeded", "stop": "Aborted by alice"}
+    assert said[answer] in log
+
+
 def test_auto_promotion_unset_or_true_renders_the_same_pipelines(tmp_path) -> None:
     from pathlib import Path
 

@@ -19,7 +19,8 @@ from tests.support.deployrun import world, ok  # noqa: F401 (world is a fixture)
 from tests.test_helper_hostile_text import HOSTILE, assert_no_fake_line
 
 FAST = {"time_scale": 0.1, "propagation_lag": 0.3, "seed": 17}
-ENTRY_KEYS = ["at", "colour", "outcome", "image", "previous_colour", "previous_image", "by", "build_url", "reason"]
+ENTRY_KEYS = ["at", "colour", "outcome", "image", "previous_colour", "previous_image", "by", "build_url", "reason",
+              "analysis"]
 
 
 def set_history(world, entries) -> None:

@@ -24,6 +24,7 @@ def call(Map args = [:]) {
         'timeout': '10m',
         'scaleDownDelay': '30s',
         'scaleDownDelayFloor': '30s',
+        'abortScaleDownDelay': '30s',
         'oldColour': 'scale-to-zero',
         'smokePath': '',
         'autoPromotion': true,
@@ -67,6 +68,10 @@ def call(Map args = [:]) {
         "ENADU_TIMEOUT=${a.timeout}",
         "ENADU_SCALE_DOWN_DELAY=${a.scaleDownDelay}", "ENADU_SCALE_DOWN_DELAY_FLOOR=${a.scaleDownDelayFloor}",
         "ENADU_OLD_COLOUR=${a.oldColour}",
+        // the deploy's failure before the switch, and the abort after a no or a timeout of the input, keep the
+        // new colour this long (a person's abort from the ops job acts at once: it does not pass it; nor does
+        // the abort after the build is stopped in the input: it passes 0s, below)
+        "ENADU_ABORT_SCALE_DOWN_DELAY=${a.abortScaleDownDelay}",
         "ENADU_SMOKE_PATH=${a.smokePath}", "ENADU_RESULT_FILE=${resultFile}",
         "ENADU_ANALYSIS=${a.analysis ? 'true' : ''}", "ENADU_PROMETHEUS_URL=${a.prometheusUrl}",
         "ENADU_ANALYSIS_WINDOW=${a.analysisWindow}", "ENADU_ANALYSIS_INTERVAL=${a.analysisInterval}",
@@ -97,8 +102,10 @@ def call(Map args = [:]) {
     if (status == 7 && !a.autoPromotion) {  // only deploy --hold exits so; otherwise a failure
         // Manual promotion (Argo Rollouts' autoPromotionEnabled: false): the new colour waits behind the
         // preview Service; a person answers the input. No, a timeout or an abort of the build removes
-        // the preview (the live colour is never touched) and the interruption ends the build ABORTED.
+        // the preview (the live colour is never touched) and the interruption ends the build ABORTED;
+        // if removing it fails, the build fails instead (below).
         String command = 'abort'
+        List<String> abortEntries = entries
         try {
             timeout(time: a.autoPromotionSeconds, unit: 'SECONDS') {
                 Map question = [
@@ -112,11 +119,31 @@ def call(Map args = [:]) {
                 input(question)
             }
             command = 'promote'
+        } catch (InterruptedException stopped) {
+            // A "no" (pipeline-input-step InputStepExecution.doAbort: Rejection) or the timeout step's expiry
+            // (workflow-basic-steps TimeoutStepExecution: ExceededTimeout) keeps the preview for the delay.
+            // Anything else is the build being stopped (WorkflowRun.doStop -> Executor.interrupt with
+            // CauseOfInterruption.UserInterruption): someone waits for it to end, so the abort acts at once.
+            // Causes are told apart by simple class name (FlowInterruptedException#getCauses, workflow-step-api).
+            List<String> causes = stopped.getClass().simpleName == 'FlowInterruptedException' ?
+                stopped.causes.collect { cause -> cause.getClass().simpleName } : []
+            if (!causes.any { cause -> cause in ['Rejection', 'ExceededTimeout'] }) {
+                abortEntries = entries.findAll { entry -> !entry.startsWith('ENADU_ABORT_SCALE_DOWN_DELAY=') } +
+                               ['ENADU_ABORT_SCALE_DOWN_DELAY=0s']
+            }
+            throw stopped
         } finally {
             withCredentials(bindings) {
-                status = enaduHelper(command: command, env: entries,
+                status = enaduHelper(command: command, env: command == 'abort' ? abortEntries : entries,
                                      files: ["ENADU_MANIFEST=enadu/k8s/${a.service}.yaml"],
                                      label: "${command} ${a.service} ${a.image}")
+            }
+            if (command == 'abort' && status != 0) {
+                // Thrown from the finally, this replaces the input's interruption: a failed abort fails the
+                // build instead of ending it ABORTED like a clean one, so someone learns the preview may run on.
+                error("enaduDeploy: the promotion was not given and removing the preview of ${a.service} failed" +
+                      " (helper exit ${status}): it may still run behind ${a.service}-preview; run the" +
+                      " ${a.service}-ops job with ACTION abort to remove it")
             }
         }
     }
@@ -140,10 +167,10 @@ private static List<String> checkArguments(Map args) {
     List<String> problems = []
     List<String> known = [
         'service', 'image', 'namespace', 'credentialsId', 'timeout', 'scaleDownDelay',
-        'scaleDownDelayFloor', 'oldColour', 'smokePath', 'autoPromotion', 'autoPromotionSeconds', 'previewReplicas',
-        'promotionSubmitter', 'analysis', 'prometheusUrl', 'analysisWindow', 'analysisInterval', 'successRateQuery',
-        'minSuccessRate', 'latencyQuery', 'maxLatency', 'inconclusive', 'analysisBeforeSwitch', 'grafanaUrl',
-        'grafanaCredentialsId',
+        'scaleDownDelayFloor', 'abortScaleDownDelay', 'oldColour', 'smokePath', 'autoPromotion', 'autoPromotionSeconds',
+        'previewReplicas', 'promotionSubmitter', 'analysis', 'prometheusUrl', 'analysisWindow', 'analysisInterval',
+        'successRateQuery', 'minSuccessRate', 'latencyQuery', 'maxLatency', 'inconclusive', 'analysisBeforeSwitch',
+        'grafanaUrl', 'grafanaCredentialsId',
     ]
     args.keySet().each { Object key ->
         if (!(key in known)) {
@@ -204,6 +231,14 @@ private static List<String> checkArguments(Map args) {
             problems << "argument 'scaleDownDelayFloor' must be a String, not ${scaleDownDelayFloor.getClass().simpleName}".toString()
         } else if (!(scaleDownDelayFloor.toString() ==~ '[0-9]{1,6}(s|m|h)')) {
             problems << 'argument \'scaleDownDelayFloor\' does not match [0-9]{1,6}(s|m|h)'
+        }
+    }
+    Object abortScaleDownDelay = args['abortScaleDownDelay']
+    if (abortScaleDownDelay != null) {
+        if (!(abortScaleDownDelay instanceof CharSequence)) {
+            problems << "argument 'abortScaleDownDelay' must be a String, not ${abortScaleDownDelay.getClass().simpleName}".toString()
+        } else if (!(abortScaleDownDelay.toString() ==~ 'never|[0-9]{1,6}(s|m|h)')) {
+            problems << 'argument \'abortScaleDownDelay\' does not match never|[0-9]{1,6}(s|m|h)'
         }
     }
     Object oldColour = args['oldColour']

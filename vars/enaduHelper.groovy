@@ -11,7 +11,7 @@ def call(Map args = [:]) {
 
     // The sha256 of every library resource the helper may read, rendered together with the resources.
     Map<String, String> digests = [
-        'enadu/enadu-helper.pyz': '3d8309394727d782580b6acb9a4d9bd3a0b152a242bf875db2e63c81568eac05',
+        'enadu/enadu-helper.pyz': '6a23aa3e436db0e12adddd9f016ed4260ec90983e5ed67fd632c3b81b814bbb4',
         'enadu/k8s/backend.yaml': '2ffb98acace90c4e08b50bf4b4409ce7c25cc6f4f800fc460d5eceaa862f812a',
         'enadu/k8s/batch.yaml': '16c23e4d1f42ce371992aabaeed6f29cd13999fc7d2e53265a211c59c0b7404e',
         'enadu/k8s/frontend.yaml': '7f78fa2e3dd159ad7244beda34f1f47250bed6dc10693e801ff15f0d92adbdfe',
@@ -30,6 +30,13 @@ def call(Map args = [:]) {
         'chmod 700 "$d"',
         "command -v sha256sum >/dev/null || { echo 'enaduHelper: sha256sum (coreutils) is missing on this agent' >&2; exit 97; }",
     ]
+    if (a.env.any { String e -> e.startsWith('ENADU_RESULT_FILE=') }) {
+        // An earlier build's result file goes before anything can fail: enaduNotify would read it as this
+        // build's when the helper (which removes it too as it starts) never runs. The path is an
+        // environment value, quoted, never on the command line.
+        lines.add(1, 'rm -f -- "$ENADU_RESULT_FILE" || { echo \'enaduHelper: the result file of an earlier run' +
+                     ' (ENADU_RESULT_FILE) could not be removed; nothing was run\' >&2; exit 97; }')
+    }
     for (String spec in ['ENADU_HELPER=enadu/enadu-helper.pyz'] + a.files) {
         int eq = spec.indexOf('=')
         String name = spec.substring(0, eq)
@@ -58,8 +65,8 @@ def call(Map args = [:]) {
     }
     if (status == 97) {
         error('enaduHelper: the helper was not run: a library resource could not be copied to a private directory' +
-              ' or did not match the sha256 rendered into this step (see the log above; run enadu-pipelines render' +
-              ' if the library resources do not match the rendered steps)')
+              ' or did not match the sha256 rendered into this step, or an earlier result file could not be removed' +
+              ' (see the log above; run enadu-pipelines render if the library resources do not match the rendered steps)')
     }
     return status
 }

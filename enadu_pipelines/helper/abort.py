@@ -9,16 +9,24 @@ While a migration from the old script has pinned the Service to the hand-made po
 the Service its colourless selector back, once the idle colours' pods are gone (``migration.unpin``,
 as a deploy failing before its switch does): the hand-made Deployment serves, as before. If that does
 not land it exits 1 with the kubectl command to do it by hand.
+
+``--abort-scale-down-delay`` (ENADU_ABORT_SCALE_DOWN_DELAY; default ``0s``: at once) is Argo Rollouts'
+abortScaleDownDelaySeconds (rollout/replicaset.go ``reconcileNewReplicaSet``, docs/features/bluegreen.md):
+the pipeline passes the configured value when its promotion input is answered "no" or times out. The idle
+colour is then marked aborted (kube/promotion.py ``mark_aborted``: never promoted nor rolled back to),
+kept running for the delay under the lock, and removed; with ``never`` it is left running, marked, and a
+later ``abort`` without the flag removes it. An interruption during the delay removes it at once. While
+a migration pins the Service there is no delay (the un-pin waits for the idle pods to be gone).
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any, Dict
+from typing import Any, Callable, Dict, List
 
 from .cli import env_default
 from .deploy import add_cluster_arguments, add_switch_arguments, open_cluster, options, run_command
-from .errors import DeployFailed
+from .errors import DeployFailed, Interrupted
 from .report import Reporter
 
 
@@ -26,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_cluster_arguments(parser)
     parser.add_argument("--manifest", default=env_default("ENADU_MANIFEST"),
                         help="the service's rendered manifest: only its namespace is used [ENADU_MANIFEST]")
-    add_switch_arguments(parser, default_old="delete")
+    add_switch_arguments(parser, default_old="delete", abort_delay="0s")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +63,17 @@ def run(args: argparse.Namespace) -> int:
                 report.log(f"plan: {line}")
             return {"outcome": "planned", "dry_run": True, "plan": plan, "message": "dry run: nothing was changed"}
         unpinned = ""
-        with holding(kube, opts.service, ttl=opts.lock_ttl, timeout=opts.lock_timeout, log=report.log):
+        with holding(kube, opts.service, ttl=opts.lock_ttl, timeout=opts.lock_timeout, log=report.log) as lock:
+            state = bg.read_state(kube, opts.service)
+            kept = keep_aborted(kube, opts, state, [c for c in idle if c != state.live],
+                                pinned=migration.pinned_to(kube, state) is not None, lock=lock, log=report.log,
+                                result=result)
+            if kept:
+                result["colour"] = ",".join(kept)
+                return {"outcome": "aborted", "removed": [], "kept": kept,
+                        "message": f"kept idle colour(s) {', '.join(kept)} running (--abort-scale-down-delay never): "
+                                   "marked aborted, so never promoted nor rolled back to; run abort again without "
+                                   "the delay to remove them"}
             state = bg.read_state(kube, opts.service)
             for colour in idle:
                 if colour != state.live:
@@ -74,3 +92,49 @@ def run(args: argparse.Namespace) -> int:
         return {"outcome": "aborted", "removed": idle, "message": f"removed idle colour(s): {', '.join(idle)}{unpinned}"}
 
     return run_command("abort", args, body)
+
+
+def keep_aborted(kube: Any, opts: Any, state: Any, idle: List[str], *, pinned: bool, lock: Any,
+                 log: Callable[[str], None], result: Dict[str, Any]) -> List[str]:
+    """--abort-scale-down-delay: mark each running idle colour aborted, then keep them for the delay
+    (returns []: the caller removes them now) or, with ``never``, leave them running (returns them).
+    An interruption during the delay is raised after they are scaled to 0 at once."""
+    import time
+
+    from .kube import bluegreen as bg
+    from .kube.promotion import mark_aborted
+
+    delay = opts.abort_scale_down_delay
+    running = [c for c in idle if state.replicas(c) > 0]
+    if delay == 0 or not running or pinned:
+        return []
+    for colour in running:
+        mark_aborted(kube, f"{opts.service}-{colour}", state.image(colour), opts.build_url, "abort",
+                     "aborted", delay, log)
+    if delay is None:
+        for colour in running:
+            log(f"keeping {opts.service}-{colour} running (--abort-scale-down-delay never); abort without the delay "
+                "removes it")
+        return running
+    log(f"keeping {', '.join(opts.service + '-' + c for c in running)} for {delay:g} s (--abort-scale-down-delay) "
+        "before removing it; the deploy lock stays held")
+    try:
+        time.sleep(delay)
+    except Interrupted:
+        if not lock.held():  # whoever holds the lock now decides about these colours
+            log("interrupted during the abort scale-down delay after losing the deploy lock: removing nothing")
+            raise
+        log("interrupted during the abort scale-down delay: removing at once")
+        from . import interrupt
+
+        with interrupt.limit(0.6):
+            now = bg.read_state(kube, opts.service)
+            for colour in running:
+                if colour != now.live:
+                    bg.retire(kube, opts.service, now, colour, opts.old_colour, log)
+        result["removed"] = running
+        raise
+    if not lock.held():
+        raise DeployFailed(f"lost the deploy lock during the abort scale-down delay; "
+                           f"{', '.join(opts.service + '-' + c for c in running)} still run: run abort again")
+    return []

@@ -7,14 +7,16 @@ at no fewer replicas than the live colour runs; wait with watches until it is fu
 server's proxy; switch the Service's selector with a resourceVersion precondition; wait until its
 endpoints are exactly the new colour's ready pods; keep the old colour for the scale-down delay, then
 scale it to zero or delete it. A failure before the switch leaves the live colour untouched and scales
-the idle one to zero (exit 1); a failure after it switches back (exit 5). Every step reads first and
+the idle one to zero (exit 1) after --abort-scale-down-delay (Argo Rollouts' abortScaleDownDelaySeconds;
+``never`` leaves it running, marked so it is never promoted nor rolled back to: ``Deployer.keep_failed``); a failure after it switches back (exit 5). Every step reads first and
 writes only what differs, so re-running after a crash at any point converges.
 
 SIGTERM or SIGINT (an aborted or timed-out build) writes an ``interrupted`` result at once, then
 cleans up within ``--interrupt-grace`` (see ``interrupt``): before the switch the idle colour is
-scaled to zero (the live one is never touched); after it the Service stays on the new colour and the
+scaled to zero (the live one is never touched); during the switch's request (which the API server may
+still commit after any read) nothing is scaled down; after it the Service stays on the new colour and the
 old one keeps running, as after any unfinished deploy; then the lock is released, what is live is
-read back, and the final ``interrupted`` result says it (exit 1 before the switch, 6 after it).
+read back, and the final ``interrupted`` result says it (exit 1 before the switch, 6 during or after it).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{interrupt.DEFAULT_GRACE:g}s, at most {interrupt.MAX_GRACE:g}s) [ENADU_INTERRUPT_GRACE]")
 
 
-def add_switch_arguments(parser: argparse.ArgumentParser, *, default_old: str) -> None:
+def add_switch_arguments(parser: argparse.ArgumentParser, *, default_old: str, abort_delay: str = "30s") -> None:
     parser.add_argument("--timeout", default=env_default("ENADU_TIMEOUT", "10m"),
                         help="bound on waiting for the new colour, the smoke test and the switch (default 10m) [ENADU_TIMEOUT]")
     parser.add_argument("--fail-grace", default=env_default("ENADU_FAIL_GRACE", "60s"),
@@ -68,6 +70,12 @@ def add_switch_arguments(parser: argparse.ArgumentParser, *, default_old: str) -
     parser.add_argument("--scale-down-delay", default=env_default("ENADU_SCALE_DOWN_DELAY", "30s"),
                         help="how long the old colour keeps running after the switch (default 30s) [ENADU_SCALE_DOWN_DELAY]")
     add_floor_argument(parser)
+    parser.add_argument("--abort-scale-down-delay", default=env_default("ENADU_ABORT_SCALE_DOWN_DELAY", abort_delay),
+                        help="how long the idle colour of a deploy that failed before its switch (or that abort "
+                             "removes) keeps running first, under the lock: a duration of at most 5m (0s: at once; a deploy "
+                             "or abort started meanwhile waits for it) or never (kept, unlocked, until abort or the "
+                             "next deploy); an interruption always removes it at once (Argo's "
+                             f"abortScaleDownDelaySeconds; default {abort_delay}) [ENADU_ABORT_SCALE_DOWN_DELAY]")
     old = parser.add_mutually_exclusive_group()
     default = env_default("ENADU_OLD_COLOUR", default_old)
     old.add_argument("--keep-old", dest="old_colour", action="store_const", const="scale-to-zero", default=default,
@@ -92,6 +100,12 @@ def add_switch_arguments(parser: argparse.ArgumentParser, *, default_old: str) -
 # utils/defaults/defaults.go DefaultScaleDownDelaySeconds, docs/features/bluegreen.md). Until every node's
 # proxy has seen the switch it still sends new connections to the old colour, which must be running.
 RECOMMENDED_SCALE_DOWN_DELAY = 30.0
+# Argo Rollouts' DefaultAbortScaleDownDelaySeconds (utils/defaults/defaults.go): how long the preview of an
+# aborted update keeps running before it is scaled down.
+ABORT_SCALE_DOWN_DELAY = 30.0
+# The abort delay holds the deploy lock: at most the default --lock-timeout, so a deploy or abort started
+# meanwhile gets the lock in time (review3 M2); ``never`` keeps the colour longer without the lock.
+MAX_ABORT_SCALE_DOWN_DELAY = 300.0
 
 
 def add_floor_argument(parser: argparse.ArgumentParser) -> None:
@@ -195,6 +209,27 @@ class Options:
     promote: bool = False  # promote: switch to the colour a held deploy prepared
     preview_replicas: int = 0  # deploy --preview-replicas: the new colour's count until promotion (0: full)
     hold_valid_for: float = 3600.0  # deploy --hold-valid-for: written into the held mark as valid_until
+    # --abort-scale-down-delay: seconds a colour that failed before its switch keeps running; None: never
+    abort_scale_down_delay: Optional[float] = ABORT_SCALE_DOWN_DELAY
+
+
+def abort_delay(args: argparse.Namespace) -> Optional[float]:
+    """``--abort-scale-down-delay``: seconds, or None for ``never``. Argo Rollouts'
+    abortScaleDownDelaySeconds (utils/defaults/defaults.go ``GetAbortScaleDownDelaySecondsOrDefault``)
+    says "never" with 0; here 0s means at once, as every other delay of ours does."""
+    text = str(getattr(args, "abort_scale_down_delay", None) or f"{ABORT_SCALE_DOWN_DELAY:g}s").strip()
+    if text == "never":
+        return None
+    what = "--abort-scale-down-delay (ENADU_ABORT_SCALE_DOWN_DELAY)"
+    try:
+        seconds = parse_duration(text, what)
+    except UsageProblem:
+        raise UsageProblem(f"{what}: {text[:40]!r} is not a duration such as 30s, 10m or 1h, or never") from None
+    if seconds > MAX_ABORT_SCALE_DOWN_DELAY:  # the config's bound too (configtypes.py DurationOrNever)
+        raise UsageProblem(f"{what}: {text[:40]!r} must be at most 5m: the deploy lock is held for the whole "
+                           "delay (a deploy or abort waits 5m for it, the default --lock-timeout); use never to keep "
+                           "the colour longer")
+    return seconds
 
 
 def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
@@ -242,7 +277,8 @@ def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
                    image=image, manifest_path=manifest, smoke_path=smoke, analysis=checks,
                    fail_grace=parse_duration(getattr(args, "fail_grace", None) or "60s", "--fail-grace"),
                    hold=hold, preview_replicas=int(preview) if preview else 0,
-                   hold_valid_for=parse_duration(getattr(args, "hold_valid_for", None) or "3600s", "--hold-valid-for"))
+                   hold_valid_for=parse_duration(getattr(args, "hold_valid_for", None) or "3600s", "--hold-valid-for"),
+                   abort_scale_down_delay=abort_delay(args))
 
 
 class Guard:
@@ -479,6 +515,11 @@ class Deployer:
         self.checkpoint = checkpoint or (lambda: None)  # writes ``result`` to the result file so far
         self.identity = default_identity()
         self.lock: Any = None  # the held deploy lock, once the switch is done
+        self.switch_entry: Optional[Dict[str, Any]] = None  # the history entry of the switch this run judges
+        self.switch_in_flight = False  # True while the switch request is sent and not answered
+        self.verdict_line = ""  # the analysis after that switch, once it has a verdict
+        self.pending_note = ""  # what became of an earlier switch's pending analysis, for the final message
+        self.switching_back_pending = False  # analysing an earlier switch: switch_back re-checks its target
 
     def run(self) -> Dict[str, Any]:
         from .kube.bluegreen import read_state
@@ -501,7 +542,7 @@ class Deployer:
     def after_interruption(self, e: Interrupted) -> None:
         """Read back what the Service selects and put it in the result and the message."""
         from .kube import bluegreen as bg
-        from .kube.manifest import COLOURS
+        from .kube.manifest import COLOURS, other
 
         opts, result = self.opts, self.result
         switched = bool(result.get("switched"))
@@ -526,6 +567,19 @@ class Deployer:
         else:
             serving = "no colour is live yet"
         todo = "run deploy again to retire it" if switched else "run abort to remove it"
+        if result.get("switch_in_flight") and not switched:
+            # Not seen yet, but the request may still be committed: neither "untouched" (exit 1) nor done.
+            idle = result.get("colour")
+            e.exit_code = exitcodes.INCOMPLETE
+            e.message = (f"{e} while switching: the switch to {idle} was in flight and may have landed since"
+                         f" (the Service selected {live or 'no colour'} when read); {opts.service}-{idle} is left"
+                         f" running: run status, then abort if {idle} is not live or deploy again if it is"
+                         + self.pin_note(state))
+            return
+        failed = getattr(self, "failed_colour", None)
+        if switched and failed == live:  # interrupted while switching back from a colour that failed
+            todo = (f"{live} failed after the switch and the switch back was interrupted: run rollback to go back "
+                    f"to {other(live)}")
         leftovers = [f"; {opts.service}-{c} still runs ({todo})" for c in COLOURS
                      if c != live and state.replicas(c) > 0]
         e.message = f"{e} {'after' if switched else 'before'} the switch: {serving}{''.join(leftovers)}" \
@@ -581,6 +635,10 @@ class Deployer:
             elif legacy is not None:
                 lines.append(f"keep deployment {legacy.name} (hand-made) for {self.opts.scale_down_delay:.0f} s, then "
                              + ("delete it" if self.opts.old_colour == "delete" else "scale it to 0"))
+        pending = self.pending_analysis(state)
+        if pending is not None:
+            lines.insert(0, f"analyse {live} first: the analysis after its switch at {pending['at']} never got a "
+                            f"verdict; switch back to {pending.get('previous_colour')} if it fails (while that still runs)")
         from .kube import migration
 
         for left, _ in migration.leftovers(self.kube, self.opts.service, state, self.manifest.migrate_from, self.log):
@@ -717,13 +775,21 @@ class Deployer:
         if (opts.hold or opts.promote) and legacy is not None:
             raise DeployFailed(f"manual promotion cannot start from the hand-made deployment {legacy.name}: deploy "
                                "once without --hold to migrate (README, \"Migrating from the old deploy script\")")
+        pending = self.pending_analysis(state)
+        if pending is not None:  # an earlier deploy stopped between its switch and its analysis' verdict
+            state = self.analyse_pending(state, pending)
+            live = state.live
+            self.result.pop("colour", None)
+            self.result.update(previous_colour=live, previous_image=state.image(live), switched=False)
+            self.seen_live(live, state.image(live))
         if opts.promote:
             opts = self.check_promotable(state, live)
         if live and state.image(live) == opts.image and bg.fully_available(state.deployments[live]):
             log(f"{opts.image} already serves from {live}: nothing to deploy")
             note = self.settle(state, live)
             self.result.update(previous_colour=None, previous_image=None)
-            return {"outcome": "unchanged", "colour": live, "message": f"{opts.image} already live in {live}{note}"}
+            return {"outcome": "unchanged", "colour": live,
+                    "message": f"{opts.image} already live in {live}{self.pending_note}{note}"}
         idle = other(live) if live else "blue"
         self.result["colour"] = idle
         self.checkpoint()
@@ -758,7 +824,15 @@ class Deployer:
             if legacy is not None:
                 entry.update(previous_image=legacy.image, reason=self.migration_reason(legacy, None),
                              migrated_uid=((legacy.deployment or {}).get("metadata") or {}).get("uid"))
+            if live and opts.analysis is not None and opts.analysis.after_switch:
+                # until the verdict replaces it: a re-run finding it still there analyses (pending_analysis)
+                entry["analysis"] = bg.ANALYSIS_PENDING
+            self.switch_entry = entry
+            # While its request is in flight an interruption cannot know whether the API server will still
+            # commit it after any read: the clean-up then leaves the idle colour running (issue 12 M2).
+            self.switch_in_flight = True
             bg.switch(kube, opts.service, state, idle, entry, log, self.manifest)
+            self.switch_in_flight = False
             switched = time.monotonic()  # the switch this run observed: no history time shortens a drain after it
             self.result.pop("pinned_to", None)
             self.stop_keeping()
@@ -768,6 +842,13 @@ class Deployer:
             # migration then un-pins with most of what is left, if the idle pods go in time; the old
             # pods' labeller runs until then.
             try:
+                if self.switch_in_flight:
+                    # Scaling it down could leave the Service selecting a colour without pods, should the
+                    # request land after this; un-pinning races it too. Both colours keep serving.
+                    self.result["switch_in_flight"] = True
+                    self.log(f"deploy interrupted while switching service {opts.service} to {idle}: the request "
+                             f"may still land, so {opts.service}-{idle} is left running")
+                    raise
                 with interrupt.limit(0.6):
                     if self.discard(idle, e):
                         self.result["switched"] = True
@@ -825,7 +906,7 @@ class Deployer:
             leftover = f"; {opts.service}-{live} still runs (run deploy again to retire it)" if live else ""
             raise Incomplete(f"{opts.image} is live in {idle}, but the deploy did not finish: {e}{leftover}") from e
         return {"outcome": "deployed", "colour": idle,
-                "message": f"{opts.image} is live in {idle}" + self.migrated_note(legacy)
+                "message": f"{opts.image} is live in {idle}" + self.migrated_note(legacy) + self.pending_note
                 + (f" (was {live}){lossy_delay_note(opts)}" if live else "") + leftover}
 
     # -- manual promotion (kube/promotion.py; README, "Manual promotion") ----------------------------
@@ -852,7 +933,7 @@ class Deployer:
 
         from .kube import bluegreen as bg
         from .kube.manifest import other
-        from .kube.promotion import held_image, held_mark, promotion_problem
+        from .kube.promotion import held_image, held_mark, kept, promotion_problem
 
         opts = self.opts
         idle = other(live) if live else "blue"
@@ -864,6 +945,11 @@ class Deployer:
             return opts  # already promoted: the caller reports it unchanged
         if dep is None or held is None:
             raise DeployFailed(f"nothing to promote: deployment {name} was not prepared by deploy --hold")
+        failed = kept(dep, state.history, idle)  # mark_held clears an older one: any left is newer than the hold
+        if failed is not None:
+            raise DeployFailed(f"refusing to promote: deployment {name} ({failed['image'] or 'image unknown'}) was aborted at "
+                               f"{failed.get('at')} (after a {failed.get('after') or 'failed deploy'}): it is never "
+                               "promoted; run abort to remove it and deploy again; the live colour is untouched")
         wanted = opts.image or held
         if running != wanted or held != wanted:
             raise DeployFailed(f"refusing to promote {wanted}: deployment {name} runs {running} (held: {held}); "
@@ -937,9 +1023,11 @@ class Deployer:
         said = f" (answered by {answer.image}, per {IMAGE_HEADER})" if answer.image is not None else ""
         self.log(f"smoke test GET {path} on {colour}: ok{said}")
 
-    def analyse_after_switch(self, live: str, idle: str) -> float:
+    def analyse_after_switch(self, live: str, idle: str, what: str = "metric analysis") -> float:
         """Judge the new colour by its metrics while the old one still runs; switch back on a
-        failure. Returns the seconds spent (they count towards the scale-down delay)."""
+        failure (the switch's history entry says ``failed: ...`` in the same write), else record
+        ``passed: ...`` in that entry before anything is retired. Returns the seconds spent (they
+        count towards the scale-down delay)."""
         from . import analysis
 
         started = time.monotonic()
@@ -948,9 +1036,115 @@ class Deployer:
                                    deadline=started + checks.window + 60, log=self.log, stage="after switch")
         self.result["analysis"] = verdict.to_dict()
         self.log(verdict.line())
+        self.verdict_line = verdict.line()
         if not verdict.passed:
-            self.switch_back(live, idle, DeployFailed(f"metric analysis: {verdict.line()}"))
+            self.switch_back(live, idle, DeployFailed(f"{what}: {verdict.line()}"))
+        self.record_analysis(f"passed: {verdict.line()}")
         return time.monotonic() - started
+
+    def record_analysis(self, text: str) -> None:
+        """Replace the pending mark of this run's switch entry by ``text`` (bluegreen.amend_entry, a
+        write conditional on the Service's resourceVersion). A failure only warns: a re-run then
+        analyses the colour again, or says it cannot."""
+        from .kube import bluegreen as bg
+
+        entry = self.switch_entry
+        if entry is None or entry.get("analysis") != bg.ANALYSIS_PENDING:
+            return
+        try:
+            done = bg.amend_entry(self.kube, self.opts.service, entry, {"analysis": text})
+        except HelperError as e:
+            done = False
+            self.log(f"could not read or write service {self.opts.service}: {e}")
+        if done:
+            entry["analysis"] = text
+        else:
+            self.log(f"warning: the analysis verdict was not recorded in the history entry of the switch to "
+                     f"{entry.get('colour')} at {entry.get('at')}: it still says the analysis is pending")
+
+    def pending_analysis(self, state: Any) -> Optional[Dict[str, Any]]:
+        """The live colour's history entry (the newest one, for the colour the Service selects) when it
+        still says its analysis after the switch is pending: the deploy that switched stopped (killed,
+        its agent lost) before the verdict. None otherwise. The history is untrusted: a forged mark only
+        makes this deploy analyse the live colour, or say it cannot."""
+        from .kube import bluegreen as bg
+
+        entry = state.history[0] if state.history else None
+        if (entry is None or state.live is None or entry.get("colour") != state.live
+                or entry.get("analysis") != bg.ANALYSIS_PENDING):
+            return None
+        return entry
+
+    def analyse_pending(self, state: Any, entry: Dict[str, Any]) -> Any:
+        """Finish the analysis after an earlier switch that never got its verdict (``entry``, pending):
+        while the previous colour still runs fully available and is one rollback would go back to
+        (rollback.py ``check_target``: not a held preview nor a colour kept after a failed deploy or an
+        abort, and running the ``previous_image`` the entry recorded; the history is untrusted),
+        retarget the autoscalers, analyse the live colour now (the window counts from now) and switch
+        back on failure (RolledBack; switch_back checks the target again under the same rule), or
+        record the pass. Without such a colour to go back to (or without analysis settings), say
+        that the live colour was never analysed after its switch (a warning) and record it. A switch
+        back reports the analysed image as ``image`` and this deploy's as ``requested_image``: it was
+        never deployed. Returns
+        the state read afterwards; the caller then goes on as for any live colour (a re-run of the
+        same image settles it: the previous colour is retired after what is left of the delay)."""
+        from .kube import bluegreen as bg
+        from .kube.manifest import COLOURS
+
+        opts = self.opts
+        live, previous, since = state.live, entry.get("previous_colour"), entry.get("at")
+        self.switch_entry = dict(entry)
+        by = f" by {entry['by']}" if entry.get("by") else ""
+        self.log(f"the switch to {live} at {since}{by} left its analysis after the switch pending: that deploy "
+                 "stopped before the verdict")
+        runs = previous in COLOURS and previous != live and state.replicas(previous) > 0 \
+            and bg.fully_available(state.deployments.get(previous))
+        refused = self.refusal(state, live, previous) if runs else None
+        checks = opts.analysis
+        if not runs or refused or checks is None or not checks.after_switch:
+            if refused:
+                why = f"{opts.service}-{previous} is no colour to go back to ({refused})"
+            elif not runs:
+                why = (f"{opts.service}-{previous} no longer runs fully available, so there is nothing to go back to"
+                       if previous in COLOURS and previous != live else "no previous colour was recorded")
+            else:
+                why = "this deploy has no analysis after the switch configured (--analysis, ENADU_ANALYSIS)"
+            line = f"the new colour {live} was never analysed after its switch at {since}: {why}"
+            self.log(f"warning: {line}")
+            self.result.setdefault("warnings", []).append(line)
+            self.pending_note = f"; warning: {line}"
+            self.record_analysis(f"not analysed: {why}")
+            return bg.read_state(self.kube, opts.service)
+        self.log(f"{opts.service}-{previous} still runs: analysing {live} now")
+        self.result.update(colour=live, previous_colour=previous, previous_image=state.image(previous), switched=True)
+        self.checkpoint()
+        self.retarget(previous, live)
+        self.switching_back_pending = True  # switch_back checks its target again (check_target)
+        analysed = state.image(live)
+        try:
+            try:
+                bg.wait_endpoints(self.kube, opts.service, opts.service, live,
+                                  deadline=time.monotonic() + min(60.0, opts.timeout), log=self.log)
+            except HelperError as e:
+                self.switch_back(previous, live, e)
+            self.analyse_after_switch(previous, live, what=f"metric analysis (of the switch at {since}, "
+                                                           "whose verdict never landed)")
+        except RolledBack as e:
+            # what failed is the earlier deploy's image; this deploy's never went anywhere (review3 M3)
+            if analysed:
+                self.result["image"] = analysed
+            self.result["requested_image"] = opts.image
+            e.args = (f"{e}; {opts.image} was not deployed: this deploy first judged {analysed or live} from the "
+                      f"switch at {since}, whose analysis never finished; run deploy again to deploy {opts.image}",)
+            raise
+        except Incomplete:
+            raise
+        except HelperError as e:
+            raise Incomplete(f"{live} is live, but its analysis after the switch at {since} did not finish: {e}; "
+                             f"{opts.service}-{previous} still runs (run deploy again)") from e
+        self.switching_back_pending = False
+        self.pending_note = f"; {live}'s analysis after its switch at {since}, which that deploy never finished, passed now"
+        return bg.read_state(self.kube, opts.service)
 
     def analyse_before_switch(self, idle: str, deadline: float) -> None:
         """Judge the idle colour by its metrics under smoke traffic sent through the preview Service."""
@@ -988,43 +1182,165 @@ class Deployer:
     def discard(self, idle: str, cause: BaseException) -> bool:
         """After a failure before the switch: the live colour was never touched; stop the idle one.
 
-        Returns True when the Service turns out to select ``idle`` after all (the switch landed but
-        its answer was lost): then nothing is stopped. A SIGTERM arriving during this clean-up does
-        it once more (within the clean-up bound), then is raised."""
+        A failure (not an interruption) first keeps the idle colour for --abort-scale-down-delay
+        (:meth:`keep_failed`; ``never``: it is left running, and nothing is stopped here). Returns True
+        when the Service turns out to select ``idle`` after all (the switch landed but its answer was
+        lost): then nothing is stopped. A SIGTERM arriving during this clean-up (the delay included)
+        scales it down at once, within the clean-up bound, then is raised."""
         from .kube import bluegreen as bg
 
         self.log(f"deploy {'interrupted' if isinstance(cause, Interrupted) else 'failed'} before the switch: {cause}")
         stopped: Optional[Interrupted] = None
+        note = ""
+        if not isinstance(cause, Interrupted):
+            try:
+                landed_or_kept, note = self.keep_failed(idle, cause)
+            except Interrupted as e:
+                stopped = e
+                self.log(f"interrupted during the abort scale-down delay: scaling {self.opts.service}-{idle} to 0 at once")
+                self.result.pop("kept", None)
+            else:
+                if landed_or_kept is not None:
+                    self.amend(cause, note)
+                    return landed_or_kept
         landed = False
+        name = f"{self.opts.service}-{idle}"
         for _ in range(2):
             try:
-                state = bg.read_state(self.kube, self.opts.service)
-                landed = state.live == idle
-                if not landed:
-                    bg.retire(self.kube, self.opts.service, state, idle, "scale-to-zero", self.log)
+                with interrupt.limit(0.6):  # bounds it only once interrupted
+                    state = bg.read_state(self.kube, self.opts.service)
+                    landed = self.our_switch(state, idle)
+                    if state.live == idle and not landed:
+                        note = self.not_ours(idle)
+                    elif not landed and not self.still_locked():
+                        note = (f"; {name} was left running: this deploy lost the deploy lock, so it is not ours to "
+                                "scale down (run abort to remove it)")
+                        self.log(f"lost the deploy lock: not scaling {name} down")
+                    elif not landed:
+                        bg.retire(self.kube, self.opts.service, state, idle, "scale-to-zero", self.log)
                 break
             except Interrupted as e:
                 stopped = e
             except HelperError as e:
                 self.log(f"could not scale down {self.opts.service}-{idle} ({e}); run abort to remove it")
+                note = f"; {self.opts.service}-{idle} could not be scaled down ({e}): run abort to remove it"
                 break
         if stopped is not None:
             if landed:
                 self.result["switched"] = True
             raise stopped
+        self.result.pop("kept", None)
+        self.amend(cause, note)
         return landed
+
+    def still_locked(self) -> bool:
+        lock = getattr(self, "lock", None)
+        return lock is None or lock.held()
+
+    def our_switch(self, state: Any, idle: str) -> bool:
+        """The Service selects ``idle`` because of this deploy's switch: its newest history entry is the
+        one this deploy wrote (same time, colour and lock identity), not someone else's (review3 M4)."""
+        entry = getattr(self, "switch_entry", None)
+        newest = state.history[0] if state.history else None
+        return (state.live == idle and entry is not None and newest is not None and entry.get("colour") == idle
+                and all(newest.get(k) == entry.get(k) for k in ("at", "colour", "by")))
+
+    def not_ours(self, idle: str) -> str:
+        name = f"{self.opts.service}-{idle}"
+        self.log(f"service {self.opts.service} selects {idle}, but not by this deploy's switch: {name} is live and "
+                 "is left as it is")
+        return (f"; the Service was switched to {idle} by someone else (its newest history entry is not this "
+                f"deploy's): {name} is live and was left running")
+
+    @staticmethod
+    def amend(cause: BaseException, note: str) -> None:
+        if note and isinstance(cause, HelperError):
+            cause.args = (f"{cause}{note}",)
+
+    def keep_failed(self, idle: str, cause: BaseException) -> Tuple[Optional[bool], str]:
+        """Argo Rollouts' abortScaleDownDelaySeconds for a deploy that failed before its switch: the
+        failed colour keeps running (its pods can be inspected) for --abort-scale-down-delay while
+        this deploy holds the lock, marked so that it is never promoted nor rolled back to
+        (kube/promotion.py ``mark_aborted``), as Argo's controller keeps the preview ReplicaSet until
+        its ``scale-down-deadline`` annotation (rollout/replicaset.go ``reconcileNewReplicaSet``).
+
+        Returns (None, note) when the caller is to scale it to 0 now (the delay is over, or there is
+        none, or nothing runs), the note saying so for the message; (False, note) when it is left
+        running (``never``, or the lock was lost meanwhile); (True, "") when the switch had landed.
+        During a migration it is not kept: un-pinning the Service (its colourless selector) waits for
+        the idle colour's pods to be gone. An interruption during the delay raises, and the caller
+        scales it down at once."""
+        from .kube import bluegreen as bg
+        from .kube.promotion import mark_aborted
+
+        opts, delay = self.opts, self.opts.abort_scale_down_delay
+        name = f"{opts.service}-{idle}"
+        if delay == 0:
+            return None, ""
+        if getattr(self, "legacy", None) is not None:
+            self.log(f"not keeping {name} (--abort-scale-down-delay): the Service is un-pinned from the hand-made "
+                     "deployment only once its pods are gone")
+            return None, ""
+        try:
+            state = bg.read_state(self.kube, opts.service)
+        except HelperError:
+            return None, ""
+        if state.live == idle:
+            return (True, "") if self.our_switch(state, idle) else (False, self.not_ours(idle))
+        if state.replicas(idle) < 1:
+            return None, ""
+        if not self.still_locked():  # whoever holds the lock now may be using this colour: write nothing
+            self.log(f"lost the deploy lock: neither marking nor scaling {name} down")
+            return False, (f"; {name} was left running: this deploy lost the deploy lock, so it is not ours to mark "
+                           "or scale down (run abort to remove it)")
+        image = state.image(idle) or opts.image
+        try:
+            until = mark_aborted(self.kube, name, image, opts.build_url, "failed deploy", str(cause), delay, self.log)
+        except HelperError as e:
+            self.log(f"could not mark {name} as aborted ({e}): scaling it to 0 at once")
+            return None, ""
+        self.result["kept"] = {"colour": idle, "image": image, "scale_down_at": until}
+        self.checkpoint()
+        if delay is None:
+            self.log(f"keeping {name} running (--abort-scale-down-delay never) so its pods can be inspected: it is "
+                     "never promoted nor rolled back to; abort removes it, the next deploy replaces it")
+            return False, (f"; {name} ({image}) was kept running (--abort-scale-down-delay never): run abort to "
+                           "remove it")
+        self.log(f"keeping {name} for {delay:g} s (--abort-scale-down-delay) so its pods can be inspected; the deploy "
+                 "lock stays held until it is scaled to 0")
+        time.sleep(delay)
+        lock = self.lock
+        if lock is not None and not lock.held():
+            self.log(f"lost the deploy lock during the abort scale-down delay: not scaling {name} down")
+            return False, f"; {name} still runs (the deploy lock was lost during the abort scale-down delay): run abort"
+        return None, f"; {name} ({image}) was kept for inspection, then scaled to 0 after {delay:g} s " \
+                     "(--abort-scale-down-delay)"
 
     def switch_back(self, live: str, idle: str, cause: HelperError) -> None:
         """Traffic back to ``live`` while it still runs; raises RolledBack, or Incomplete when going
-        back is impossible (``live`` no longer fully available) or fails."""
+        back is impossible (``live`` no longer fully available, or, for an earlier switch analysed now,
+        no longer a colour rollback would go back to: :meth:`refusal`) or fails."""
         from .kube import bluegreen as bg
 
         opts = self.opts
+        self.failed_colour = idle  # an interruption from here on must not advise keeping it (after_interruption)
         self.log(f"the new colour {idle} failed after the switch: {cause}; switching back to {live}")
         try:
             state = bg.read_state(self.kube, opts.service)
+        except HelperError as e:
+            raise Incomplete(f"{cause}; switching back to {live} failed ({e}): the Service still selects {idle}") from e
+        refused = self.refusal(state, idle, live) if self.switching_back_pending else None
+        if refused:
+            self.record_analysis(f"failed: {self.verdict_line}" if self.verdict_line
+                                 else f"not analysed: {cause}; not switched back")
+            raise Incomplete(f"{cause}; not switching back to {live}: {refused}; the Service still selects {idle}")
+        try:
             entry = bg.history_entry(state, live, state.image(live) or "", opts.build_url, self.identity)
             entry["reason"] = f"rolled back: {cause}"[:300]
+            judged = self.switch_entry
+            if judged is not None and judged.get("analysis") == bg.ANALYSIS_PENDING:  # the verdict, in this write
+                bg.mark_entry(state.history, judged, {"analysis": f"failed: {self.verdict_line}" if self.verdict_line
+                                                      else f"not analysed: switched back ({cause})"})
             bg.switch(self.kube, opts.service, state, live, entry, self.log, self.manifest)
         except HelperError as e:
             raise Incomplete(f"{cause}; switching back to {live} failed ({e}): the Service still selects {idle}") from e
@@ -1039,6 +1355,18 @@ class Deployer:
         # yet: it drains for the scale-down delay like any old colour, then scales to zero.
         self.retire_after_delay(idle, how="scale-to-zero")
         raise RolledBack(f"{cause}; traffic is back on {live}")
+
+    def refusal(self, state: Any, live: str, target: str) -> Optional[str]:
+        """Why ``target`` is no colour to send traffic back to from ``live`` (rollback.py ``check_target``,
+        the one rule: a held preview, a colour kept after a failed deploy or an abort, or one not
+        running the image the history recorded before ``live``), or None."""
+        from .rollback import check_target
+
+        try:
+            check_target(state, self.opts.service, live, target)
+        except UsageProblem as e:
+            return str(e)
+        return None
 
     def retire_after_delay(self, old: str, already: float = 0.0, how: Optional[str] = None,
                            preemptible: bool = False) -> None:

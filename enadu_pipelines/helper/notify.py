@@ -47,6 +47,9 @@ RESULT_MAX_DEPTH = 32
 _URL = re.compile(r"https?://[!#-;=?-~]+")  # one http(s) URL of printable ASCII without space, quote, < or >
 # What an operations job (vars/enaduOps) may run: helper commands that act on a deployed service.
 OPS_ACTIONS = ("status", "rollback", "abort", "promote")
+# The most of a rollback's reason shown: rollback.REASON_LIMIT, what the helper accepts (a test holds them equal;
+# notify does not import rollback, which would load the deploy machinery for a message).
+REASON_SHOWN = 280
 _CLEANUP_WAIT_MAX = 16.0  # seconds notify waits at most for an interrupted deploy's clean-up (its bound is <= 15 s)
 
 
@@ -340,9 +343,15 @@ def _deploy_field(state: str, data: Dict[str, object], changes: Tuple[str, Dict[
     elif outcome == "rolled-back" and data.get("rolled_back_by"):
         # a rollback took over the deploy in its scale-down delay (lock.py): nothing failed; who and why
         back = f"**{data['previous_colour']}**" if data.get("previous_colour") else "the previous colour"
-        reason = f" ({_plain(str(data['rollback_reason']))})" if data.get("rollback_reason") else ""
+        reason = f" ({_reason(data['rollback_reason'])})" if _reason(data.get("rollback_reason")) else ""
         text = (f"{image} was live on {colour} until {_code(str(data['rolled_back_by']))} rolled it back"
                 f"{reason}; traffic is back on {back}")
+    elif outcome == "rolled-back" and data.get("requested_image"):
+        # the deploy judged an earlier switch first (its analysis never finished) and went back: `image`
+        # is that switch's image, `requested_image` this build's, which was never deployed (review3 M3)
+        back = f"**{data['previous_colour']}**" if data.get("previous_colour") else "the previous colour"
+        text = (f"{_code(data['requested_image'])} was not deployed: {image}, live on {colour} from an earlier deploy"
+                f" whose analysis never finished, failed it now and traffic went back to {back}{message}")
     elif outcome == "rolled-back":
         # deploy's result names the colour it tried in `colour`; traffic went back to `previous_colour`
         back = f"**{data['previous_colour']}**" if data.get("previous_colour") else "the previous colour"
@@ -362,13 +371,24 @@ def _ops_field(state: str, data: Dict[str, object], action: str, started: bool) 
         return f"**interrupted**: the {action} started but left no result" if started else "not reached"
     if state == "unreadable":
         return f"result file unreadable ({data.get('error')})"
+    # a rollback's REASON (the helper's result says it whatever the outcome): why it was asked for
+    why = f"\nreason: {_reason(data.get('reason'))}" if _reason(data.get("reason")) else ""
     if data.get("state") in ("started", "running", "interrupted") or data.get("outcome") == "interrupted":
-        return f"**interrupted**: the {action} was stopped before it finished"
+        return f"**interrupted**: the {action} was stopped before it finished" + why
     outcome = _plain(str(data.get("outcome") or "unknown"))
     if action == "status" and data.get("outcome") == "status":
         return _status_text(data)
     message = f": {_plain(data['message'])}" if data.get("message") else ""
-    return f"**{outcome}**{message}" + _warnings_text(data)
+    return f"**{outcome}**{message}{why}" + _warnings_text(data)
+
+
+def _reason(value: object) -> str:
+    """A rollback's reason from a result file (untrusted): shown as typed, at most ``REASON_SHOWN``
+    characters (cut with an ellipsis); '' when it is not text."""
+    if not isinstance(value, str) or not value.strip():
+        return ""
+    text = value.strip()
+    return _plain(text if len(text) <= REASON_SHOWN else text[:REASON_SHOWN - 1] + "\u2026")
 
 
 def _status_text(data: Dict[str, object]) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import re
 import sys
@@ -137,8 +138,11 @@ def write_atomically(path: str, text: str) -> None:
         raise
 
 
+MAX_DURATION = 366 * 24 * 3600.0  # longer is a typo, and time.sleep/timedelta overflow on 1e300
+
+
 def parse_duration(text: str, what: str) -> float:
-    """'30s', '10m', '1h', '1500ms' or a plain number of seconds."""
+    """'30s', '10m', '1h', '1500ms' or a plain number of seconds: finite, at most a year."""
     from .errors import UsageProblem
 
     value = text.strip()
@@ -153,6 +157,10 @@ def parse_duration(text: str, what: str) -> float:
         seconds = float(number) * factor
     except ValueError:
         raise UsageProblem(f"{what}: {text!r} is not a duration such as 30s, 10m or 1h") from None
-    if seconds < 0 or seconds != seconds:
-        raise UsageProblem(f"{what}: {text!r} must not be negative")
+    if not math.isfinite(seconds):
+        raise UsageProblem(f"{what}: {text[:40]!r} is not a finite duration such as 30s, 10m or 1h")
+    if seconds < 0:
+        raise UsageProblem(f"{what}: {text[:40]!r} must not be negative")
+    if seconds > MAX_DURATION:
+        raise UsageProblem(f"{what}: {text[:40]!r} is longer than a year")
     return seconds

@@ -18,8 +18,10 @@ switched the Service meanwhile, what we were asked to undo is no longer live, so
 pods (kube/migration.py) no colour has served yet: there is nothing to roll back to, and rollback
 refuses (exit 2) naming ``abort`` and ``deploy``. Nor does it go back to a colour that never served before the live
 one (``check_target``, exit 2): a preview held for promotion and never approved (its
-``enadu.io/held`` mark, kube/promotion.py ``pending``: use ``promote`` or ``abort``), or a colour
-whose image is not the ``previous_image`` the history recorded when the live colour went live. Every rollback records ``reason: "rollback"`` (``"rollback: <--reason>"`` when one is given) in the history entry.
+``enadu.io/held`` mark, kube/promotion.py ``pending``: use ``promote`` or ``abort``), a colour kept
+after a failed deploy or an abort (its ``enadu.io/aborted`` mark, kube/promotion.py ``kept``), or a colour
+whose image is not the ``previous_image`` the history recorded when the live colour went live. Every rollback records ``reason: "rollback"`` (``"rollback: <--reason>"`` when one is given) in the history entry,
+and a given --reason is in the JSON result as ``reason`` too, whatever the outcome (enaduNotify shows it).
 
 The history annotation is untrusted input (anyone who may patch the Service can write it): an image
 taken from it must validate by the ``--image`` rule and come from the live image's repository, and
@@ -74,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
         opts = options(args, needs_image=False)
         reason = history_reason(args.reason)
+        if reason != "rollback":  # the operator's words, for enaduNotify's "reason:" line (whatever the outcome)
+            result["reason"] = reason[len("rollback: "):]
         warn_about_delay(opts, report.log, result)
         kube, opts = open_cluster(args, opts, report, result)
         state = bg.read_state(kube, opts.service)
@@ -163,7 +167,7 @@ def check_target(state: Any, service: str, live: str, previous: str, *, images: 
     held for promotion (``deploy --hold``, kube/promotion.py) that was never promoted, or a
     Deployment whose image (its annotation or its pod template's) is not the one the history records
     as live before ``live``. Without a recorded previous image only the held mark is checked."""
-    from .kube.promotion import pending
+    from .kube.promotion import kept, pending
 
     dep = state.deployments[previous]
     name = f"{service}-{previous}"
@@ -171,6 +175,11 @@ def check_target(state: Any, service: str, live: str, previous: str, *, images: 
     if mark is not None:
         raise UsageProblem(f"refusing to roll back to {name}: it is the preview of {mark['image']} held for promotion "
                            f"since {mark.get('at')}, never approved; run promote to put it live or abort to remove it")
+    failed = kept(dep, state.history, previous)
+    if failed is not None:
+        raise UsageProblem(f"refusing to roll back to {name}: it runs {failed['image'] or 'an image it does not name'}, kept after a "
+                           f"{failed.get('after') or 'failed deploy'} at {failed.get('at')} and never live since; run "
+                           "abort to remove it, or deploy the image you want with deploy --image")
     if not images:
         return
     entry = next((h for h in state.history if h.get("colour") == live), None)

@@ -10,12 +10,22 @@ With ``--output json`` prints one object (besides the fields every command has):
   history entry's ``at`` when that entry is for the live colour, else null: switched by other means);
 - ``became_live``: per colour, the newest time it became live by the history, or null;
 - ``colours``: per colour, null without a Deployment, else ``image``, ``replicas``, ``ready``,
-  ``available``, ``fully_available``;
+  ``available``, ``fully_available`` and ``preview``: null, or for an idle colour that runs pods an
+  object (kube/promotion.py ``preview_state``) whose ``state`` is ``held`` (a ``deploy --hold``
+  preview that ``promote`` may switch to until ``valid_until``), ``hold-expired`` (it may no longer be
+  promoted: ``problem`` says why; ``abort`` removes it) or ``kept`` (after a failed deploy or an abort,
+  ``after`` says which, with ``--abort-scale-down-delay``: ``scale_down_at``, or null for never, and
+  ``overdue``: that time has passed and it still runs, because the deploy that kept it was stopped: run
+  ``abort``; it is never promoted nor rolled back to), with ``image`` (null when abort could not name
+  it) and ``at``;
 - ``history``: newest first, each entry with every key (null when not recorded): ``at`` (UTC,
   ``2026-01-31T12:00:00Z``), ``colour`` (made live), ``outcome`` (``deployed``; ``rolled-back``: the
   rollback command; ``switched-back``: a deploy that failed after its switch went back), ``image``,
   ``previous_colour``, ``previous_image``, ``by`` (the lock identity: the Jenkins build or the user),
-  ``build_url``, ``reason``;
+  ``build_url``, ``reason``, ``analysis`` (the analysis after that switch: ``pending`` until its verdict,
+  then ``passed: ...``, ``failed: ...`` or ``not analysed: ...``; null when none was asked for);
+- ``analysis_pending_since``: when the live colour's switch still has its analysis pending (the deploy
+  stopped before the verdict; ``deploy`` again analyses it), the switch's time, else null;
 - ``history_left_out``: why entries were left out, one line each;
 - ``pinned_to``: while a migration from the old script has pinned the Service to the hand-made pods
   (selector ``color=legacy``, ``live`` null), the hand-made Deployment they belong to, else null;
@@ -35,9 +45,10 @@ from .cli import env_default
 from .deploy import add_cluster_arguments, open_cluster, options, run_command
 from .report import Reporter
 
-ENTRY_KEYS = ("at", "colour", "outcome", "image", "previous_colour", "previous_image", "by", "build_url", "reason")
+ENTRY_KEYS = ("at", "colour", "outcome", "image", "previous_colour", "previous_image", "by", "build_url", "reason",
+              "analysis")
 # How much of each field a text line shows (the history's own bounds are 256, 2000 and 300 characters).
-TEXT_WIDTH = {"image": 120, "by": 60, "build_url": 100, "reason": 120}
+TEXT_WIDTH = {"image": 120, "by": 60, "build_url": 100, "reason": 120, "analysis": 120}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +83,37 @@ def history_view(history: List[Dict[str, Any]], live: Optional[str]) -> Dict[str
     return {"history": entries, "became_live": became, "live_since": since}
 
 
+def analysis_pending_since(view: Dict[str, Any]) -> Optional[str]:
+    """The live colour's switch time when its entry still says the analysis after it is pending
+    (deploy.Deployer.pending_analysis reads the same mark), else None."""
+    from .kube.bluegreen import ANALYSIS_PENDING
+
+    entries = view["history"]
+    if view["live_since"] and entries and entries[0]["analysis"] == ANALYSIS_PENDING:
+        return view["live_since"]
+    return None
+
+
+def preview_line(preview: Dict[str, Any]) -> str:
+    """One line on an idle colour that is a held preview, an expired hold, or kept after a failure."""
+    image = _cut(preview["image"] or "image unknown", TEXT_WIDTH["image"])
+    if preview["state"] == "held":
+        return f"held for promotion ({image}, valid until {preview['valid_until']}): promote switches to it"
+    if preview["state"] == "hold-expired":
+        problem = preview.get("problem") or ""
+        if problem.startswith("its hold expired at "):
+            return f"hold expired at {preview['valid_until']} (cannot be promoted; abort removes it): image {image}"
+        return f"held no more: {_cut(problem, 120)} (cannot be promoted; abort removes it): image {image}"
+    if preview.get("overdue"):  # the deploy (or abort) that kept it was killed: nobody will scale it down
+        until = f"overdue since {preview['scale_down_at']}: the deploy that kept it stopped; run abort"
+    elif preview.get("scale_down_at"):
+        until = f"scaled to 0 at {preview['scale_down_at']}"
+    else:
+        until = "until abort or the next deploy"
+    return (f"kept after a{'n abort' if preview.get('after') == 'abort' else ' failed deploy'} (image {image}): "
+            f"since {preview.get('at')}, {until}; never promoted nor rolled back to")
+
+
 def _cut(value: Any, width: int) -> str:
     text = str(value)
     return text if len(text) <= width else text[:width] + "\u2026"
@@ -88,6 +130,8 @@ def history_line(entry: Dict[str, Any]) -> str:
         parts.append(_cut(entry["build_url"], TEXT_WIDTH["build_url"]))
     if entry["reason"]:
         parts.append(f"reason: {_cut(entry['reason'], TEXT_WIDTH['reason'])}")
+    if entry["analysis"]:
+        parts.append(f"analysis: {_cut(entry['analysis'], TEXT_WIDTH['analysis'])}")
     return "  " + "  ".join(parts)
 
 
@@ -95,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
     def body(report: Reporter, result: Dict[str, Any]) -> Dict[str, Any]:
         from .kube import bluegreen as bg
         from .kube.manifest import COLOURS
+        from .kube.promotion import preview_state
 
         opts = options(args, needs_image=False)
         kube, opts = open_cluster(args, opts, report, result)
@@ -110,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
             colours[colour] = {"image": state.image(colour), "replicas": int(dep["spec"].get("replicas") or 0),
                                "ready": int(status.get("readyReplicas") or 0),
                                "available": int(status.get("availableReplicas") or 0),
-                               "fully_available": bg.fully_available(dep)}
+                               "fully_available": bg.fully_available(dep),
+                               "preview": None if colour == state.live else preview_state(dep, state.history, colour)}
         from .kube import migration
 
         pinned = migration.pinned_to(kube, state)
@@ -130,6 +176,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             since = f" since {view['live_since']}" if view["live_since"] else ""
             report.log(f"service {opts.service}: live colour {state.live or '(none)'}{since}")
+        pending = analysis_pending_since(view)
+        if pending:
+            report.log(f"  analysis pending since {pending}: the deploy that switched to {state.live} stopped before "
+                       "its analysis' verdict; deploy again to analyse it (while the previous colour runs)")
         for legacy in leftovers:
             report.log(f"  deployment {legacy.name} (hand-made) still runs {legacy.replicas} replicas: a migration "
                        "stopped after its switch; deploy again retires it")
@@ -145,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
                 report.log(f"  {colour:<5}  {_cut(info['image'], TEXT_WIDTH['image'])}  "
                            f"{info['available']}/{info['replicas']} available"
                            f"{'' if info['fully_available'] or not info['replicas'] else ' (not fully available)'}{marker}")
+                if info["preview"] is not None:
+                    report.log(f"         {preview_line(info['preview'])}")
         if state.service is not None:
             entries = view["history"]
             if entries:
@@ -162,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
                     report.log(f"  {problem}")
         return {"outcome": "status", "live": state.live, "colours": colours, **view,
                 "pinned_to": pinned.name if pinned is not None else None,
+                "analysis_pending_since": analysis_pending_since(view),
                 "handmade_left_running": {legacy.name: legacy.replicas for legacy in leftovers},
                 "history_left_out": list(state.history_problems), "colour": state.live,
                 "image": state.image(state.live)}

@@ -51,6 +51,9 @@ def env(world: Any, **extra: str) -> Dict[str, str]:
         # The test world's proxies lag well under a second unless a test says otherwise: tests lower the
         # 30 s floor (tests/test_scale_down_floor.py runs with it, under load).
         "ENADU_SCALE_DOWN_DELAY_FLOOR": "0s",
+        # A deploy failing before its switch scales its colour down at once unless a test asks for the
+        # abort delay (tests/test_abort_scale_down.py); the helper's default is Argo's 30 s.
+        "ENADU_ABORT_SCALE_DOWN_DELAY": "0s",
         "ENADU_SMOKE_PATH": "/actuator/health",  # what enaduDeploy passes for the backend
         "ENADU_LOCK_IDENTITY": "jenkins-enadu-backend-7",
         "ENADU_API_DEADLINE": "20",

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ..errors import DeployFailed, HelperError, UsageProblem
 from .client import Conflict, Invalid, Kube
 from .manifest import COLOURS, IMAGE, LABEL, SPEC_HASH, Manifest
+from .promotion import ABORTED
 from .watching import Informer
 
 HISTORY = "enadu.io/history"
@@ -36,6 +37,9 @@ HISTORY_LIMIT = 10
 PULL_ATTEMPTS = 3  # failed pulls of one container before its pull failure counts as persistent
 RESTARTS = 3  # restarts of one container in CrashLoopBackOff before its crash counts as persistent
 DEFAULT_FAIL_GRACE = 60.0  # seconds a state the kubelet retries without back-off may last
+# The counts above decide only once the first failure seen is this old (or the fail grace, if shorter):
+# about what the default back-off (10 s, then 20 s) takes to give three tries (see FailFast).
+FAIL_COUNTS_AFTER = 30.0
 
 
 def now_iso() -> str:
@@ -89,7 +93,7 @@ def read_state(kube: Kube, service_name: str) -> State:
 
 HISTORY_MAX_CHARS = 64 * 1024  # ten entries of ours are a few kilobytes
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_TEXT_LIMITS = {"by": 256, "build_url": 2000, "reason": 300, "migrated_uid": 64}
+_TEXT_LIMITS = {"by": 256, "build_url": 2000, "reason": 300, "migrated_uid": 64, "analysis": 300}
 
 
 def _shown(value: Any) -> str:
@@ -265,6 +269,16 @@ class FailFast:
       (pod_workers.go, ``backOffPeriod`` 10 s); they count after lasting ``grace`` seconds.
     - InvalidImageName (``applyDefaultImageTag`` cannot parse the reference) cannot heal: at once.
 
+    The counts decide only once the container's first failure seen (a failed pull, a crash loop, a
+    restart) is ``min(grace, FAIL_COUNTS_AFTER)`` old. pkg/kubelet/kubelet.go starts the crash
+    back-off at ``initialCrashLoopBackOff`` (10 s, doubling to ``MaxCrashLoopBackOff``, 300 s), so
+    three restarts used to take 30 s at least; under the ReduceDefaultCrashLoopBackOffDecay gate
+    (1.33+) it is ``reducedInitialCrashLoopBackOff`` 1 s up to ``reducedMaxCrashLoopBackOff`` 60 s,
+    and the kubelet's ``crashLoopBackOff.maxContainerRestartPeriod`` (KubeletCrashLoopBackOffMax) can
+    cap it at 1 s: three restarts in 2-3 s, before a container waiting for a slow dependency had a
+    chance. Pulls keep ``imageBackOffPeriod`` 10 s up to ``MaxImageBackOff`` 300 s, so for them the
+    minimum rarely adds anything; it is one rule for both.
+
     Init containers are judged the same way. A pod being deleted is not judged.
     """
 
@@ -278,6 +292,7 @@ class FailFast:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.image = image
         self.grace = grace
+        self.counts_after = min(grace, FAIL_COUNTS_AFTER)
         self.clock = clock
         self.seen: Dict[Tuple[str, str], Dict[str, Any]] = {}  # (pod uid, container) -> what we saw
 
@@ -305,7 +320,12 @@ class FailFast:
         reason = str(waiting.get("reason") or "")
         message = " ".join(str(waiting.get("message") or "").split())
         seen = self.seen.setdefault((uid, f"{kind}/{container}"),
-                                    {"reason": "", "pulls": 0, "pull_error": "", "since": 0.0})
+                                    {"reason": "", "pulls": 0, "pull_error": "", "since": 0.0, "failed": None})
+        restarts = int(cs.get("restartCount") or 0)
+        if seen["failed"] is None and (reason in self.PULL | self.PULL_BACKOFF or reason == "CrashLoopBackOff"
+                                       or restarts > 0):
+            seen["failed"] = self.clock()  # the first failure seen: the counts need it min(grace, 30 s) old
+        counted = seen["failed"] is not None and self.clock() - seen["failed"] >= self.counts_after
         changed = reason != seen["reason"]
         if changed:
             seen["since"] = self.clock()
@@ -318,12 +338,11 @@ class FailFast:
         where = f"pod {pod} {kind} {container}"
         if reason in self.AT_ONCE:
             return f"{where}: {reason}" + (f" ({_cut(message)})" if message else "")
-        if reason in self.PULL | self.PULL_BACKOFF and seen["pulls"] >= PULL_ATTEMPTS:
+        if reason in self.PULL | self.PULL_BACKOFF and seen["pulls"] >= PULL_ATTEMPTS and counted:
             why = seen["pull_error"] or message
             return (f"{where}: image {image} could not be pulled ({seen['pulls']} attempts; {reason}"
                     + (f": {_cut(why)}" if why else "") + ")")
-        restarts = int(cs.get("restartCount") or 0)
-        if reason == "CrashLoopBackOff" and restarts >= RESTARTS:
+        if reason == "CrashLoopBackOff" and restarts >= RESTARTS and counted:
             last = ((cs.get("lastState") or {}).get("terminated") or {})
             exit_code = f", last exit code {last.get('exitCode')}" if last.get("exitCode") is not None else ""
             return f"{where}: CrashLoopBackOff after {restarts} restarts{exit_code}"
@@ -512,6 +531,18 @@ def ensure_colour(kube: Kube, manifest: Manifest, state: State, colour: str, ima
                 continue
         same_spec = (current["metadata"].get("annotations") or {}).get(SPEC_HASH) == \
             desired["metadata"]["annotations"][SPEC_HASH]
+        if same_spec and ABORTED in (current["metadata"].get("annotations") or {}):
+            # a deploy takes the kept colour over: its aborted mark goes (a replace below drops it too, as
+            # ``desired`` carries only the manifest's annotations), not judged by times from other clocks
+            current = {**current, "metadata": {**current["metadata"], "annotations": {
+                k: v for k, v in current["metadata"]["annotations"].items() if k != ABORTED}}}
+            current.pop("status", None)
+            try:
+                current = kube.replace_deployment(current)
+                log(f"removed the aborted mark of deployment {name}: this deploy takes it over")
+            except Conflict:
+                current = kube.get_deployment(name)
+            continue
         if same_spec and int(current["spec"].get("replicas") or 0) == replicas:
             log(f"deployment {name} already runs {image} at {replicas} replicas")
             # Nothing written: a verdict the object carries is about exactly this spec.
@@ -532,7 +563,8 @@ def ensure_colour(kube: Kube, manifest: Manifest, state: State, colour: str, ima
                 # Any other refusal is about what we asked for: the idle colour stays as it is.
                 raise DeployFailed(f"the API server refused the update of deployment {name} (422 Invalid): "
                                    f"{e.first_cause() or e}; deployment {name} was kept, not replaced") from e
-            # The selector (immutable) differs from an older template: the colour is idle, so
+            # The selector (immutable: the Deployment strategy's ValidateUpdate refuses a change, see
+            # client.Invalid.immutable_selector) differs from an older template: the colour is idle, so
             # replace the object instead.
             kube.delete_deployment(name)
             log(f"deleted deployment {name}: its selector no longer matches the manifest")
@@ -563,7 +595,12 @@ def live_replicas(state: State, colour: Optional[str]) -> int:
 
 
 HISTORY_KEYS = ("at", "colour", "image", "previous_colour", "previous_image", "build_url", "by", "reason",
-                "migrated_uid")  # the hand-made Deployment's metadata.uid a migration switched away from
+                "migrated_uid",  # the hand-made Deployment's metadata.uid a migration switched away from
+                "analysis")  # the analysis after the switch: ANALYSIS_PENDING until its verdict is recorded
+# A switch made with an analysis after it to come records this; the verdict replaces it ("passed: <line>",
+# "failed: <line>", "not analysed: <why>"). Still there on the live colour's entry: the deploy stopped
+# between its switch and its verdict (Deployer.pending_analysis).
+ANALYSIS_PENDING = "pending"
 
 
 def history_entry(state: State, colour: str, image: str, build_url: str, by: str) -> Dict[str, Any]:
@@ -638,6 +675,46 @@ def switch(kube: Kube, name: str, state: State, colour: str, entry: Dict[str, An
         except (Conflict, Invalid):
             service = kube.get_service(name)
     raise DeployFailed(f"service {name} kept changing under us; did not switch")
+
+
+def mark_entry(history: List[Dict[str, Any]], entry: Dict[str, Any], changes: Dict[str, str]) -> bool:
+    """Set ``changes`` (each cut to its bound) on the entry of ``history`` with ``entry``'s time and
+    colour, for a write of that history (:func:`switch`); False when it has none."""
+    for old in history:
+        if (old.get("at"), old.get("colour")) == (entry.get("at"), entry.get("colour")):
+            old.update(_recordable(dict(changes)))
+            return True
+    return False
+
+
+def amend_entry(kube: Kube, name: str, entry: Dict[str, Any], changes: Dict[str, str]) -> bool:
+    """Set ``changes`` on the history entry ``entry`` (found by its time and colour) of Service
+    ``name``, in a JSON patch whose first operation tests the Service's resourceVersion, as
+    :func:`switch` writes (kopf's patching with a resourceVersion test); on a conflict it reads
+    again. Other entries are kept as they are. False when the entry is no longer there (or the
+    annotation no longer reads as a list); the Service kept changing: False too."""
+    for _ in range(5):
+        svc = kube.get_service(name)
+        raw = ((svc or {}).get("metadata", {}).get("annotations") or {}).get(HISTORY)
+        try:
+            entries = json.loads(raw) if raw else []
+        except (ValueError, RecursionError):
+            return False
+        at = next((i for i, e in enumerate(entries if isinstance(entries, list) else [])
+                   if isinstance(e, dict) and (e.get("at"), e.get("colour")) == (entry.get("at"), entry.get("colour"))),
+                  None)
+        if at is None:
+            return False
+        entries[at].update(_recordable(dict(changes)))  # the changed keys only, each cut to its bound
+        try:
+            kube.json_patch_service(name, [
+                {"op": "test", "path": "/metadata/resourceVersion", "value": svc["metadata"]["resourceVersion"]},
+                {"op": "replace", "path": "/metadata/annotations/" + HISTORY.replace("/", "~1"),
+                 "value": json.dumps(entries, separators=(",", ":"))}])
+            return True
+        except (Conflict, Invalid):
+            continue
+    return False
 
 
 def point_preview(kube: Kube, manifest: Manifest, colour: str, log: Callable[[str], None]) -> str:

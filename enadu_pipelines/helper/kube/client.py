@@ -70,10 +70,16 @@ class Invalid(ApiFailure):
     def immutable_selector(self) -> bool:
         """Whether the refusal is the immutable ``spec.selector`` and nothing else.
 
-        apps validation (pkg/apis/apps/validation/validation.go ``ValidateDeploymentUpdate``) reports it
-        through ``apivalidation.ValidateImmutableField``: ``field.Invalid(spec.selector, ...,
-        "field is immutable")``, i.e. a cause with field ``spec.selector``, reason ``FieldValueInvalid``
-        and a message ending in ``field is immutable``."""
+        Not apps validation: ``ValidateDeploymentUpdate`` (pkg/apis/apps/validation/validation.go)
+        checks only the object meta and the new spec. The Deployment's REST strategy does it
+        (pkg/registry/apps/deployment/strategy.go ``ValidateUpdate``; the same in the ReplicaSet's and
+        DaemonSet's strategy.go), for every group/version but the retired compatibility ones, with a
+        TODO(#50791) to move it into ``ValidateDeploymentUpdate`` once they are gone:
+        ``apivalidation.ValidateImmutableField(new.Spec.Selector, old.Spec.Selector,
+        field.NewPath("spec").Child("selector"))`` (staging/src/k8s.io/apimachinery/pkg/api/validation/
+        objectmeta.go), which appends ``field.Invalid(fldPath, newVal, FieldImmutableErrorMsg)``
+        ("field is immutable"): a cause with field ``spec.selector``, reason ``FieldValueInvalid`` and a
+        message ending in ``field is immutable``."""
         return bool(self.causes) and all(
             field == "spec.selector" and reason == "FieldValueInvalid" and message.endswith("field is immutable")
             for field, reason, message in self.causes)

@@ -37,7 +37,7 @@ import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from .. import interrupt, retry
-from ..errors import HelperError, Interrupted, LockHeld
+from ..errors import ClusterError, HelperError, Interrupted, LockHeld
 from .client import Conflict, Kube
 
 
@@ -271,7 +271,9 @@ class LeaseLock:
     def end_preemptible(self) -> Optional[Dict[str, Any]]:
         """Take the pre-emptible marker off, by an update conditional on the version we read. Returns
         None when that landed (nobody can pre-empt us any more), else the Lease as it is now (taken
-        over by a rollback, expired and taken, or gone: None in the dict's place is ``{}``)."""
+        over by a rollback, expired and taken, or gone: None in the dict's place is ``{}``). Raises
+        ClusterError when the update kept conflicting while the Lease is still ours (nothing is known
+        to be safe to retire then)."""
         try:
             self._rewrite({})
             return None
@@ -294,7 +296,14 @@ class LeaseLock:
                     return
                 except Conflict:
                     self.annotations = previous  # someone wrote it since our read: look again
-        raise LockLost(f"the deploy lock {self.name} kept changing under us", self._quick.get_lease(self.name) or {})
+        # Five conflicts in a row say only that someone keeps writing the Lease; whether it is still ours
+        # is its holderIdentity's to say (a takeover changes it; kubectl annotate or a lost answer does not).
+        current = self._quick.get_lease(self.name)
+        if current is None or (current.get("spec") or {}).get("holderIdentity") != self.identity:
+            self.lost.set()
+            raise LockLost(f"lost the deploy lock {self.name}", current or {})
+        raise ClusterError(f"could not update the deploy lock {self.name}: it kept changing under us (5 conflicts "
+                           "in a row), though it is still ours")
 
     def held(self) -> bool:
         """Still ours: not lost, and renewed (by our clock) within the TTL."""

@@ -39,7 +39,6 @@ ReplicaSet of its own — is refused with the steps to take by hand: we would no
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -408,29 +407,12 @@ def retire(kube: Kube, legacy: Legacy, how: str, log: Callable[[str], None]) -> 
 def amend_history(kube: Kube, service: str, entry: Dict[str, Any], reason: str, history_key: str) -> bool:
     """Set ``reason`` on the history entry of our switch (``entry``, found by its time and colour:
     the newest, unless a later deploy's re-run retires what an interrupted migration left), in a
-    write that tests the Service's resourceVersion. False when the entry is no longer there."""
-    for _ in range(5):
-        svc = kube.get_service(service)
-        raw = ((svc or {}).get("metadata", {}).get("annotations") or {}).get(history_key)
-        try:
-            entries = json.loads(raw) if raw else []
-        except ValueError:
-            return False
-        at = next((i for i, e in enumerate(entries if isinstance(entries, list) else [])
-                   if isinstance(e, dict) and (e.get("at"), e.get("colour")) == (entry.get("at"), entry.get("colour"))),
-                  None)
-        if at is None:
-            return False
-        entries[at]["reason"] = reason[:300]
-        try:
-            kube.json_patch_service(service, [
-                {"op": "test", "path": "/metadata/resourceVersion", "value": svc["metadata"]["resourceVersion"]},
-                {"op": "replace", "path": "/metadata/annotations/" + history_key.replace("/", "~1"),
-                 "value": json.dumps(entries, separators=(",", ":"))}])
-            return True
-        except (Conflict, Invalid):
-            continue
-    return False
+    write that tests the Service's resourceVersion (bluegreen.amend_entry). False when the entry is
+    no longer there. ``history_key`` is the history's annotation, bluegreen.HISTORY, the one it writes."""
+    from . import bluegreen
+
+    del history_key  # kept for the callers: bluegreen.amend_entry writes bluegreen.HISTORY
+    return bluegreen.amend_entry(kube, service, entry, {"reason": reason})
 
 
 # -- after the switch, and while pinned: what status, rollback, abort and a re-run must know -------

@@ -33,13 +33,26 @@ HELD = "enadu.io/held"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # bluegreen.now_iso's
 
 
+MARK_MAX_CHARS = 4096  # a mark of ours is a few hundred characters
+
+
+def json_annotation(dep: Optional[Dict[str, Any]], key: str) -> Optional[Dict[str, Any]]:
+    """Annotation ``key`` of this object as a JSON object, or None: missing, too long, not JSON (nested
+    past the parser's recursion limit included, as bluegreen.parse_history reads the history), or not
+    an object. Annotations are untrusted input: whoever may update the object can write them."""
+    text = ((dep or {}).get("metadata", {}).get("annotations") or {}).get(key)
+    if not isinstance(text, str) or len(text) >= MARK_MAX_CHARS:
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def held_mark(dep: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     """The held mark on this Deployment, or None (no mark, or one whose image does not validate)."""
-    text = ((dep or {}).get("metadata", {}).get("annotations") or {}).get(HELD)
-    try:
-        mark = json.loads(text) if isinstance(text, str) and len(text) < 4096 else None
-    except ValueError:
-        return None
+    mark = json_annotation(dep, HELD)
     image = mark.get("image") if isinstance(mark, dict) else None
     if not isinstance(image, str) or imageref.problem(image) is not None:
         return None
@@ -105,6 +118,7 @@ def mark_held(kube: Kube, name: str, image: str, build_url: str, log: Callable[[
         mark = json.dumps({"image": image, "build_url": build_url or None, "at": at.strftime(TIME_FORMAT),
                            "valid_until": until.strftime(TIME_FORMAT), "spec": spec_digest(current)}, sort_keys=True)
         current["metadata"].setdefault("annotations", {})[HELD] = mark
+        current["metadata"]["annotations"].pop(ABORTED, None)  # a new hold: an older failure is over
         current.pop("status", None)
         try:
             kube.replace_deployment(current)
@@ -113,3 +127,91 @@ def mark_held(kube: Kube, name: str, image: str, build_url: str, log: Callable[[
         log(f"marked deployment {name} as held for promotion ({image})")
         return
     raise DeployFailed(f"deployment {name} kept changing under us; could not mark it as held")
+
+
+# -- the aborted mark (README, "Abort scale-down delay") ------------------------------------------
+#
+# Argo Rollouts keeps an aborted update's preview ReplicaSet for abortScaleDownDelaySeconds and
+# writes when it goes on the ReplicaSet (the ``argo-rollouts.argoproj.io/scale-down-deadline``
+# annotation; rollout/replicaset.go ``reconcileNewReplicaSet``, utils/defaults/defaults.go
+# ``GetAbortScaleDownDelaySecondsOrDefault``: 0 means "never scale down"). Here the colour a failed
+# deploy or an abort keeps gets ``enadu.io/aborted``: image, time, why (``after``: "failed deploy" or
+# "abort") and ``scale_down_at`` (null: kept until ``abort`` or the next deploy). Until a history entry
+# newer than the mark puts that colour live, it is never promoted nor rolled back to.
+
+ABORTED = "enadu.io/aborted"
+
+
+def aborted_mark(dep: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """The aborted mark on this Deployment, or None (no mark, or one that does not validate: its image
+    must be null (abort of a colour whose image it cannot name) or a valid reference, and its time must
+    parse)."""
+    mark = json_annotation(dep, ABORTED)
+    if mark is None or _time(mark.get("at")) is None:
+        return None
+    image = mark.get("image")
+    if image is not None and (not isinstance(image, str) or imageref.problem(image) is not None):
+        return None
+    return mark
+
+
+def kept(dep: Optional[Dict[str, Any]], history: List[Dict[str, Any]], colour: str) -> Optional[Dict[str, Any]]:
+    """The aborted mark of a colour that failed (or was aborted) and has not been live since, else None.
+    An aborted mark whose time does not parse is no mark (``aborted_mark``); ``mark_held`` removes the
+    mark, so one found next to a held mark is the newer of the two."""
+    mark = aborted_mark(dep)
+    if mark is None:
+        return None
+    at = _time(mark.get("at"))
+    served = [t for h in history if h.get("colour") == colour for t in [_time(h.get("at"))] if t is not None]
+    if at is not None and any(t >= at for t in served):
+        return None
+    return mark
+
+
+def preview_state(dep: Optional[Dict[str, Any]], history: List[Dict[str, Any]], colour: str,
+                  now: Optional[dt.datetime] = None) -> Optional[Dict[str, Any]]:
+    """What ``status`` says of an idle colour: ``held`` (promotable), ``hold-expired`` (a hold that
+    can no longer be promoted: expired, or its spec changed) or ``kept`` (after a failed deploy or an
+    abort), with the mark's fields; None when it is none of these or runs no pods."""
+    if dep is None or int((dep.get("spec") or {}).get("replicas") or 0) < 1:
+        return None
+    failed = kept(dep, history, colour)
+    if failed is not None:
+        # overdue: the time it was to be scaled to 0 has passed and it still runs (whoever kept it stopped)
+        until = _time(failed.get("scale_down_at"))
+        overdue = until is not None and (now or dt.datetime.now(dt.timezone.utc)) > until
+        return {"state": "kept", "image": failed["image"], "after": failed.get("after") or "failed deploy",
+                "at": failed.get("at"), "scale_down_at": failed.get("scale_down_at"), "overdue": overdue,
+                "reason": failed.get("reason"), "valid_until": None}
+    mark = pending(dep, history, colour)
+    if mark is None:
+        return None
+    problem = promotion_problem(dep, mark, now)
+    return {"state": "held" if problem is None else "hold-expired", "image": mark["image"], "at": mark.get("at"),
+            "valid_until": mark.get("valid_until"), "problem": problem, "after": None, "scale_down_at": None,
+            "reason": None}
+
+
+def mark_aborted(kube: Kube, name: str, image: Optional[str], build_url: str, after: str, reason: str,
+                 delay: Optional[float], log: Callable[[str], None]) -> Optional[str]:
+    """Write the aborted mark on Deployment ``name`` (metadata only, an update with its resourceVersion,
+    as :func:`mark_held`). ``delay``: seconds until it is scaled down, None for never. Returns the
+    ``scale_down_at`` written (None for never)."""
+    at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    until = None if delay is None else (at + dt.timedelta(seconds=delay)).strftime(TIME_FORMAT)
+    for _ in range(5):
+        current = kube.get_deployment(name)
+        if current is None:
+            raise DeployFailed(f"deployment {name} disappeared before it could be marked as aborted")
+        mark = json.dumps({"image": image, "build_url": build_url or None, "at": at.strftime(TIME_FORMAT),
+                           "after": after, "reason": reason[:300], "scale_down_at": until}, sort_keys=True)
+        current["metadata"].setdefault("annotations", {})[ABORTED] = mark
+        current.pop("status", None)
+        try:
+            kube.replace_deployment(current)
+        except Conflict:
+            continue
+        log(f"marked deployment {name} as aborted ({image or 'image unknown'}): it is never promoted nor rolled back to")
+        return until
+    raise DeployFailed(f"deployment {name} kept changing under us; could not mark it as aborted")

@@ -129,6 +129,7 @@ class E2EWorld:
                             "builder": "buildah"}
         data["jenkins"]["timeout_minutes"] = self.timeout_minutes
         data["kubernetes"].update(scale_down_delay=self.scale_down_delay, scale_down_delay_floor="0s",
+                                  abort_scale_down_delay="1s",
                                   deploy_timeout=self.deploy_timeout)
         data["monitoring"] = {"analysis": {"enabled": False}}  # no Prometheus in this world (tests/test_analysis.py)
         return yaml.safe_dump(data, sort_keys=False)

@@ -439,6 +439,8 @@ def validate(res: Resource, obj: dict, old: Optional[dict]) -> None:
     causes = _validate_object_meta(res, obj["metadata"])
     if res.kind in ("Deployment", "ReplicaSet"):
         causes += _validate_workload(res, obj)
+        # the immutable selector is the REST strategy's check (pkg/registry/apps/deployment/strategy.go and
+        # replicaset/strategy.go ValidateUpdate: apivalidation.ValidateImmutableField), not apps validation's
         if old is not None and (obj.get("spec") or {}).get("selector") != (old.get("spec") or {}).get("selector"):
             causes.append({"field": "spec.selector", "reason": "FieldValueInvalid", "message":
                            f"Invalid value: {_go_selector(obj['spec'].get('selector'))}: field is immutable"})

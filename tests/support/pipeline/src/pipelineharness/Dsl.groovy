@@ -456,11 +456,16 @@ class Dsl {
 
     /**
      * InputStep (pipeline-input-step-plugin InputStepExecution): the build waits for an answer. The
-     * scenario's `input` list answers the calls in order: `{"answer": "proceed"|"abort"|"timeout",
+     * scenario's `input` list answers the calls in order: `{"answer": "proceed"|"abort"|"timeout"|"stop",
      * "user": "alice", "groups": [...]}`. Proceed returns null (no parameters); abort is
      * `doAbort`: FlowInterruptedException(Result.ABORTED, new Rejection(User.current())), logged
      * "Rejected by <user>"; timeout is the enclosing timeout step's ExceededTimeout ("Timeout has been
-     * exceeded"). An answer from a user who is neither a submitter nor in a submitter group
+     * exceeded"; workflow-basic-steps TimeoutStepExecution.cancel: body.cancel(new ExceededTimeout(nodeId))).
+     * stop is the build's Stop button while the input waits, from any user with Job/Cancel (no submitter
+     * check): workflow-job WorkflowRun.doStop -> core hudson.model.Executor.doStopBuild -> interrupt(ABORTED,
+     * new CauseOfInterruption.UserInterruption(user)) -> CpsFlowExecution.interrupt, which stops the running
+     * input (InputStepExecution.stop(cause): the input fails with that FlowInterruptedException); logged
+     * "Aborted by <user>" (Executor.recordCauseOfInterruption), the build's result set ABORTED. An answer from a user who is neither a submitter nor in a submitter group
      * (InputStepExecution.canSettle: submitter split on ',' and trimmed) is refused - Jenkins answers
      * 403 and the input keeps waiting - so the next answer is taken; none left is a harness error.
      */
@@ -486,6 +491,11 @@ class Dsl {
                 e.actualInterruption = false
                 throw e
             }
+            if (answer.answer == 'stop') {
+                build.log("Aborted by ${user}")
+                build.setResult('ABORTED')  // CpsFlowExecution.interrupt: setResult(result) first
+                throw new FlowInterruptedException('ABORTED', "Aborted by ${user}".toString(), 'UserInterruption', null)
+            }
             if (a.submitter) {
                 Set<String> allowed = a.submitter.toString().split(',').collect { it.trim() } as Set
                 List groups = (List) (answer.groups ?: [])
@@ -502,7 +512,7 @@ class Dsl {
                 build.log("Rejected by ${user}")
                 throw new FlowInterruptedException('ABORTED', "Rejected by ${user}".toString(), 'Rejection', null)
             }
-            throw new HarnessError("harness: input answer must be proceed, abort or timeout, not ${answer.answer}")
+            throw new HarnessError("harness: input answer must be proceed, abort, timeout or stop, not ${answer.answer}")
         }
     }
 

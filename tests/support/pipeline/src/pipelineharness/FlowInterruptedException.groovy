@@ -10,6 +10,8 @@ package pipelineharness
  * actualInterruption, which TimeoutStepExecution.Callback.onFailure clears when the interruption
  * came from its own timeout (so retry retries it and catchError(catchInterruptions: false) catches
  * it, as RetryStepExecution and CatchErrorStep check isActualInterruption()).
+ * `causes` (FlowInterruptedException#getCauses) are CauseOfInterruption objects made from it, with the
+ * real classes' simple names (CauseOfInterruption.groovy); one without a causeType has none.
  */
 class FlowInterruptedException extends InterruptedException {
     final String result
@@ -26,5 +28,9 @@ class FlowInterruptedException extends InterruptedException {
         this(result, message)
         this.causeType = cause
         this.scope = scope
+    }
+
+    List<CauseOfInterruption> getCauses() {
+        CauseOfInterruption.of(causeType, message)
     }
 }
