@@ -87,7 +87,7 @@ buildah login --tls-verify="$ENADU_TLS_VERIFY" --username "$ENADU_REGISTRY_USER"
 $ENADU_REGISTRY_PASSWORD
 ENADU_PASSWORD
 set --
-if [ -n "$ENADU_CACHE" ]; then
+if [ -n "${ENADU_CACHE:-}" ]; then
     set -- --tls-verify="$ENADU_TLS_VERIFY" --cache-from "$ENADU_CACHE" --cache-to "$ENADU_CACHE" --cache-ttl "$ENADU_CACHE_TTL"
 fi
 buildah bud --pull --layers --isolation chroot "$@" --file "$ENADU_DOCKERFILE" --tag "$ENADU_IMAGE_REF" --label "org.opencontainers.image.revision=${GIT_COMMIT:-unknown}" "$ENADU_CONTEXT"
