@@ -99,6 +99,8 @@ class JenkinsSection(_Model):
 Builder = Literal["docker", "buildah"]
 StorageDriver = Literal["vfs", "overlay"]
 BUILTIN_STORAGE_DRIVER = "vfs"
+BUILTIN_CACHE_TTL = "168h"  # a week: cached RUN layers (package installs) are rebuilt at least weekly
+CACHE_SUFFIX = "/cache"  # the default cache repository: <image name>/cache
 
 
 class RegistrySection(_Model):
@@ -114,6 +116,13 @@ class RegistrySection(_Model):
     storage_driver: StorageDriver | None = Field(
         None, description="buildah's storage driver (default vfs, which works everywhere, rootless included; overlay is"
                           " faster where the agent supports it); only with builder buildah.")
+    cache: bool | None = Field(
+        None, description="Use the registry as buildah's layer cache (--cache-from/--cache-to <image>/cache), so a"
+                          " build on an empty agent (a fresh pod) reuses the layers of earlier builds; default true for"
+                          " services built with buildah. The docker builder has no registry cache.")
+    cache_ttl: Duration | None = Field(
+        None, description="Cached layers older than this are rebuilt (buildah's --cache-ttl; default 168h, a week),"
+                          " so RUN steps such as package installs are refreshed; only with builder buildah.")
 
 
 class Resources(_Model):
@@ -237,6 +246,12 @@ class ImageSettings(_Model):
     builder: Builder | None = Field(None, description="docker or buildah (default: registry.builder).")
     storage_driver: StorageDriver | None = Field(
         None, description="buildah's storage driver (default: registry.storage_driver, else vfs); only with buildah.")
+    cache: bool | None = Field(
+        None, description="The registry layer cache for this service (default: registry.cache, on for buildah);"
+                          " only with builder buildah.")
+    cache_repository: ImageName | None = Field(
+        None, description="Repository of the layer cache under the registry host (default: the image name + '/cache',"
+                          " e.g. enadu/backend/cache).")
 
 
 class ServiceSection(_Model):
@@ -366,6 +381,8 @@ class Service:
     dockerfile: str
     builder: str  # docker or buildah
     storage_driver: str  # buildah's storage driver; "" with docker
+    cache: str  # registry/repository of buildah's layer cache, no tag; "" for none
+    cache_ttl: str  # buildah's --cache-ttl; "" without a cache
     namespace: str
     replicas: int
     container_port: int
@@ -432,6 +449,10 @@ def resolve(config: EnaduConfig, source: str) -> Project:
         storage_driver = ""
         if builder == "buildah":
             storage_driver = s.image.storage_driver or config.registry.storage_driver or BUILTIN_STORAGE_DRIVER
+        cache = cache_ttl = ""
+        if cache_enabled(config, s):
+            cache = f"{config.registry.host}/{s.image.cache_repository or s.image.name + CACHE_SUFFIX}"
+            cache_ttl = config.registry.cache_ttl or BUILTIN_CACHE_TTL
         services.append(
             Service(
                 name=name,
@@ -449,6 +470,8 @@ def resolve(config: EnaduConfig, source: str) -> Project:
                 dockerfile=s.image.dockerfile or fill(kind.dockerfile),
                 builder=builder,
                 storage_driver=storage_driver,
+                cache=cache,
+                cache_ttl=cache_ttl,
                 namespace=kube["namespace"],
                 replicas=kube["replicas"],
                 container_port=kube["container_port"],
@@ -659,10 +682,34 @@ def image_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
             problems.append((("services", name, "image", "storage_driver"),
                              f"applies to builder buildah only; this service builds with {builder}"
                              " (the Docker daemon picks its own storage driver)"))
-    if config.registry.storage_driver is not None and not (
-            config.registry.builder == "buildah" or any(s.image.builder == "buildah" for s in config.services.values())):
-        problems.append((("registry", "storage_driver"), "applies to builder buildah only, and no service builds with buildah"))
+        if s.image.cache and builder != "buildah":
+            problems.append((("services", name, "image", "cache"),
+                             f"the registry layer cache applies to builder buildah only; this service builds with {builder}"
+                             " (docker's classic builder has no registry cache: use builder buildah)"))
+        elif s.image.cache_repository is not None and not cache_enabled(config, s):
+            problems.append((("services", name, "image", "cache_repository"),
+                             "this service builds without a registry layer cache (builder docker, or cache: false)"))
+    images = {s.image.name: name for name, s in config.services.items()}
+    for name, s in config.services.items():
+        if s.image.cache_repository in images:
+            problems.append((("services", name, "image", "cache_repository"),
+                             f"{s.image.cache_repository!r} is the image of service {images[s.image.cache_repository]!r};"
+                             " a cache needs a repository of its own"))
+    any_buildah = config.registry.builder == "buildah" or any(s.image.builder == "buildah" for s in config.services.values())
+    for key in ("storage_driver", "cache", "cache_ttl"):
+        if getattr(config.registry, key) is not None and not any_buildah:
+            problems.append((("registry", key), "applies to builder buildah only, and no service builds with buildah"))
     return problems
+
+
+def cache_enabled(config: EnaduConfig, service: ServiceSection) -> bool:
+    """Whether ``service`` builds with buildah's registry layer cache: on by default for buildah."""
+    if (service.image.builder or config.registry.builder) != "buildah":
+        return False
+    for choice in (service.image.cache, config.registry.cache):
+        if choice is not None:
+            return choice
+    return True
 
 
 def _url_host(url: str) -> str:

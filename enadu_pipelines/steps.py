@@ -32,6 +32,7 @@ QUERY_PATTERN = r"[^\x00-\x1f\x7f]{0,2000}"  # one line; the value reaches the h
 # a relative path that cannot be read as an option (configtypes.RelPath checks '..' segments too)
 RELPATH_PATTERN = r"[A-Za-z0-9_.][A-Za-z0-9_./-]{0,199}"
 BUILDERS = ("docker", "buildah")
+IMAGE_PATTERN = r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+"  # host[:port]/name
 # The actions of a service's operations job (`<service>-ops`, vars/enaduOps): helper commands, status
 # first (a choice parameter's default is its first choice, and status only reads). promote is offered
 # once the helper has that command.
@@ -168,7 +169,9 @@ STEPS: tuple[Step, ...] = (
             " throw-away DOCKER_CONFIG so no login is left on the agent. With builder 'buildah' no daemon"
             " is needed: buildah logs in to a throw-away REGISTRY_AUTH_FILE, builds with the given storage"
             " driver (vfs works everywhere, rootless included) and chroot isolation, pushes, and drops the"
-            " local tag. insecure (plain HTTP, no TLS verification for login and push) is refused unless"
+            " local tag. With cache (buildah only) the build reuses and stores its layers in that registry"
+            " repository (--cache-from/--cache-to, with --layers), so an agent with empty storage (a fresh"
+            " pod) still builds from cache; layers older than cacheTtl are rebuilt. insecure (plain HTTP, no TLS verification for login and push) is refused unless"
             " the registry is on loopback (localhost or 127.x.x.x); with docker the daemon's own"
             " insecure-registries setting decides instead. The credential is refused (before it is bound) unless"
             " the library's resources/enadu/credential-hosts.txt pins it to the image's registry host."
@@ -176,7 +179,7 @@ STEPS: tuple[Step, ...] = (
         ),
         params=(
             Param("image", "String", "Image repository including the registry host, without a tag.", required=True,
-                  pattern=r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+"),
+                  pattern=IMAGE_PATTERN),
             Param("credentialsId", "String", "Username/password credentials id for the registry.", required=True,
                   pattern=CREDENTIALS_PATTERN),
             Param("context", "String", "Build context, relative to the workspace.", default=".",
@@ -191,6 +194,11 @@ STEPS: tuple[Step, ...] = (
                   choices=STORAGE_DRIVERS),
             Param("insecure", "Boolean", "Plain HTTP to the registry (buildah: --tls-verify=false); only for a"
                   " registry on loopback.", default=False),
+            Param("cache", "String", "buildah only: repository of the registry layer cache (--cache-from and"
+                  " --cache-to), on the image's registry host, without a tag; absent: no registry cache.",
+                  pattern=IMAGE_PATTERN),
+            Param("cacheTtl", "String", "buildah only: cached layers older than this are rebuilt (--cache-ttl).",
+                  default="168h", pattern=DURATION_PATTERN),
         ),
         returns="The pushed image reference.",
         example="enaduImage(image: 'registry.enadu.dev/enadu/backend', credentialsId: 'enadu-registry', context: 'backend', dockerfile: 'backend/Dockerfile')",

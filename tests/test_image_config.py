@@ -113,3 +113,66 @@ def test_the_step_checks_the_same_loopback_pattern_and_choices():
         "builder": ("docker", "buildah"), "storageDriver": ("vfs", "overlay")}
     assert f"registry ==~ '{LOOPBACK_REGISTRY}'" in (REPO / "vars" / "enaduImage.groovy").read_text()
     assert not is_loopback_registry("127.0.0.256")
+
+
+# -- the registry layer cache (buildah's --cache-from/--cache-to) --
+
+def test_the_registry_cache_is_on_for_buildah_and_absent_for_docker():
+    services = by_name(load(registry="  builder: buildah\n", backend="      builder: docker\n"))
+    assert (services["backend"].cache, services["backend"].cache_ttl) == ("", "")
+    assert (services["frontend"].cache, services["frontend"].cache_ttl) == (
+        "registry.example.com/enadu/frontend/cache", "168h")
+
+
+def test_the_cache_can_be_turned_off_renamed_and_given_a_ttl():
+    services = by_name(load(registry="  builder: buildah\n  cache_ttl: 24h\n",
+                            backend="      cache_repository: build-cache/backend\n"))
+    assert (services["backend"].cache, services["backend"].cache_ttl) == (
+        "registry.example.com/build-cache/backend", "24h")
+    services = by_name(load(registry="  builder: buildah\n  cache: false\n", backend="      cache: true\n"))
+    assert services["backend"].cache == "registry.example.com/enadu/backend/cache"
+    assert services["frontend"].cache == ""
+
+
+def test_a_cache_with_docker_is_refused():
+    assert errors(backend="      cache: true\n") == (
+        "enadu.yaml:20: services.backend.image.cache: the registry layer cache applies to builder buildah only; this"
+        " service builds with docker (docker's classic builder has no registry cache: use builder buildah)")
+    assert errors(backend="      cache_repository: enadu/backend-cache\n") == (
+        "enadu.yaml:20: services.backend.image.cache_repository: this service builds without a registry layer cache"
+        " (builder docker, or cache: false)")
+    assert errors(registry="  cache: true\n") == (
+        "enadu.yaml:8: registry.cache: applies to builder buildah only, and no service builds with buildah")
+    assert errors(registry="  cache_ttl: 1h\n") == (
+        "enadu.yaml:8: registry.cache_ttl: applies to builder buildah only, and no service builds with buildah")
+
+
+def test_a_cache_repository_may_not_be_an_image():
+    assert errors(registry="  builder: buildah\n", backend="      cache_repository: enadu/frontend\n") == (
+        "enadu.yaml:21: services.backend.image.cache_repository: 'enadu/frontend' is the image of service"
+        " 'frontend'; a cache needs a repository of its own")
+
+
+@pytest.mark.parametrize("value", ["'enadu/backend:cache'", "'../cache'", "'$(id)'", "'Enadu/Cache'",
+                                   "'cache; rm -rf /'", "'--cache-to=evil.example.com/x'"])
+def test_hostile_cache_repositories_are_refused(value):
+    message = errors(registry="  builder: buildah\n", backend=f"      cache_repository: {value}\n")
+    assert message.startswith("enadu.yaml:21: services.backend.image.cache_repository: ")
+    assert "a Docker image repository name" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("value", ["'1 h'", "'7d'", "'1h; id'", "'-1h'"])
+def test_cache_ttls_are_durations(value):
+    message = errors(registry=f"  builder: buildah\n  cache_ttl: {value}\n")
+    assert message.startswith("enadu.yaml:9: registry.cache_ttl: ") and "a duration such as" in message
+
+
+def test_the_jenkinsfile_passes_the_cache_to_the_step(tmp_path):
+    from enadu_pipelines import render
+
+    project = load(registry="  builder: buildah\n", backend="      cache: false\n")
+    files = render.render_files(project, b"")
+    frontend = files["pipelines/frontend/Jenkinsfile"].decode()
+    assert "cache: 'registry.example.com/enadu/frontend/cache',\n" in frontend
+    assert "cacheTtl: '168h',\n" in frontend
+    assert "cache" not in files["pipelines/backend/Jenkinsfile"].decode().split("enaduImage(", 1)[1].split(")", 1)[0]

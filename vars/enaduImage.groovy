@@ -26,6 +26,7 @@ def call(Map args = [:]) {
         'builder': 'docker',
         'storageDriver': 'vfs',
         'insecure': false,
+        'cacheTtl': '168h',
     ] + args
 
     String commit = env.GIT_COMMIT ?: ''
@@ -39,6 +40,17 @@ def call(Map args = [:]) {
     if (a.insecure && !(registry ==~ '(localhost|127([.][0-9]{1,3}){3})(:[0-9]{1,5})?')) {
         error("enaduImage: insecure is only allowed for a registry on loopback (localhost or 127.x.x.x), not ${registry}")
     }
+    // The registry layer cache (buildah only) lives on the image's registry, where the login is valid.
+    String cache = a.cache ?: ''
+    if (cache && a.builder != 'buildah') {
+        error("enaduImage: cache (a registry layer cache) needs builder buildah; docker's classic builder has none")
+    }
+    if (cache && cache.tokenize('/')[0] != registry) {
+        error("enaduImage: cache must be a repository on the image's registry ${registry}, not ${cache}")
+    }
+    if (cache && cache == a.image) {
+        error('enaduImage: cache must be a repository of its own, not the image ' + cache)
+    }
     // The registry login goes only to the registry host the library pins it to (enadu.yaml's registry
     // section): a Jenkinsfile cannot send it, or another credential, to a host of its choosing.
     String pinned = pinnedHost(libraryResource('enadu/credential-hosts.txt'), a.credentialsId)
@@ -50,7 +62,8 @@ def call(Map args = [:]) {
     // argument, and not shown by `sh -x` tracing either (a printf of it would be).
     withEnv(["ENADU_IMAGE_REF=${ref}", "ENADU_REGISTRY=${registry}", "ENADU_CONTEXT=${a.context}",
              "ENADU_DOCKERFILE=${a.dockerfile}", "ENADU_STORAGE_DRIVER=${a.storageDriver}",
-             "ENADU_TLS_VERIFY=${a.insecure ? 'false' : 'true'}"]) {
+             "ENADU_TLS_VERIFY=${a.insecure ? 'false' : 'true'}", "ENADU_CACHE=${cache}",
+             "ENADU_CACHE_TTL=${a.cacheTtl}"]) {
         withCredentials([usernamePassword(credentialsId: a.credentialsId,
                                           usernameVariable: 'ENADU_REGISTRY_USER',
                                           passwordVariable: 'ENADU_REGISTRY_PASSWORD')]) {
@@ -59,7 +72,10 @@ def call(Map args = [:]) {
                 // reads its storage driver from STORAGE_DRIVER, the build runs with chroot isolation
                 // (no container runtime needed on the agent), and the local tag is dropped once pushed
                 // (the --layers cache stays). TLS verification is off for login and push only, never
-                // for base images.
+                // for base images, unless a cache on that (loopback) registry needs it for the build too:
+                // buildah has one --tls-verify for base images and cache. With ENADU_CACHE, each step's
+                // layer is looked up in and pushed to that repository, keyed by its instruction and
+                // parent, so an empty store (a fresh pod) builds from cache.
                 sh(label: "buildah build and push ${ref}", script: '''set -eu
 ENADU_AUTH_DIR="$(mktemp -d)"
 trap 'rm -rf "$ENADU_AUTH_DIR"' EXIT
@@ -70,7 +86,11 @@ export REGISTRY_AUTH_FILE STORAGE_DRIVER
 buildah login --tls-verify="$ENADU_TLS_VERIFY" --username "$ENADU_REGISTRY_USER" --password-stdin "$ENADU_REGISTRY" <<ENADU_PASSWORD
 $ENADU_REGISTRY_PASSWORD
 ENADU_PASSWORD
-buildah bud --pull --layers --isolation chroot --file "$ENADU_DOCKERFILE" --tag "$ENADU_IMAGE_REF" --label "org.opencontainers.image.revision=${GIT_COMMIT:-unknown}" "$ENADU_CONTEXT"
+set --
+if [ -n "${ENADU_CACHE:-}" ]; then
+    set -- --tls-verify="$ENADU_TLS_VERIFY" --cache-from "$ENADU_CACHE" --cache-to "$ENADU_CACHE" --cache-ttl "$ENADU_CACHE_TTL"
+fi
+buildah bud --pull --layers --isolation chroot "$@" --file "$ENADU_DOCKERFILE" --tag "$ENADU_IMAGE_REF" --label "org.opencontainers.image.revision=${GIT_COMMIT:-unknown}" "$ENADU_CONTEXT"
 buildah push --tls-verify="$ENADU_TLS_VERIFY" "$ENADU_IMAGE_REF"
 buildah rmi "$ENADU_IMAGE_REF" >/dev/null
 ''')
@@ -96,7 +116,7 @@ docker push "$ENADU_IMAGE_REF"
 @NonCPS
 private static List<String> checkArguments(Map args) {
     List<String> problems = []
-    List<String> known = ['image', 'credentialsId', 'context', 'dockerfile', 'tag', 'builder', 'storageDriver', 'insecure']
+    List<String> known = ['image', 'credentialsId', 'context', 'dockerfile', 'tag', 'builder', 'storageDriver', 'insecure', 'cache', 'cacheTtl']
     args.keySet().each { Object key ->
         if (!(key in known)) {
             problems << "unknown argument '${key}' (allowed: ${known.join(', ')})".toString()
@@ -162,6 +182,22 @@ private static List<String> checkArguments(Map args) {
     if (insecure != null) {
         if (!(insecure instanceof Boolean)) {
             problems << "argument 'insecure' must be a Boolean, not ${insecure.getClass().simpleName}".toString()
+        }
+    }
+    Object cache = args['cache']
+    if (cache != null) {
+        if (!(cache instanceof CharSequence)) {
+            problems << "argument 'cache' must be a String, not ${cache.getClass().simpleName}".toString()
+        } else if (!(cache.toString() ==~ '[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+')) {
+            problems << 'argument \'cache\' does not match [a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+'
+        }
+    }
+    Object cacheTtl = args['cacheTtl']
+    if (cacheTtl != null) {
+        if (!(cacheTtl instanceof CharSequence)) {
+            problems << "argument 'cacheTtl' must be a String, not ${cacheTtl.getClass().simpleName}".toString()
+        } else if (!(cacheTtl.toString() ==~ '[0-9]{1,6}(s|m|h)')) {
+            problems << 'argument \'cacheTtl\' does not match [0-9]{1,6}(s|m|h)'
         }
     }
     return problems

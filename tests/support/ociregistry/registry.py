@@ -288,6 +288,22 @@ class OciRegistry:
         return sum(1 for r in self._requests() if r.status == 201 and "/blobs/uploads/" in r.path
                    and "digest=" in r.query and self._in(repo, r.path))
 
+    def uploaded_blobs(self) -> list[tuple[str, str, int]]:
+        """``(repository, digest, bytes)`` of every completed blob upload, in order: what clients pushed
+        (the log has no request sizes, so a blob's size is that of its stored data; a blob found with
+        HEAD or mounted from another repository is no upload)."""
+        uploads = []
+        for r in self._requests():
+            if r.status != 201 or "/blobs/uploads/" not in r.path:
+                continue
+            digest = urllib.parse.parse_qs(r.query).get("digest", [""])[0]
+            if not digest.startswith("sha256:"):
+                continue
+            data = self.storage / "docker" / "registry" / "v2" / "blobs" / "sha256" / digest[7:9] / digest[7:] / "data"
+            size = data.stat().st_size if data.exists() else 0
+            uploads.append((r.path[len("/v2/"):r.path.index("/blobs/uploads/")], digest, size))
+        return uploads
+
     def blob_mounts(self, repo: Optional[str] = None) -> int:
         """Cross-repository blob mounts (``POST .../blobs/uploads/?mount=`` answered 201)."""
         return sum(1 for r in self._requests() if r.method == "POST" and r.status == 201 and "mount=" in r.query
