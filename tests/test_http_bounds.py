@@ -123,3 +123,17 @@ def test_a_normal_discord_delivery_still_works():
     with FakeDiscord() as fake:
         delivery = webhook.deliver(webhook.prepare_url(fake.url), {"content": "hello"}, deadline=10)
     assert delivery.status == 200 and delivery.message_id
+
+
+def test_a_read_timeout_while_streaming_the_body_is_a_timeout_not_a_failed_connection():
+    """requests re-raises urllib3's ReadTimeoutError met in ``iter_content`` as a ConnectionError
+    (requests/models.py ``Response.iter_content.generate``): which one the socket timeout or the
+    deadline hits first depends on the host's load, and both must read "timed out" (seen once in CI:
+    "connection failed after 2 attempt(s)" from a trickling Grafana)."""
+    import requests
+    from urllib3.exceptions import NewConnectionError, ReadTimeoutError
+
+    streamed = requests.ConnectionError(ReadTimeoutError(None, "/api/annotations", "Read timed out."))
+    assert retry.classify_requests(streamed).reason == "timed out"
+    refused = requests.ConnectionError(NewConnectionError(None, "Connection refused"))
+    assert retry.classify_requests(refused).reason == "connection failed"

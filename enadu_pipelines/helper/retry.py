@@ -62,9 +62,19 @@ def classify_requests(exc: BaseException) -> Optional[Transient]:
         return Transient(str(exc), retry_after=exc.retry_after)
     if isinstance(exc, (requests.Timeout, OutOfTime)):
         return Transient("timed out")
+    if isinstance(exc, requests.ConnectionError) and _read_timeout(exc):
+        # requests' Response.iter_content re-raises urllib3's ReadTimeoutError, met while streaming the
+        # body, as a ConnectionError (requests/models.py ``generate``): it is a timeout all the same.
+        return Transient("timed out")
     if isinstance(exc, requests.ConnectionError):
         return Transient("connection failed")
     return None
+
+
+def _read_timeout(exc: BaseException) -> bool:
+    from urllib3.exceptions import ReadTimeoutError
+
+    return any(isinstance(arg, ReadTimeoutError) for arg in exc.args)
 
 
 @dataclass(frozen=True)
