@@ -197,7 +197,7 @@ def test_status_reports_colours_and_history(world) -> None:
     status = ok(d.run(world, "status"))
     assert status["live"] == "green"
     assert status["colours"]["green"] == {"image": d.image("v2"), "replicas": 2, "ready": 2, "available": 2,
-                                          "fully_available": True}
+                                          "fully_available": True, "preview": None}  # live: no preview state
     assert status["colours"]["blue"]["replicas"] == 0
     assert [h["image"] for h in status["history"]] == [d.image("v2"), d.image("v1")]
     text = subprocess.run(d.command("status"), env=d.env(world), capture_output=True, text=True, timeout=60)

@@ -49,7 +49,7 @@ def test_shipped_pipelines_pass_the_analysis_and_grafana_settings() -> None:
     backend = deploy_args(REPO / "pipelines/backend/Jenkinsfile")
     assert {k: v for k, v in backend.items() if k not in ("service", "image", "namespace", "credentialsId", "timeout",
                                                           "scaleDownDelay", "scaleDownDelayFloor", "oldColour",
-                                                          "smokePath")} == {
+                                                          "smokePath", "abortScaleDownDelay")} == {
         "analysis": True, "prometheusUrl": "https://prometheus.enadu.dev", "analysisWindow": "2m",
         "analysisInterval": "20s", "minSuccessRate": "0.99", "maxLatency": "0.5", "inconclusive": "fail",
         "grafanaUrl": "https://grafana.enadu.dev", "grafanaCredentialsId": "enadu-grafana-token"}
