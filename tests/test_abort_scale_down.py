@@ -194,6 +194,42 @@ def test_a_garbled_mark_is_no_mark_and_no_traceback(world, annotation) -> None:
     assert d.selected_colour(world) == "blue"
 
 
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+@pytest.mark.parametrize("mark", [{"at": "2099-01-01T00:00:00Z"},
+                                  {"at": "2099-01-01T00:00:00Z", "image": ["x"], "after": {"a": 1}, "reason": 7,
+                                   "scale_down_at": 3}])
+def test_an_aborted_mark_without_a_valid_image_still_counts_and_no_traceback(world, mark) -> None:
+    """review4 M1: an aborted mark with a valid time but no (or an invalid) image, or fields of the
+    wrong type, is a mark of a colour whose image is unknown (as abort writes for a colour it cannot
+    name): status shows it kept, rollback and promote refuse it with one line, never a traceback."""
+    ok(d.deploy(world, "v1"))
+    held = d.deploy(world, "v2", "--hold")
+    assert held.returncode == exitcodes.HELD, held.stdout + held.stderr
+    done = world.kubectl("-n", d.NAMESPACE, "annotate", "--overwrite", "deployment", "backend-green",
+                         "enadu.io/aborted=" + json.dumps(mark))
+    assert done.returncode == 0, done.stderr
+    status = d.run(world, "status")
+    assert "Traceback" not in status.stdout + status.stderr, status.stderr
+    preview = ok(status)["colours"]["green"]["preview"]
+    assert preview["state"] == "kept" and preview["image"] is None, preview
+    assert "image unknown" in status_text(world)
+    promote = d.run(world, "promote")
+    assert "Traceback" not in promote.stdout + promote.stderr, promote.stderr
+    assert promote.returncode == exitcodes.FAILED, promote.stdout + promote.stderr
+    assert "(image unknown) was aborted at 2099-01-01T00:00:00Z" in promote.result["message"], promote.result
+    # without the held mark (which rollback checks first), the aborted mark alone refuses the rollback
+    gone = world.kubectl("-n", d.NAMESPACE, "annotate", "deployment", "backend-green", "enadu.io/held-")
+    assert gone.returncode == 0, gone.stderr
+    for args in (("rollback", "--dry-run"), ("rollback",)):
+        run = d.run(world, *args)
+        assert "Traceback" not in run.stdout + run.stderr, (args, run.stderr)
+        assert run.returncode == exitcodes.USAGE, (args, run.stdout, run.stderr)
+        message = run.result["message"]
+        assert "it runs an image it does not name, kept after a failed deploy at 2099-01-01T00:00:00Z" in message, message
+        assert "\n" not in message, message
+    assert d.selected_colour(world) == "blue"
+
+
 @pytest.mark.parametrize("value", ["1h", "301s", "6m", "inf", "1e300s", "nan", "1e15"])
 def test_an_abort_delay_beyond_five_minutes_or_not_finite_is_a_usage_error(kubeworld, value) -> None:
     """review3 M2, L1: the delay holds the deploy lock, so it is at most 5m (the default --lock-timeout:
@@ -314,4 +350,37 @@ def test_an_aborted_colour_without_an_image_stays_unpromotable() -> None:
     assert kept(dep, [], "green") is not None
     assert preview_state(dep, [], "green")["state"] == "kept"
     bad = {"metadata": {"annotations": {"enadu.io/aborted": json.dumps({"image": "Not An Image", "at": "2030-01-01T00:00:00Z"})}}}
-    assert read_mark(bad) is None
+    # review4 M1: an image that is no valid reference is an image it cannot name; the mark still counts
+    assert read_mark(bad)["image"] is None and kept(bad, [], "green") is not None
+    assert read_mark({"metadata": {"annotations": {"enadu.io/aborted": json.dumps({"image": None, "at": "soon"})}}}) is None
+
+
+def test_a_deploy_knows_its_own_switch_by_its_recorded_identity() -> None:
+    """review4 L-a: the history records ``by`` as bluegreen ``_recordable`` makes it (stripped, control
+    characters replaced, cut to 256): a long or unusual lock identity (BUILD_TAG) still finds its own
+    switch, and someone else's still is not taken for it."""
+    from types import SimpleNamespace
+
+    from enadu_pipelines.helper.deploy import Deployer
+    from enadu_pipelines.helper.kube import bluegreen as bg
+
+    identity = " jenkins-" + "enadu-backend-" * 30 + "7\tre-run "
+    deployer = object.__new__(Deployer)
+    deployer.switch_entry = {"at": "2030-01-01T00:00:00Z", "colour": "green", "image": d.image("v2"), "by": identity}
+    recorded = bg._recordable(deployer.switch_entry)
+    assert recorded["by"] != identity and len(recorded["by"]) == 256
+    assert deployer.our_switch(SimpleNamespace(live="green", history=[recorded]), "green")
+    other = {**recorded, "by": "jenkins-enadu-backend-8"}
+    assert not deployer.our_switch(SimpleNamespace(live="green", history=[other]), "green")
+
+
+@pytest.mark.parametrize("command, seconds", [("abort", 0.0), ("deploy", 30.0), ("promote", 30.0)])
+def test_an_empty_abort_delay_is_that_commands_default(command, seconds, monkeypatch) -> None:
+    """review4 L-f: ``--abort-scale-down-delay ""`` (an empty ENADU_ABORT_SCALE_DOWN_DELAY already falls
+    back) is the command's own default: 0s for abort, 30s for deploy and promote."""
+    from enadu_pipelines.helper.cli import build_parser
+    from enadu_pipelines.helper.deploy import abort_delay
+
+    monkeypatch.delenv("ENADU_ABORT_SCALE_DOWN_DELAY", raising=False)
+    args = build_parser().parse_args([command, "--service", "backend", "--abort-scale-down-delay", ""])
+    assert abort_delay(args) == seconds

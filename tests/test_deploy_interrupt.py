@@ -247,10 +247,13 @@ def test_an_interruption_while_switching_back_advises_rollback_not_deploy(world,
     assert code == 6
     final = read(result_file)
     assert d.selected_colour(world) == "green" and d.replicas(world, "blue") == 2
+    # review4 M3: the switch-back request was in flight: it may still land (blue live), and a rollback
+    # then would go back to green, the colour that failed; status first
+    assert final["switch_back_in_flight"] is True
     assert final["message"] == (
         f"interrupted by signal SIGTERM after the switch: the Service selects green ({d.image('v2')}); "
-        "backend-blue still runs (green failed after the switch and the switch back was interrupted: run rollback "
-        "to go back to blue)")
+        "backend-blue still runs (green failed after the switch and the switch back to blue was interrupted in "
+        "flight and may still land: run status; if green is still live, run rollback)")
 
 
 @pytest.mark.parametrize("kubeworld", [FAST], indirect=True)

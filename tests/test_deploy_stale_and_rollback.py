@@ -140,3 +140,32 @@ def test_rollback_reason_is_one_bounded_line(world) -> None:
     back = ok(d.run(world, "rollback"))  # no --reason: the entry still says it was a rollback
     assert back["outcome"] == "rolled-back" and d.history(world)[0]["reason"] == "rollback"
     assert "reason" not in back
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_rollback_refuses_a_colour_whose_newest_entry_failed_its_analysis(world) -> None:
+    """review4 M3: a colour whose newest history entry records ``analysis: failed: …`` failed its
+    analysis after its switch (the switch back wrote that verdict in the same write that put the
+    previous colour live); it is never a rollback target, even when it runs what the history expects,
+    as when an interrupted switch back landed after all and the advice "run rollback" is followed."""
+    import json
+
+    from enadu_pipelines.helper import exitcodes
+
+    ok(d.deploy(world, "v1"))
+    ok(d.deploy(world, "v2"))
+    ok(d.deploy(world, "v3"))
+    assert d.selected_colour(world) == "blue"
+    entries = d.history(world)
+    assert entries[1]["colour"] == "green"
+    entries[1]["analysis"] = "failed: error rate 0.5 > 0.01"
+    done = world.kubectl("-n", d.NAMESPACE, "annotate", "--overwrite", "service", d.SERVICE,
+                         "enadu.io/history=" + json.dumps(entries))
+    assert done.returncode == 0, done.stderr
+    for args in (("rollback", "--dry-run"), ("rollback",)):
+        run = d.run(world, *args)
+        assert run.returncode == exitcodes.USAGE, (args, run.stdout, run.stderr)
+        assert run.result["message"] == (
+            f"refusing to roll back to backend-green: its switch at {entries[1]['at']} failed its analysis "
+            "(failed: error rate 0.5 > 0.01); deploy the image you want with deploy --image"), run.result
+    assert d.selected_colour(world) == "blue"

@@ -416,7 +416,7 @@ def test_the_changes_result_feeds_the_message(env, capsys, tmp_path):
     (None, {"outcome": "rolled-back", "image": "r/e/b:2", "requested_image": "r/e/b:3", "colour": "green",
             "previous_colour": "blue", "message": "m"},
      "`r/e/b:3` was not deployed: `r/e/b:2`, live on **green** from an earlier deploy whose analysis never finished,"
-     " failed it now and traffic went back to **blue**: m"),
+     " failed its analysis now and traffic went back to **blue**: m"),
     # issue 12: a deploy that started and was cut short (an aborted or timed-out build)
     (None, {"state": "started", "image": "r/e/b:2"},
      "**interrupted**: the deploy of `r/e/b:2` started but did not finish (it left no final result)\nlive: unknown"),

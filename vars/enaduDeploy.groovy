@@ -125,9 +125,14 @@ def call(Map args = [:]) {
             // Anything else is the build being stopped (WorkflowRun.doStop -> Executor.interrupt with
             // CauseOfInterruption.UserInterruption): someone waits for it to end, so the abort acts at once.
             // Causes are told apart by simple class name (FlowInterruptedException#getCauses, workflow-step-api).
-            List<String> causes = stopped.getClass().simpleName == 'FlowInterruptedException' ?
-                stopped.causes.collect { cause -> cause.getClass().simpleName } : []
-            if (!causes.any { cause -> cause in ['Rejection', 'ExceededTimeout'] }) {
+            // An ExceededTimeout is this input's own timeout only when that step's Callback.onFailure cleared
+            // actualInterruption (it does so only for an ExceededTimeout whose nodeId is its own block); the
+            // Jenkinsfile's whole-build timeout cancels the input too, with actualInterruption still set
+            // (FlowInterruptedException#isActualInterruption), and kills the helper 60 s later: abort at once.
+            boolean flowInterrupted = stopped.getClass().simpleName == 'FlowInterruptedException'
+            List<String> causes = flowInterrupted ? stopped.causes.collect { cause -> cause.getClass().simpleName } : []
+            boolean ownTimeout = flowInterrupted && 'ExceededTimeout' in causes && !stopped.actualInterruption
+            if (!('Rejection' in causes) && !ownTimeout) {
                 abortEntries = entries.findAll { entry -> !entry.startsWith('ENADU_ABORT_SCALE_DOWN_DELAY=') } +
                                ['ENADU_ABORT_SCALE_DOWN_DELAY=0s']
             }

@@ -70,6 +70,7 @@ def add_switch_arguments(parser: argparse.ArgumentParser, *, default_old: str, a
     parser.add_argument("--scale-down-delay", default=env_default("ENADU_SCALE_DOWN_DELAY", "30s"),
                         help="how long the old colour keeps running after the switch (default 30s) [ENADU_SCALE_DOWN_DELAY]")
     add_floor_argument(parser)
+    parser.set_defaults(abort_scale_down_delay_default=abort_delay)  # what an empty value means (abort_delay)
     parser.add_argument("--abort-scale-down-delay", default=env_default("ENADU_ABORT_SCALE_DOWN_DELAY", abort_delay),
                         help="how long the idle colour of a deploy that failed before its switch (or that abort "
                              "removes) keeps running first, under the lock: a duration of at most 5m (0s: at once; a deploy "
@@ -216,8 +217,10 @@ class Options:
 def abort_delay(args: argparse.Namespace) -> Optional[float]:
     """``--abort-scale-down-delay``: seconds, or None for ``never``. Argo Rollouts'
     abortScaleDownDelaySeconds (utils/defaults/defaults.go ``GetAbortScaleDownDelaySecondsOrDefault``)
-    says "never" with 0; here 0s means at once, as every other delay of ours does."""
-    text = str(getattr(args, "abort_scale_down_delay", None) or f"{ABORT_SCALE_DOWN_DELAY:g}s").strip()
+    says "never" with 0; here 0s means at once, as every other delay of ours does. An empty value is
+    the command's own default (``add_switch_arguments``: 0s for abort, 30s for deploy and promote)."""
+    default = getattr(args, "abort_scale_down_delay_default", None) or f"{ABORT_SCALE_DOWN_DELAY:g}s"
+    text = (str(getattr(args, "abort_scale_down_delay", None) or "").strip() or default).strip()
     if text == "never":
         return None
     what = "--abort-scale-down-delay (ENADU_ABORT_SCALE_DOWN_DELAY)"
@@ -577,7 +580,12 @@ class Deployer:
                          + self.pin_note(state))
             return
         failed = getattr(self, "failed_colour", None)
-        if switched and failed == live:  # interrupted while switching back from a colour that failed
+        if switched and failed == live and result.get("switch_back_in_flight"):
+            # the switch-back request may still land (review4 M3): "run rollback" would then go back to
+            # the failed colour, which rollback refuses only once its analysis verdict is recorded
+            todo = (f"{live} failed after the switch and the switch back to {other(live)} was interrupted in flight "
+                    f"and may still land: run status; if {live} is still live, run rollback")
+        elif switched and failed == live:  # interrupted while switching back from a colour that failed
             todo = (f"{live} failed after the switch and the switch back was interrupted: run rollback to go back "
                     f"to {other(live)}")
         leftovers = [f"; {opts.service}-{c} still runs ({todo})" for c in COLOURS
@@ -1239,11 +1247,17 @@ class Deployer:
 
     def our_switch(self, state: Any, idle: str) -> bool:
         """The Service selects ``idle`` because of this deploy's switch: its newest history entry is the
-        one this deploy wrote (same time, colour and lock identity), not someone else's (review3 M4)."""
+        one this deploy wrote (same time, colour and lock identity), not someone else's (review3 M4).
+        Compared as the history records them (bluegreen ``_recordable`` strips, cuts and replaces
+        control characters in the identity: a long BUILD_TAG is recorded cut)."""
+        from .kube.bluegreen import _recordable
+
         entry = getattr(self, "switch_entry", None)
         newest = state.history[0] if state.history else None
-        return (state.live == idle and entry is not None and newest is not None and entry.get("colour") == idle
-                and all(newest.get(k) == entry.get(k) for k in ("at", "colour", "by")))
+        if state.live != idle or entry is None or newest is None or entry.get("colour") != idle:
+            return False
+        recorded = _recordable(entry)
+        return all(newest.get(k) == recorded.get(k) for k in ("at", "colour", "by"))
 
     def not_ours(self, idle: str) -> str:
         name = f"{self.opts.service}-{idle}"
@@ -1341,8 +1355,12 @@ class Deployer:
             if judged is not None and judged.get("analysis") == bg.ANALYSIS_PENDING:  # the verdict, in this write
                 bg.mark_entry(state.history, judged, {"analysis": f"failed: {self.verdict_line}" if self.verdict_line
                                                       else f"not analysed: switched back ({cause})"})
+            # in flight until answered: an interruption cannot know whether it lands (after_interruption)
+            self.result["switch_back_in_flight"] = True
             bg.switch(self.kube, opts.service, state, live, entry, self.log, self.manifest)
+            self.result.pop("switch_back_in_flight", None)
         except HelperError as e:
+            self.result.pop("switch_back_in_flight", None)
             raise Incomplete(f"{cause}; switching back to {live} failed ({e}): the Service still selects {idle}") from e
         self.result["switched"] = False
         self.seen_live(live, state.image(live))

@@ -351,7 +351,7 @@ def _deploy_field(state: str, data: Dict[str, object], changes: Tuple[str, Dict[
         # is that switch's image, `requested_image` this build's, which was never deployed (review3 M3)
         back = f"**{data['previous_colour']}**" if data.get("previous_colour") else "the previous colour"
         text = (f"{_code(data['requested_image'])} was not deployed: {image}, live on {colour} from an earlier deploy"
-                f" whose analysis never finished, failed it now and traffic went back to {back}{message}")
+                f" whose analysis never finished, failed its analysis now and traffic went back to {back}{message}")
     elif outcome == "rolled-back":
         # deploy's result names the colour it tried in `colour`; traffic went back to `previous_colour`
         back = f"**{data['previous_colour']}**" if data.get("previous_colour") else "the previous colour"

@@ -166,11 +166,14 @@ def check_target(state: Any, service: str, live: str, previous: str, *, images: 
     """Refuse (exit 2) a colour that would put live what never served before the live one: a preview
     held for promotion (``deploy --hold``, kube/promotion.py) that was never promoted, or a
     Deployment whose image (its annotation or its pod template's) is not the one the history records
-    as live before ``live``. Without a recorded previous image only the held mark is checked."""
+    as live before ``live``, or one whose newest history entry records that it failed its analysis
+    after its switch. Without a recorded previous image only the marks and that verdict are checked."""
     from .kube.promotion import kept, pending
 
-    dep = state.deployments[previous]
+    dep = state.deployments.get(previous)
     name = f"{service}-{previous}"
+    if dep is None:
+        raise UsageProblem(f"refusing to roll back to {name}: it was deleted")
     mark = pending(dep, state.history, previous)
     if mark is not None:
         raise UsageProblem(f"refusing to roll back to {name}: it is the preview of {mark['image']} held for promotion "
@@ -180,6 +183,11 @@ def check_target(state: Any, service: str, live: str, previous: str, *, images: 
         raise UsageProblem(f"refusing to roll back to {name}: it runs {failed['image'] or 'an image it does not name'}, kept after a "
                            f"{failed.get('after') or 'failed deploy'} at {failed.get('at')} and never live since; run "
                            "abort to remove it, or deploy the image you want with deploy --image")
+    newest = next((h for h in state.history if h.get("colour") == previous), None)
+    verdict = (newest or {}).get("analysis") or ""
+    if verdict.startswith("failed: "):  # review4 M3: a colour that failed its analysis is never a target
+        raise UsageProblem(f"refusing to roll back to {name}: its switch at {newest.get('at')} failed its analysis "
+                           f"({verdict}); deploy the image you want with deploy --image")
     if not images:
         return
     entry = next((h for h in state.history if h.get("colour") == live), None)

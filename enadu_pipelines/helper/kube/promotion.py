@@ -142,17 +142,29 @@ def mark_held(kube: Kube, name: str, image: str, build_url: str, log: Callable[[
 ABORTED = "enadu.io/aborted"
 
 
+ABORTED_AFTER = ("failed deploy", "abort")
+
+
 def aborted_mark(dep: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-    """The aborted mark on this Deployment, or None (no mark, or one that does not validate: its image
-    must be null (abort of a colour whose image it cannot name) or a valid reference, and its time must
-    parse)."""
+    """The aborted mark on this Deployment, normalised, or None (no mark, or one whose time does not
+    parse: without it the mark cannot be told older or newer than the history).
+
+    The annotation is untrusted; every reader gets the same fields, each of its type: ``image`` a
+    valid reference or None (missing, or not one: an image it cannot name, as abort writes for a
+    colour whose image it does not know; the mark still counts), ``at``, ``scale_down_at`` (None
+    when missing or not a time: kept until abort), ``after`` ("failed deploy" or "abort"),
+    ``reason`` and ``build_url`` (text or None)."""
     mark = json_annotation(dep, ABORTED)
     if mark is None or _time(mark.get("at")) is None:
         return None
     image = mark.get("image")
-    if image is not None and (not isinstance(image, str) or imageref.problem(image) is not None):
-        return None
-    return mark
+    if not isinstance(image, str) or imageref.problem(image) is not None:
+        image = None
+    after = mark.get("after")
+    text = {k: v[:300] if isinstance(v, str) else None for k, v in ((k, mark.get(k)) for k in ("reason", "build_url"))}
+    return {"image": image, "at": mark["at"],
+            "scale_down_at": mark["scale_down_at"] if _time(mark.get("scale_down_at")) is not None else None,
+            "after": after if after in ABORTED_AFTER else "failed deploy", **text}
 
 
 def kept(dep: Optional[Dict[str, Any]], history: List[Dict[str, Any]], colour: str) -> Optional[Dict[str, Any]]:

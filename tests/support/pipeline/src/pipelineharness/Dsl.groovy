@@ -456,11 +456,13 @@ class Dsl {
 
     /**
      * InputStep (pipeline-input-step-plugin InputStepExecution): the build waits for an answer. The
-     * scenario's `input` list answers the calls in order: `{"answer": "proceed"|"abort"|"timeout"|"stop",
+     * scenario's `input` list answers the calls in order: `{"answer": "proceed"|"abort"|"timeout"|"outer-timeout"|"stop",
      * "user": "alice", "groups": [...]}`. Proceed returns null (no parameters); abort is
      * `doAbort`: FlowInterruptedException(Result.ABORTED, new Rejection(User.current())), logged
      * "Rejected by <user>"; timeout is the enclosing timeout step's ExceededTimeout ("Timeout has been
-     * exceeded"; workflow-basic-steps TimeoutStepExecution.cancel: body.cancel(new ExceededTimeout(nodeId))).
+     * exceeded"; workflow-basic-steps TimeoutStepExecution.cancel: body.cancel(new ExceededTimeout(nodeId)),
+     * actualInterruption cleared by that step's Callback.onFailure as the nodeId is its own); outer-timeout
+     * is an enclosing timeout's ExceededTimeout (another nodeId: actualInterruption stays true).
      * stop is the build's Stop button while the input waits, from any user with Job/Cancel (no submitter
      * check): workflow-job WorkflowRun.doStop -> core hudson.model.Executor.doStopBuild -> interrupt(ABORTED,
      * new CauseOfInterruption.UserInterruption(user)) -> CpsFlowExecution.interrupt, which stops the running
@@ -491,6 +493,15 @@ class Dsl {
                 e.actualInterruption = false
                 throw e
             }
+            if (answer.answer == 'outer-timeout') {
+                // A timeout step enclosing this one (the Jenkinsfile's whole-build `timeout`) expired: its
+                // body.cancel(new ExceededTimeout(outerNodeId)) fails the input; the input's own timeout
+                // step's Callback.onFailure clears actualInterruption only when the ExceededTimeout's
+                // nodeId is its own block (workflow-basic-steps TimeoutStepExecution.Callback.onFailure),
+                // so it is still set when the exception passes that step.
+                build.log('Timeout has been exceeded')
+                throw new FlowInterruptedException('ABORTED', 'Timeout has been exceeded', 'ExceededTimeout', null)
+            }
             if (answer.answer == 'stop') {
                 build.log("Aborted by ${user}")
                 build.setResult('ABORTED')  // CpsFlowExecution.interrupt: setResult(result) first
@@ -512,7 +523,7 @@ class Dsl {
                 build.log("Rejected by ${user}")
                 throw new FlowInterruptedException('ABORTED', "Rejected by ${user}".toString(), 'Rejection', null)
             }
-            throw new HarnessError("harness: input answer must be proceed, abort, timeout or stop, not ${answer.answer}")
+            throw new HarnessError("harness: input answer must be proceed, abort, timeout, outer-timeout or stop, not ${answer.answer}")
         }
     }
 
