@@ -198,3 +198,15 @@ def test_container_needs_a_pod_and_a_container_the_pod_has():
     assert sh["container"] == "tools" and sh["env"]["POD_CONTAINER"] == "tools"
     run = harness().run(text=base.replace("container('%s') {", "dir('.') {") % (pod,), scenario={})
     assert run.steps("sh")[0]["container"] == "jnlp"  # no container step, no defaultContainer: the agent's own
+
+
+def test_the_operations_job_runs_in_a_helper_only_pod(k8s):
+    from test_ops_job import ops_scenario
+
+    run = harness().run(k8s / "pipelines" / "backend" / "Jenkinsfile.ops",
+                        scenario=ops_scenario({"ACTION": "rollback", "REASON": "bad release"}), library=k8s)
+    assert run.valid, run.errors
+    assert run.result == "SUCCESS", run.describe()
+    [template] = run.steps("podTemplate")
+    assert template["containers"] == ["helper", "jnlp"]
+    assert [(e["container"], e["rule"]) for e in run.steps("sh")] == [("helper", "rollback"), ("helper", "notify")]
