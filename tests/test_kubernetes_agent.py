@@ -194,8 +194,8 @@ def test_the_jenkinsfile_embeds_the_pod_built_in_python(k8s_render: Path) -> Non
         trusted, untrusted = groovy_literals(text)
         assert yaml.safe_load(trusted) == agentpod.pod(service, trusted=True)
         assert yaml.safe_load(untrusted) == agentpod.pod(service, trusted=False)
-        assert f"boolean enaduTrustedBuild = env.CHANGE_ID == null && (env.BRANCH_NAME == null ||" \
-               f" env.BRANCH_NAME == '{service.branch}')\nString enaduPod = enaduTrustedBuild ? '''" in text
+        assert f"\nenaduTrustedBuild = env.CHANGE_ID == null && (env.BRANCH_NAME == null ||" \
+               f" env.BRANCH_NAME == '{service.branch}')\nenaduPod = enaduTrustedBuild ? '''" in text
         claims = [v.get("persistentVolumeClaim", {}).get("claimName") for v in yaml.safe_load(trusted)["spec"]["volumes"]]
         assert "enadu-build-cache" in claims and "enadu-build-cache-untrusted" not in claims
         claims = [v.get("persistentVolumeClaim", {}).get("claimName") for v in yaml.safe_load(untrusted)["spec"]["volumes"]]
