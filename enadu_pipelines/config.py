@@ -43,6 +43,7 @@ from .configtypes import (  # noqa: F401 - the pattern types are part of this mo
     LibraryName,
     LibraryVersion,
     Name,
+    PinnedImage,
     PromQL,
     Quantity,
     RegistryHost,
@@ -84,11 +85,89 @@ class LibrarySection(_Model):
         return f"refs/{'tags' if self.ref == 'tag' else 'heads'}/{self.version}"
 
 
+class Resources(_Model):
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+
+
+class ResourcesSection(_Model):
+    requests: Resources = Resources()
+    limits: Resources = Resources()
+
+
+class AgentImages(_Model):
+    """The images of an agent pod's containers, each pinned by digest."""
+
+    gradle: PinnedImage | None = Field(None, description="Build container of gradle services: a JDK (the projects'"
+                                                          " ./gradlew fetches Gradle into the cache).")
+    node: PinnedImage | None = Field(None, description="Build container of node services: Node.js with npm.")
+    builder: PinnedImage | None = Field(None, description="Image-builder container: buildah (quay.io/buildah/stable"
+                                                          " has the unprivileged `build` user, uid 1000, it runs as).")
+    helper: PinnedImage | None = Field(None, description="Container of checkout, change detection, deploy and notify:"
+                                                         " python3 >= 3.9, git and coreutils (sha256sum).")
+    jnlp: PinnedImage | None = Field(None, description="The Jenkins agent container (default: the Kubernetes plugin's"
+                                                       " own jenkins/inbound-agent, pinned by the plugin's version).")
+
+
+class AgentResources(_Model):
+    """Requests and limits of an agent pod's containers (default: see README, Scaling out)."""
+
+    build: ResourcesSection | None = Field(None, description="The build container (tests and build).")
+    builder: ResourcesSection | None = Field(None, description="The image-builder container.")
+    helper: ResourcesSection | None = Field(None, description="The helper container.")
+
+
+class AgentCache(_Model):
+    """Build caches (Gradle's user home, npm's cache) on PersistentVolumeClaims that outlive the pods."""
+
+    trusted: DnsLabel = Field("enadu-build-cache", description="PVC of trusted builds (this job's branch, not a pull"
+                                                               " request), mounted in the build container.")
+    untrusted: DnsLabel | None = Field(None, description="PVC of any other build (a pull request or another branch);"
+                                                         " none (default): such builds cache on the pod's emptyDir"
+                                                         " only, so they share nothing.")
+    size: Quantity = Field("20Gi", description="Storage each rendered PVC requests.")
+    storage_class: DnsLabel | None = Field(None, description="StorageClass of the PVCs (default: the cluster's).")
+    access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] = Field(
+        "ReadWriteMany", description="ReadWriteMany lets pods on several nodes build at once (backend and batch);"
+                                     " ReadWriteOnce only pods on one node.")
+
+
+class KubernetesAgent(_Model):
+    """Agent pods of the Jenkins Kubernetes plugin (`agent { kubernetes { ... } }`)."""
+
+    namespace: DnsLabel = Field(description="Namespace the agent pods run in (resources/enadu/k8s/agents/<namespace>.yaml"
+                                            " has its ServiceAccount, RBAC and PVCs).")
+    service_account: DnsLabel = Field("enadu-agent", description="ServiceAccount of the agent pods (its token is not"
+                                                                 " mounted: deploys use the kubeconfig credential).")
+    controller_namespace: DnsLabel = Field("jenkins", description="Namespace of the Jenkins controller's ServiceAccount.")
+    controller_service_account: DnsLabel = Field(
+        "jenkins", description="ServiceAccount the controller's Kubernetes cloud uses: the rendered Role lets it run pods"
+                               " in the agents' namespace.")
+    retries: int = Field(2, ge=1, le=5, description="Runs of the whole pipeline when the agent pod is lost (the plugin's"
+                                                    " retries: retry with kubernetesAgent() and nonresumable()).")
+    images: AgentImages = AgentImages()
+    resources: AgentResources = AgentResources()
+    cache: AgentCache = AgentCache()
+
+
+class AgentSection(_Model):
+    """Where a pipeline runs: a label, or Kubernetes pods (a bare string is a label; 'any' is agent any)."""
+
+    label: AgentLabel | None = Field(None, description="Agent label to run on.")
+    kubernetes: KubernetesAgent | None = Field(None, description="Run in agent pods of the Kubernetes plugin.")
+
+
+# jenkins.agent and services.<name>.agent: 'any' (agent any), a label, or a mapping (label or kubernetes).
+Agent = AgentLabel | AgentSection
+AGENT_DESCRIPTION = ("Where the pipelines run: 'any' (agent any, the default), an agent label, {label: ...}, or"
+                     " {kubernetes: ...} for agent pods of the Kubernetes plugin (README, Scaling out).")
+
+
 class JenkinsSection(_Model):
     """Job-level settings shared by every service's pipeline."""
 
     folder: FolderPath = Field("enadu", description="Jenkins folder that holds the jobs.")
-    agent: AgentLabel | None = Field(None, description="Agent label to run on; none means 'agent any'.")
+    agent: Agent | None = Field(None, description=AGENT_DESCRIPTION)
     timeout_minutes: int = Field(60, ge=1, le=1440, description="Whole-build timeout.")
     builds_to_keep: int = Field(30, ge=1, le=1000, description="Builds kept by the build discarder.")
     git_credentials_id: CredentialId | None = Field(
@@ -123,16 +202,6 @@ class RegistrySection(_Model):
     cache_ttl: Duration | None = Field(
         None, description="Cached layers older than this are rebuilt (buildah's --cache-ttl; default 168h, a week),"
                           " so RUN steps such as package installs are refreshed; only with builder buildah.")
-
-
-class Resources(_Model):
-    cpu: Quantity | None = None
-    memory: Quantity | None = None
-
-
-class ResourcesSection(_Model):
-    requests: Resources = Resources()
-    limits: Resources = Resources()
 
 
 class KubernetesSettings(_Model):
@@ -266,6 +335,7 @@ class ServiceSection(_Model):
     test: TestSettings = TestSettings()
     build: BuildSettings = BuildSettings()
     image: ImageSettings
+    agent: Agent | None = Field(None, description="This service's agent (default: jenkins.agent); as jenkins.agent.")
     kubernetes: KubernetesSettings = KubernetesSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     migrate_from_handmade: DnsLabel | None = Field(
@@ -363,6 +433,28 @@ KINDS: dict[str, Kind] = {
 
 
 @dataclass(frozen=True)
+class AgentChoice:
+    """Where a service's pipeline runs: ``any``, a ``label``, or ``kubernetes`` pods (with their settings)."""
+
+    kind: Literal["any", "label", "kubernetes"] = "any"
+    label: str | None = None
+    kubernetes: KubernetesAgent | None = None
+
+
+def agent_choice(value: Any) -> AgentChoice:
+    """The choice a jenkins.agent or services.<name>.agent value makes (None: not set, so agent any)."""
+    if value is None or value == "any":
+        return AgentChoice()
+    if isinstance(value, str):
+        return AgentChoice("label", label=value)
+    if value.kubernetes is not None:
+        return AgentChoice("kubernetes", kubernetes=value.kubernetes)
+    if value.label is not None:
+        return AgentChoice("label", label=value.label)
+    return AgentChoice()
+
+
+@dataclass(frozen=True)
 class Service:
     """A service with every default applied."""
 
@@ -400,6 +492,7 @@ class Service:
     promotion_submitter: str | None
     monitoring: Monitoring
     migrate_from_handmade: str | None = None  # the hand-made Deployment to migrate from; None: migration off
+    agent: AgentChoice = AgentChoice()  # services.<name>.agent, else jenkins.agent
 
 
 @dataclass(frozen=True)
@@ -489,6 +582,7 @@ def resolve(config: EnaduConfig, source: str) -> Project:
                 promotion_submitter=kube["promotion_submitter"],
                 monitoring=resolve_monitoring(config.monitoring, s.monitoring, kind.metrics_path, kube["container_port"]),
                 migrate_from_handmade=s.migrate_from_handmade,
+                agent=agent_choice(s.agent if s.agent is not None else config.jenkins.agent),
             )
         )
     return Project(
@@ -531,7 +625,7 @@ def load_located(located: yamlsource.Located, shown: str) -> Project:
     try:
         config = EnaduConfig.model_validate(located.data)
     except ValidationError as e:
-        lines = sorted({_format_error(err, located, shown) for err in e.errors()}, key=_line_sort_key)
+        lines = sorted({_format_error(err, located, shown) for err in _union_errors(e.errors())}, key=_line_sort_key)
         raise ConfigError("\n".join(lines)) from None
     problems = cross_problems(config)
     if problems:
@@ -582,7 +676,52 @@ def cross_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
     agree on everything else). A rule that concerns one value belongs in its type instead."""
     return (monitoring_problems(config) + image_problems(config) + registry_problems(config)
             + kubernetes_name_problems(config) + jenkins_name_problems(config) + credential_problems(config)
-            + promotion_wait_problems(config))
+            + promotion_wait_problems(config) + agent_problems(config))
+
+
+def agent_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
+    """A kubernetes agent needs an image for each container a service uses (its kind's build container, the
+    builder, the helper) and builds images with buildah (an agent pod has no Docker daemon nor socket);
+    a mapping chooses one kind of agent; the trusted and untrusted caches are different PVCs; agents that
+    share a namespace agree on what its manifest holds (one ServiceAccount, Role binding and set of PVCs)."""
+    problems: list[tuple[tuple, str]] = []
+    places: list[tuple[tuple, Any]] = [(("jenkins", "agent"), config.jenkins.agent)]
+    places += [(("services", name, "agent"), s.agent) for name, s in config.services.items()]
+    for path, value in places:
+        if isinstance(value, AgentSection) and (value.label is None) == (value.kubernetes is None):
+            problems.append((path, "give either label or kubernetes (a bare label such as 'linux' or 'any' also works)"))
+        if isinstance(value, AgentSection) and value.kubernetes is not None:
+            cache = value.kubernetes.cache
+            if cache.untrusted == cache.trusted:
+                problems.append((path + ("kubernetes", "cache", "untrusted"),
+                                 f"{cache.untrusted!r} is also the trusted builds' cache: untrusted builds (pull"
+                                 " requests, other branches) must not write what trusted builds read"))
+    namespaces: dict[str, tuple[tuple, tuple]] = {}
+    for name, s in config.services.items():
+        where = ("services", name, "agent") if s.agent is not None else ("jenkins", "agent")
+        choice = agent_choice(s.agent if s.agent is not None else config.jenkins.agent)
+        agent = choice.kubernetes
+        if agent is None:
+            continue
+        for role, key in (("build container", s.kind), ("image builder", "builder"), ("helper", "helper")):
+            if getattr(agent.images, key) is None:
+                problems.append((where + ("kubernetes", "images"),
+                                 f"service {name} runs in agent pods and needs images.{key} (its {role}),"
+                                 " pinned by digest"))
+        builder = s.image.builder or config.registry.builder
+        if builder != "buildah":
+            problems.append((("services", name, "image", "builder") if s.image.builder else ("registry", "builder"),
+                             f"service {name} runs in agent pods, which have no Docker daemon nor socket: build its"
+                             " image with buildah"))
+        # resources/enadu/k8s/agents/<namespace>.yaml has one ServiceAccount, Role binding and set of PVCs
+        settings = (agent.service_account, agent.controller_namespace, agent.controller_service_account, agent.cache)
+        first = namespaces.setdefault(agent.namespace, (settings, where))
+        if first[0] != settings and not any(p[0] == where + ("kubernetes",) for p in problems):
+            problems.append((where + ("kubernetes",),
+                             f"namespace {agent.namespace!r} gets its agents' ServiceAccount, RBAC and cache PVCs"
+                             f" from {yamlsource.dotted(first[1])} too, with other settings: agents sharing a"
+                             " namespace must agree on service_account, controller_* and cache"))
+    return problems
 
 
 def promotion_wait_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
@@ -821,6 +960,38 @@ def credential_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
     return problems
 
 
+# Members of a union of text and a mapping (jenkins.agent: a label or an AgentSection), as pydantic names them in
+# an error's loc.
+_UNION_MEMBERS = ("AgentSection",)
+
+
+def _is_member(part: Any) -> bool:
+    return isinstance(part, str) and (part in _UNION_MEMBERS or part.startswith("function-after["))
+
+
+def _union_errors(errors: list[Any]) -> list[Any]:
+    """pydantic reports every member of a failed union: for `agent: {kubernetes: ...}` with a bad image, both
+    "expected text" (the label member) and the image's problem. Keep the member the value's type chose (drop
+    a member's type mismatch when another member has an error at the same key), and the key path without
+    the member's name."""
+    def point(err: Any) -> tuple | None:
+        loc = err["loc"]
+        return next((loc[:i] for i, part in enumerate(loc) if _is_member(part)), None)
+
+    def mismatch(err: Any) -> bool:
+        return point(err) is not None and err["type"] in ("string_type", "model_type") and _is_member(err["loc"][-1])
+
+    out = []
+    for err in errors:
+        at = point(err)
+        if mismatch(err) and any(point(other) == at and not mismatch(other) for other in errors):
+            continue
+        if at is not None:
+            err = {**err, "loc": tuple(part for part in err["loc"] if not _is_member(part))}
+        out.append(err)
+    return out
+
+
 def _line_sort_key(message: str) -> tuple[int, str]:
     parts = message.split(":", 2)
     try:
@@ -894,6 +1065,9 @@ def _unwrap(annotation: Any) -> Any:
             annotation = typing.get_args(annotation)[0]
         elif origin in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            if len(args) != 1 and len(models) == 1:  # text or a mapping (jenkins.agent): the mapping's keys
+                args = models
             annotation = args[0] if len(args) == 1 else annotation
             if len(args) != 1:
                 return annotation

@@ -202,6 +202,15 @@ AgentLabel = _pattern(
     "a Jenkins agent label (letters, digits and . _ -)",
     max_len=100,
 )
+# An image pinned by digest (an agent pod's containers): what runs is exactly what was reviewed, whatever a
+# tag points at later. [registry[:port]/]repository@sha256:<64 hex>; no tag (it would be ignored anyway).
+PinnedImage = _pattern(
+    r"([a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+    r"@sha256:[0-9a-f]{64}",
+    "an image pinned by digest, such as 'docker.io/library/python@sha256:<64 hex digits>' (no tag)",
+    max_len=300,
+    rules=[PORT_RANGE],
+)
 LibraryName = _pattern(
     r"[A-Za-z0-9][A-Za-z0-9._-]*",
     "a Jenkins library name (letters, digits and . _ -)",

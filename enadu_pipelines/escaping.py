@@ -64,6 +64,37 @@ def groovy_value(value: object) -> str:
     raise TypeError(f"no Groovy literal for {type(value).__name__}")
 
 
+def groovy_multiline(value: object) -> str:
+    """A triple-single-quoted Groovy string literal holding ``value`` (text ending in a newline, such as
+    YAML) exactly and readably: ``'''\\`` then the lines as they are. No ``${}`` interpolation (single
+    quotes); every backslash is doubled (so no unicode escape or line continuation can form), a quote
+    is escaped when another follows it (so no ``'''`` closes the string early), non-ASCII characters
+    become ``\\uXXXX`` and control characters other than the newline are refused."""
+    if not isinstance(value, str):
+        raise TypeError(f"groovy_multiline needs text, got {type(value).__name__}")
+    if not value.endswith("\n"):
+        raise ValueError("groovy_multiline needs text that ends with a newline")
+    out = ["'''\\\n"]
+    for i, ch in enumerate(value):
+        code = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == "'":
+            out.append("\\'" if value[i + 1:i + 2] == "'" else "'")
+        elif ch == "\n":
+            out.append(ch)
+        elif code < 0x20 or code == 0x7F:
+            raise ValueError(f"control character U+{code:04X} cannot be written into Groovy")
+        elif code > 0x7E:
+            encoded = ch.encode("utf-16-be")
+            for j in range(0, len(encoded), 2):
+                out.append(f"\\u{encoded[j]:02x}{encoded[j + 1]:02x}")
+        else:
+            out.append(ch)
+    out.append("'''")
+    return "".join(out)
+
+
 def groovy_comment(value: object) -> str:
     """Text safe inside a ``//`` line comment: one line, no unicode escapes that javac-style
     preprocessing could turn into a newline."""

@@ -105,7 +105,7 @@ INVALID = [
      'No additional arguments are allowed for children when condition "allOf".',
      "ModelValidatorImpl.validateElement(ModelASTWhenCondition); ValidatorTest#nestedWhenWithArgs"),
     ("unknown-agent-type", with_stages(agent="agent {\n    docker 'maven:3'\n}"),
-     'Invalid agent type "docker" specified. Must be one of [any, label, none, node]',
+     'Invalid agent type "docker" specified. Must be one of [any, kubernetes, label, none, node]',
      "ModelValidatorImpl.validateElement(ModelASTAgent); ValidatorTest#unknownAgentType"),
     ("unknown-bare-agent", with_stages(agent="agent anything"),
      'Only "agent none", "agent any" or "agent {...}" are allowed.',
@@ -116,7 +116,7 @@ INVALID = [
     ("job-property-in-stage-options", with_stages(stages="\n        stage('Build') {\n            options {\n"
                                                   "                buildDiscarder(logRotator(numToKeepStr: '1'))\n"
                                                   "            }\n            steps { echo 'a' }\n        }"),
-     'Invalid option type "buildDiscarder". Valid option types: [catchError, checkoutToSubdirectory, retry,',
+     'Invalid option type "buildDiscarder". Valid option types: [catchError, checkoutToSubdirectory, podTemplate, retry,',
      "ModelValidatorImpl.validateElement(ModelASTOptions) with inStage; errors/jobPropertyInStageOptions.groovy"),
     ("option-with-block", with_stages("options {\n    timeout(time: 5) {\n        echo 'x'\n    }\n}"),
      "Options definitions cannot have blocks",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -121,8 +122,17 @@ quantities = strings(("250m", "1", "512Mi", "1.5Gi"), ("1GB", "-1", "m", ".5"))
 role_ids = strings(("12345678901234567",), ("123", "x" * 17, "-12345678901234567"))
 kinds = (st.sampled_from(["gradle", "node"]), st.sampled_from(["rust", "", 1]))
 versions = (st.just(1), st.sampled_from([1.0, 2, "1", True]))
+PINNED = "docker.io/library/python@sha256:" + "0a" * 32
+agents = (st.sampled_from(["any", "linux", {"label": "linux"}, {"label": "x", "kubernetes": {"namespace": "ns"}},
+                           {"kubernetes": {"namespace": "ns", "retries": 3, "images": {"helper": PINNED}}},
+                           {"kubernetes": {"namespace": "ns", "cache": {"untrusted": "pr", "size": "1Gi"}}}]),
+          st.sampled_from(["-x", "a b", {"label": "-x"}, {"kubernetes": {}}, {"kubernetes": {"namespace": "ns", "retries": 9}},
+                           {"kubernetes": {"namespace": "ns", "images": {"helper": "python:3.12"}}},
+                           {"kubernetes": {"namespace": "ns", "images": {"helper": PINNED.replace("0a", "0A")}}},
+                           {"kubernetes": {"namespace": "ns", "cache": {"access_mode": "ReadOnlyMany"}}}, {"lable": "x"}]))
+agents = tuple(a.map(copy.deepcopy) for a in agents)  # no shared mappings: YAML would write them as aliases
 KINDS_OF_VALUE = ["name", "glob", "relpath", "url", "host", "ref", "text", "query", "whole", "id", "image", "kind",
-                  "version", "unknown key", "no paths", "http", "label", "command", "duration", "quantity", "role"]
+                  "version", "unknown key", "no paths", "http", "label", "command", "duration", "quantity", "role", "agent"]
 
 
 @st.composite
@@ -157,11 +167,14 @@ def documents(draw) -> dict:
             doc["monitoring"]["grafana"] = {"url": v("http", http_urls), "credentials_id": v("id", ids)}
     if draw(st.booleans()):
         doc["credential_hosts"] = {v("id", ids): v("host", hosts)}
+    if draw(st.booleans()):
+        doc["jenkins"] = {"agent": v("agent", agents)}
     for _ in range(draw(st.integers(1, 3))):
         s = {"kind": v("kind", kinds), "repository": v("url", urls), "branch": v("ref", refs),
              "paths": [v("glob", globs) for _ in range(draw(st.integers(0 if "no paths" in doubtful else 1, 3)))],
              "image": {"name": v("image", images)}}
         maybe(s, "description", "text", texts)
+        maybe(s, "agent", "agent", agents)
         maybe(s, "module", "label", labels)
         if draw(st.booleans()):
             s["build"] = {"commands": [v("command", commands) for _ in range(draw(st.integers(1, 2)))]}

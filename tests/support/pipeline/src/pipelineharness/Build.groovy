@@ -38,6 +38,14 @@ class Build {
     final List<Map<String, String>> expanders = []
     /** The contextual environment of the enclosing node (Computer.getEnvironment + WORKSPACE). */
     Map<String, String> nodeEnv
+    /** The enclosing podTemplate (kubernetes plugin): label, yaml, containers (names); null outside one. */
+    Map pod
+    /** Whether the enclosing node is a pod of that template (a KubernetesSlave), and the container step's choice. */
+    boolean inPod
+    String container
+    int podsStarted = 0
+    /** Agent pods that went away (a scenario sh rule's agentLost): their node blocks can do nothing more. */
+    final Set<String> lostNodes = new HashSet<>()
     final List<String> cwd = []
     final Map<String, byte[]> files = new TreeMap<>()
     final Map<String, Map<String, byte[]>> stashes = [:]

@@ -69,6 +69,7 @@ class Catalog {
     }
 
     static final String DS = 'org.jenkinsci.plugins.workflow.steps.'
+    static final String K8S = 'org.csanchez.jenkins.plugins.kubernetes.pipeline.'
 
     /** Steps (StepDescriptor.getFunctionName()). */
     static final Map<String, Spec> STEPS = index([
@@ -106,6 +107,11 @@ class Catalog {
         step('sha256', 'org.jenkinsci.plugins.pipeline.utility.steps.fs.FileSha256Step', 'file!:String', [ws: true]),
         step('withCredentials', 'org.jenkinsci.plugins.credentialsbinding.impl.BindingStep', 'bindings!:List', [block: true]),
         step('timestamps', 'hudson.plugins.timestamper.pipeline.TimestamperStep', '', [block: true]),
+        // kubernetes-plugin: PodTemplateStep (its @DataBoundSetters; the Declarative kubernetes agent calls it with
+        // KubernetesDeclarativeAgent.getAsArgs) and ContainerStep(name) with setShell; container needs a node
+        // (getRequiredContext: Node, FilePath, TaskListener).
+        step('podTemplate', K8S + 'PodTemplateStep', 'label:String name:String namespace:String cloud:String inheritFrom:String yaml:String yamlMergeStrategy:Object inheritYamlMergeStrategy:boolean showRawYaml:boolean serviceAccount:String nodeSelector:String workingDir:String activeDeadlineSeconds:int idleMinutes:int instanceCap:int podRetention:Object workspaceVolume:Object containers:List volumes:List supplementalGroups:String agentContainer:String agentInjection:boolean', [block: true]),
+        step('container', K8S + 'ContainerStep', 'name!:String shell:String', [block: true, ws: true]),
     ])
 
     /** Describable symbols (@Symbol) usable as arguments, options, triggers and when conditions. */
@@ -146,6 +152,9 @@ class Catalog {
         symbol('allOf', 'org.jenkinsci.plugins.pipeline.modeldefinition.when.impl.AllOfConditional', ''),
         symbol('anyOf', 'org.jenkinsci.plugins.pipeline.modeldefinition.when.impl.AnyOfConditional', ''),
         symbol('not', 'org.jenkinsci.plugins.pipeline.modeldefinition.when.impl.NotConditional', ''),
+        // retry's error conditions, as KubernetesDeclarativeAgentScript passes them (retries > 1).
+        symbol('kubernetesAgent', K8S + 'KubernetesAgentErrorCondition', 'handleNonKubernetes:boolean'),
+        symbol('nonresumable', DS + 'SynchronousResumeNotSupportedErrorCondition', ''),
     ])
 
     /** Parameter types for `parameters { }`; `string` is StringParameterDefinition there. */
@@ -168,8 +177,19 @@ class Catalog {
     /** Triggers allowed in `triggers` (Triggers.getAllowedTriggerTypes: every Trigger symbol). */
     static final List<String> TRIGGERS = ['cron', 'githubPush', 'pollSCM', 'upstream']
 
-    /** Agent types of the installed DeclarativeAgentDescriptors (no Docker/Kubernetes plugins here). */
-    static final List<String> AGENT_TYPES = ['any', 'label', 'none', 'node']
+    /** Agent types of the installed DeclarativeAgentDescriptors: core's, and the Kubernetes plugin's (no Docker plugin). */
+    static final List<String> AGENT_TYPES = ['any', 'kubernetes', 'label', 'none', 'node']
+
+    /**
+     * Options of `agent { kubernetes { ... } }`: the @DataBoundSetters of kubernetes-plugin's
+     * KubernetesDeclarativeAgent (pipeline/KubernetesDeclarativeAgent.java) and `retries` of its superclass
+     * RetryableDeclarativeAgent (pipeline-model-definition).
+     */
+    static final List<String> KUBERNETES_AGENT_PARAMS = ['activeDeadlineSeconds', 'agentContainer', 'agentInjection',
+            'cloud', 'containerTemplate', 'containerTemplates', 'customWorkspace', 'defaultContainer', 'idleMinutes',
+            'inheritFrom', 'inheritYamlMergeStrategy', 'instanceCap', 'label', 'namespace', 'nodeSelector', 'podRetention',
+            'retries', 'schedulerName', 'serviceAccount', 'showRawYaml', 'slaveConnectTimeout', 'supplementalGroups',
+            'workingDir', 'workspaceVolume', 'yaml', 'yamlFile', 'yamlMergeStrategy']
 
     /** When conditions (DeclarativeStageConditionalDescriptor.allNames()) and their child counts. */
     static final Map<String, Integer> WHEN_CHILDREN = [allOf: -1, anyOf: -1, not: 1]

@@ -29,6 +29,7 @@ class Declarative {
         String type
         String label
         String customWorkspace
+        Map<String, Object> options = [:]  // agent { kubernetes { yaml ...; retries 2 } }: option -> value
     }
 
     static class StageModel {
@@ -110,6 +111,13 @@ class Declarative {
             NodeCapture n = new NodeCapture()
             runWith(c, n)
             agent = new Agent(type: 'node', label: n.label, customWorkspace: n.customWorkspace)
+        }
+
+        /** KubernetesDeclarativeAgent: every option is a @DataBoundSetter (Validator checked the names). */
+        void kubernetes(Closure c) {
+            AgentOptionsCapture o = new AgentOptionsCapture()
+            runWith(c, o)
+            agent = new Agent(type: 'kubernetes', label: (String) o.options.label, options: o.options)
         }
     }
 
@@ -362,6 +370,12 @@ class Declarative {
             body.call()
             return
         }
+        String defaultContainer = (agent.options.defaultContainer ?: 'jnlp').toString()
+        if (agent.type == 'kubernetes' && defaultContainer != 'jnlp') {
+            // KubernetesDeclarativeAgentScript: the checkout runs in jnlp, the body in container(defaultContainer)
+            Closure outer = body
+            body = { build.dsl.invoke(script, 'container', [defaultContainer, outer] as Object[]) }
+        }
         Closure inNode = {
             Map checkoutMap = [:]
             boolean skip = skipDefaultCheckout(root.options) || (stage != null && skipDefaultCheckout(stage.options))
@@ -382,8 +396,42 @@ class Declarative {
                 body.call()
             }
         }
+        if (agent.type == 'kubernetes') {
+            kubernetesAgent(script, agent, inNode)
+            return
+        }
         List<Object> args = agent.label ? [agent.label] : []
         build.dsl.invoke(script, 'node', (args + [inNode]) as Object[])
+    }
+
+    /**
+     * kubernetes-plugin's KubernetesDeclarativeAgentScript.run: podTemplate(getAsArgs()) around
+     * (with retries > 1) retry(count: retries, conditions: [kubernetesAgent(), nonresumable()]) around
+     * node(POD_LABEL) around the checkout and the body, the body inside container(defaultContainer)
+     * unless that is jnlp (or not set). inheritFrom is set to '' (no implicit inheritance), as the script does.
+     */
+    private void kubernetesAgent(PipelineScript script, Agent agent, Closure inNode) {
+        Map<String, Object> o = agent.options
+        Map<String, Object> args = new TreeMap<>()  // getAsArgs() is a TreeMap
+        ['label', 'yaml', 'namespace', 'serviceAccount', 'nodeSelector', 'workingDir', 'cloud', 'showRawYaml',
+         'workspaceVolume', 'podRetention', 'activeDeadlineSeconds', 'idleMinutes', 'instanceCap', 'supplementalGroups',
+         'agentContainer', 'agentInjection', 'yamlMergeStrategy'].each { String k ->
+            if (o[k] != null && o[k] != '') {
+                args[k] = o[k]
+            }
+        }
+        args.inheritFrom = o.inheritFrom != null ? o.inheritFrom : ''
+        int retries = o.retries != null ? (o.retries as int) : 1
+        Closure run = {
+            String podLabel = build.effectiveEnv().get('POD_LABEL')
+            build.dsl.invoke(script, 'node', [o.label ?: podLabel, inNode] as Object[])
+        }
+        Closure retried = retries > 1 ? {
+            List conditions = [build.dsl.invoke(script, 'kubernetesAgent', [] as Object[]),
+                               build.dsl.invoke(script, 'nonresumable', [] as Object[])]
+            build.dsl.invoke(script, 'retry', [[count: retries, conditions: conditions], run] as Object[])
+        } : run
+        build.dsl.invoke(script, 'podTemplate', [args, retried] as Object[])
     }
 
     /** withCredentialsBlock + withEnvBlock: credentials('id') becomes a withCredentials binding, the rest withEnv. */

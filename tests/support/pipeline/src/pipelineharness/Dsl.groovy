@@ -140,6 +140,10 @@ class Dsl {
         if (spec.needsWorkspace && !build.inNode) {
             throw new MissingContextException('hudson.FilePath')
         }
+        if (spec.needsWorkspace && build.inPod && build.nodeEnv.NODE_NAME in build.lostNodes) {
+            // the pod is gone: every later step of its node block fails the same way
+            throw FlowInterruptedException.agentRemoved(build.nodeEnv.NODE_NAME)
+        }
         checkNonCps(name)
         beforeStep(name)
         this."step_${name}"(script, named, body)
@@ -246,6 +250,10 @@ class Dsl {
         Map e = build.record('sh', a)
         e.cwd = build.currentDir
         e.env = new LinkedHashMap(env)
+        if (build.inPod) {
+            // kubernetes plugin: outside a container step the agent's own launcher runs it, in jnlp
+            e.container = build.container ?: 'jnlp'
+        }
         Map rule = shRule(script, (String) a.label, env)
         int status = (rule?.status ?: 0) as int
         if (rule?.changedFiles != null) {
@@ -269,6 +277,16 @@ class Dsl {
         }
         if (rule?.interrupt) {
             throw new FlowInterruptedException(rule.interrupt.toString(), rule.message?.toString() ?: 'Timeout has been exceeded')
+        }
+        if (rule?.agentLost) {
+            if (!build.inPod) {
+                throw new HarnessError('harness: agentLost is for steps in an agent pod (agent { kubernetes { } })')
+            }
+            String node = build.nodeEnv.NODE_NAME
+            build.lostNodes << node
+            // the log line of kubernetes-plugin's Reaper when the pod is deleted (KubernetesDeclarativeAgentTest#declarativeRetries)
+            build.log("Agent ${node} was deleted; cancelling node body")
+            throw FlowInterruptedException.agentRemoved(node)
         }
         if (a.returnStatus) {
             return status
@@ -332,21 +350,91 @@ class Dsl {
         Map e = build.record('node', a)
         Map agent = (Map) (build.scenario.agent ?: [:])
         String name = agent.name ?: 'built-in'
+        String labels = (agent.labels ?: name).toString()
+        // A node labelled with the enclosing podTemplate's label is a new pod of it (KubernetesCloud
+        // provisions one per node block; PodTemplateUtils/PodUtils name it <template name>-<random>).
+        boolean pod = build.pod != null && a.label == build.pod.label
+        if (pod) {
+            build.podsStarted++
+            name = "${build.pod.label}-pod${build.podsStarted}".toString()
+            labels = build.pod.label.toString()
+            build.log("Created Pod: kubernetes ${build.pod.namespace ?: 'default'}/${name}")
+        }
         e.node = name
         build.log("Running on ${name} in ${build.workspace}")
         Map<String, String> previousEnv = build.nodeEnv
+        boolean previousInPod = build.inPod
+        String previousContainer = build.container
         List<String> previousCwd = new ArrayList<>(build.cwd)
-        build.nodeEnv = [NODE_NAME: name, NODE_LABELS: (agent.labels ?: name).toString(), EXECUTOR_NUMBER: '0',
+        build.nodeEnv = [NODE_NAME: name, NODE_LABELS: labels, EXECUTOR_NUMBER: '0',
                          PATH: (agent.path ?: '/usr/local/bin:/usr/bin:/bin').toString(), HOME: '/home/jenkins',
                          WORKSPACE: build.workspace, WORKSPACE_TMP: "${build.workspace}@tmp".toString()]
+        build.inPod = pod
+        build.container = null
         build.cwd.clear()
         build.cwd << build.workspace
         try {
             return this.body(body)
         } finally {
             build.nodeEnv = previousEnv
+            build.inPod = previousInPod
+            build.container = previousContainer
             build.cwd.clear()
             build.cwd.addAll(previousCwd)
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // kubernetes (jenkinsci/kubernetes-plugin, org.csanchez.jenkins.plugins.kubernetes.pipeline)
+
+    /**
+     * podTemplate (PodTemplateStepExecution.start): a pod template for the body's node blocks, labelled
+     * sanitizeLabel(run.getExternalizableId()) + '-' + 5 random characters (here the fixed 'b0b0b'), which
+     * the body sees as POD_LABEL. The pod is the `yaml` (PodTemplateBuilder.build: the YAML's containers,
+     * plus the agent container jnlp when the YAML has none of that name). Which containers exist is read
+     * from the YAML's spec.containers (PodYaml), so container('x') fails for a container the pod lacks.
+     */
+    Object step_podTemplate(PipelineScript s, Map a, Closure body) {
+        Map e = build.record('podTemplate', a)
+        String label = a.label ?: "${build.jobName}_${build.number}".replaceAll('[^A-Za-z0-9._-]', '_') + '-b0b0b'
+        List<String> containers = a.yaml ? PodYaml.containerNames(a.yaml.toString()) : []
+        if (!containers.contains('jnlp')) {
+            containers << 'jnlp'
+        }
+        String namespace = a.namespace ?: (a.yaml ? PodYaml.namespace(a.yaml.toString()) : null)
+        e.label = label
+        e.containers = containers
+        Map previous = build.pod
+        build.pod = [label: label, containers: containers, namespace: namespace, yaml: a.yaml]
+        try {
+            return withExpander([POD_LABEL: label], body)
+        } finally {
+            build.pod = previous
+        }
+    }
+
+    /**
+     * container (ContainerStep, ContainerStepExecution.start): only on a pod's node (KubernetesNodeContext:
+     * "Node is not a Kubernetes node: <name>"); the body's sh steps run in that container
+     * (ContainerExecDecorator, which also exports POD_CONTAINER=<name>, an EnvironmentExpander.constant).
+     * A name the pod lacks fails the first command: "container <name> not found in pod <pod>" (the API
+     * server's answer to the exec, which ContainerExecDecorator.launch rethrows without retrying).
+     */
+    Object step_container(PipelineScript s, Map a, Closure body) {
+        build.record('container', a)
+        String name = a.name.toString()
+        if (!build.inPod) {
+            throw new AbortException("Node is not a Kubernetes node: ${build.nodeEnv?.NODE_NAME}")
+        }
+        if (!(name in (List) build.pod.containers)) {
+            throw new AbortException("container ${name} not found in pod ${build.nodeEnv.NODE_NAME}")
+        }
+        String previous = build.container
+        build.container = name
+        try {
+            return withExpander([POD_CONTAINER: name], body)
+        } finally {
+            build.container = previous
         }
     }
 
@@ -532,10 +620,17 @@ class Dsl {
         this.body(body)
     }
 
-    /** RetryStep: runs the body again after a failure, up to count times; interruptions are not retried. */
+    /**
+     * RetryStep: runs the body again after a failure, up to count times; interruptions are not retried.
+     * With `conditions` (ErrorCondition) only a failure one of them accepts is retried: kubernetesAgent()
+     * (KubernetesAgentErrorCondition, via AgentErrorCondition) accepts a lost agent pod (RemovedNodeCause),
+     * nonresumable() (SynchronousResumeNotSupportedErrorCondition) a step that could not resume after a
+     * controller restart, which the harness never has.
+     */
     Object step_retry(PipelineScript s, Map a, Closure body) {
         build.record('retry', a)
         int count = a.count as int
+        List<Describable> conditions = (List<Describable>) (a.conditions ?: [])
         for (int attempt = 1; ; attempt++) {
             try {
                 return this.body(body)
@@ -544,6 +639,10 @@ class Dsl {
             } catch (Throwable t) {
                 // RetryStepExecution: an actual interruption (abort) is not retried; a timeout's own is.
                 if (t instanceof FlowInterruptedException && ((FlowInterruptedException) t).actualInterruption) {
+                    throw t
+                }
+                if (conditions && !conditions.any { Describable c -> c.symbol == 'kubernetesAgent' &&
+                        t instanceof FlowInterruptedException && ((FlowInterruptedException) t).causeType == 'RemovedNodeCause' }) {
                     throw t
                 }
                 if (attempt >= count) {

@@ -30,6 +30,19 @@ class FlowInterruptedException extends InterruptedException {
         this.scope = scope
     }
 
+    /**
+     * The agent pod went away under a running step (the kubernetes plugin's Reaper deletes the node;
+     * workflow-durable-task-step ExecutorStepExecution.RemovedNodeListener ends the node block with
+     * FlowInterruptedException(ABORTED, false, new RemovedNodeCause()): not an actual interruption, so
+     * retry with the kubernetesAgent() condition may run the body again).
+     */
+    static FlowInterruptedException agentRemoved(String node) {
+        // RemovedNodeCause.getShortDescription(): "Agent was removed" (ExecutorStepExecution Messages)
+        FlowInterruptedException e = new FlowInterruptedException('ABORTED', 'Agent was removed', 'RemovedNodeCause', null)
+        e.actualInterruption = false
+        e
+    }
+
     List<CauseOfInterruption> getCauses() {
         CauseOfInterruption.of(causeType, message)
     }

@@ -559,7 +559,8 @@ class Validator {
     // ------------------------------------------------------------------------------------------
     // agent - ModelParser.parseAgent, ModelValidatorImpl.validateElement(ModelASTAgent)
 
-    private static final Map<String, List<String>> AGENT_PARAMS = [label: ['label', 'customWorkspace'], node: ['label', 'customWorkspace']]
+    private static final Map<String, List<String>> AGENT_PARAMS = [label: ['label', 'customWorkspace'], node: ['label', 'customWorkspace'],
+                                                                    kubernetes: Catalog.KUBERNETES_AGENT_PARAMS]
 
     private void parseAgent(Statement st) {
         Map m = matchBlockStatement(st)
@@ -616,7 +617,9 @@ class Validator {
                         error(kv, "Invalid config option \"${k}\" for agent type \"${type}\". Valid config options are ${AGENT_PARAMS[type]}")
                     }
                 }
-                if (!vars.containsKey('label')) {
+                // label and node require a label (their constructor's parameter); kubernetes has a no-argument
+                // constructor (KubernetesDeclarativeAgent), so every option is optional.
+                if (type != 'kubernetes' && !vars.containsKey('label')) {
                     error(typeMeth, "Missing required parameter for agent type \"${type}\": label")
                 }
             } else if (type in ['label', 'node'] && args.size() != 1) {
