@@ -78,17 +78,21 @@ def spec_digest(dep: Dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def _live_since(mark: Dict[str, Any], history: List[Dict[str, Any]], colour: str) -> bool:
+    """Whether a history entry at or after the mark's time made ``colour`` live (a mark whose time does
+    not parse never is)."""
+    at = _time(mark.get("at"))
+    return at is not None and any(t is not None and t >= at
+                                  for t in (_time(h.get("at")) for h in history if h.get("colour") == colour))
+
+
 def pending(dep: Optional[Dict[str, Any]], history: List[Dict[str, Any]], colour: str) -> Optional[Dict[str, Any]]:
     """The mark of a held preview that never went live: a held mark with no history entry at or after
     its time that made ``colour`` live. A mark whose time does not parse counts as pending."""
     mark = held_mark(dep)
     if mark is None:
         return None
-    at = _time(mark.get("at"))
-    served = [t for h in history if h.get("colour") == colour for t in [_time(h.get("at"))] if t is not None]
-    if at is not None and any(t >= at for t in served):
-        return None
-    return mark
+    return None if _live_since(mark, history, colour) else mark
 
 
 def promotion_problem(dep: Dict[str, Any], mark: Dict[str, Any], now: Optional[dt.datetime] = None) -> Optional[str]:
@@ -174,11 +178,7 @@ def kept(dep: Optional[Dict[str, Any]], history: List[Dict[str, Any]], colour: s
     mark = aborted_mark(dep)
     if mark is None:
         return None
-    at = _time(mark.get("at"))
-    served = [t for h in history if h.get("colour") == colour for t in [_time(h.get("at"))] if t is not None]
-    if at is not None and any(t >= at for t in served):
-        return None
-    return mark
+    return None if _live_since(mark, history, colour) else mark
 
 
 def preview_state(dep: Optional[Dict[str, Any]], history: List[Dict[str, Any]], colour: str,
