@@ -73,8 +73,8 @@ class Invalid(ApiFailure):
         Not apps validation: ``ValidateDeploymentUpdate`` (pkg/apis/apps/validation/validation.go)
         checks only the object meta and the new spec. The Deployment's REST strategy does it
         (pkg/registry/apps/deployment/strategy.go ``ValidateUpdate``; the same in the ReplicaSet's and
-        DaemonSet's strategy.go), for every group/version but the retired compatibility ones, with a
-        the upstream comment TODO(#50791) says it is to move into ``ValidateDeploymentUpdate`` once they are gone:
+        DaemonSet's strategy.go), for every group/version but the retired compatibility ones (upstream's
+        comment TODO(#50791) would move it into ``ValidateDeploymentUpdate`` once they are gone):
         ``apivalidation.ValidateImmutableField(new.Spec.Selector, old.Spec.Selector,
         field.NewPath("spec").Child("selector"))`` (staging/src/k8s.io/apimachinery/pkg/api/validation/
         objectmeta.go), which appends ``field.Invalid(fldPath, newVal, FieldImmutableErrorMsg)``
