@@ -25,7 +25,7 @@ REACTION_LAGGED = ("deployment", "replicaset", "gc")
 
 
 class ControlLoop:
-    ORDER = ("deployment", "replicaset", "kubelet", "endpoints", "endpointslice", "gc")
+    ORDER = ("deployment", "replicaset", "volumes", "kubelet", "endpoints", "endpointslice", "gc")
 
     def __init__(self, world) -> None:
         from .deployment import DeploymentController
@@ -33,11 +33,13 @@ class ControlLoop:
         from .gc import GarbageCollector
         from .kubelet import Kubelet
         from .replicaset import ReplicaSetController
+        from .volumes import VolumeController
 
         self.world = world
         self.controllers: Dict[str, object] = {
             "deployment": DeploymentController(world),
             "replicaset": ReplicaSetController(world),
+            "volumes": VolumeController(world),
             "kubelet": Kubelet(world),
             "endpoints": EndpointsController(world),
             "endpointslice": EndpointSliceController(world),

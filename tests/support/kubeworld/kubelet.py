@@ -14,6 +14,11 @@ prober/worker.go, status/generate.go) and https://kubernetes.io/docs/concepts/wo
 - termination: on deletionTimestamp run the preStop hook (a `sleep` action or an exec `sleep N`),
   then SIGTERM, then SIGKILL at the end of the grace period; the pod object is removed when its
   containers are gone. A pod deleted with grace 0 is killed at once.
+Volumes (volumes.py): a pod naming a PersistentVolumeClaim that is missing, being deleted or unbound
+is not bound to the node (the scheduler's VolumeBinding PreFilter: Pending, PodScheduled False with
+reason Unschedulable, a FailedScheduling event); an admitted pod's emptyDir volumes are directories
+of the world's workdir, removed with the pod, and its claims' volumes are the provisioner's
+directories, kept (volumes.host_path maps a container path to them: an emulation, no mounts).
 Phase: Pending until every container has started once, then Running. Conditions as the kubelet
 reports them: PodReadyToStartContainers, Initialized, Ready, ContainersReady, PodScheduled.
 All Kubernetes durations are multiplied by the world's `time_scale`.
@@ -69,6 +74,7 @@ from typing import Dict, List, Optional, Tuple
 import aiohttp
 
 from . import resources as R
+from . import volumes
 from .images import Behaviour, behaviour
 from .registry import rfc3339
 
@@ -213,6 +219,7 @@ class Kubelet:
         self.image_kinds: Dict[str, Behaviour] = {}  # what each image pulled from a registry does
         self._registry_session: Optional[aiohttp.ClientSession] = None
         self.flaky_pulls: Dict[str, FlakyPull] = {}
+        self.unschedulable: Dict[str, str] = {}  # pod uid -> the FailedScheduling message last recorded
 
     def fail_pulls(self, image: str, times: int, status: int = 503) -> None:
         """Each pod's first ``times`` pulls of ``image`` fail as the registry answering ``status``
@@ -248,6 +255,8 @@ class Kubelet:
             if rt is None:
                 if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                     continue
+                if not pod["spec"].get("nodeName") and self._unschedulable(pod, now):
+                    continue
                 rt = self._admit(pod, now)
             self._sync_pod(rt, pod, now)
         for uid in list(self.pods):
@@ -257,6 +266,34 @@ class Kubelet:
                     self._kill(c)
                 for t in rt.tasks:
                     t.cancel()
+                volumes.remove_pod_dir(self.world.workdir, uid)
+        for uid in list(self.unschedulable):
+            if uid not in live:
+                del self.unschedulable[uid]
+
+    def _unschedulable(self, pod: dict, now: float) -> bool:
+        """The scheduler's VolumeBinding PreFilter (volumes.py): a refused pod stays Pending, unbound,
+        with PodScheduled False/Unschedulable and a FailedScheduling event (once per distinct reason)."""
+        ns = pod["metadata"]["namespace"]
+        reason = volumes.unschedulable(pod, self.world.control.controllers["volumes"].claims(ns))
+        if reason is None:
+            self.unschedulable.pop(pod["metadata"]["uid"], None)
+            return False
+        message = volumes.fit_error(reason)
+        if self.unschedulable.get(pod["metadata"]["uid"]) != message:
+            self.unschedulable[pod["metadata"]["uid"]] = message
+            self.world.events.record(pod, "Warning", "FailedScheduling", message, "default-scheduler")
+        old = pod.get("status") or {}
+        status = {"phase": "Pending", "qosClass": old.get("qosClass", "BestEffort"),
+                  "conditions": [{"type": "PodScheduled", "status": "False", "lastProbeTime": None,
+                                  "lastTransitionTime": next((c["lastTransitionTime"] for c in old.get("conditions") or []
+                                                              if c.get("type") == "PodScheduled"), rfc3339(now)),
+                                  "reason": "Unschedulable", "message": message}]}
+        if status != old:
+            fresh = copy.deepcopy(pod)
+            fresh["status"] = status
+            self.reg.update(POD, ns, pod["metadata"]["name"], fresh, subresource="status")
+        return True
 
     def _admit(self, pod: dict, now: float) -> PodRuntime:
         self._ip += 1
@@ -272,6 +309,7 @@ class Kubelet:
                 c.reason = "PodInitializing"
         rt = PodRuntime(pod["metadata"]["uid"], pod["metadata"]["namespace"], pod["metadata"]["name"], ip, containers, now,
                         init_containers=inits)
+        volumes.make_empty_dirs(self.world.workdir, pod)  # emptyDir volumes exist before any container starts
         self.pods[rt.uid] = rt
         return rt
 
@@ -298,6 +336,7 @@ class Kubelet:
                 self._probes(rt, c, pod, now)
         if rt.terminating and all(c.phase == "gone" for c in rt.all_containers):
             self.pods.pop(rt.uid, None)
+            volumes.remove_pod_dir(self.world.workdir, rt.uid)
             self.reg.finish_delete(POD, rt.namespace, rt.name)
             return
         self._write_status(rt, pod, now)

@@ -57,6 +57,7 @@ class Registry:
         self.by_uid: Dict[str, Tuple[str, str, str]] = {}
         self.service_ips: Dict[str, str] = {}
         self.admission = None  # admission.Admission, set by the world: validating admission after validation
+        self.default_storage_class = "standard"  # the StorageClass annotated as the default (volumes.py)
         self._next_ip = 10
         store.listeners.append(self._index)
 
@@ -147,6 +148,10 @@ class Registry:
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + self.random_suffix()
         strategies.apply_defaults(res, obj)
+        if res.kind == "PersistentVolumeClaim" and self.default_storage_class \
+                and (obj.get("spec") or {}).get("storageClassName") is None:
+            # the DefaultStorageClass mutating admission plugin (setdefault/admit.go): only a nil class
+            obj["spec"]["storageClassName"] = self.default_storage_class
         strategies.prepare_for_create(res, obj)
         for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"):
             meta.pop(k, None)

@@ -105,6 +105,9 @@ RESOURCES: List[Resource] = [
     _r("", "v1", "events", "Event", short_names=("ev",), schema_ref="io.k8s.api.core.v1.Event"),
     # ConfigMaps are stored; the kubelet resolves a container's env references to them (kubelet.py)
     _r("", "v1", "configmaps", "ConfigMap", short_names=("cm",), schema_ref="io.k8s.api.core.v1.ConfigMap"),
+    # claims are bound by dynamic provisioning and mounted by the kubelet (volumes.py)
+    _r("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short_names=("pvc",), subresources=("status",),
+       schema_ref="io.k8s.api.core.v1.PersistentVolumeClaim"),
     _r("apps", "v1", "deployments", "Deployment", short_names=("deploy",), categories=("all",),
        subresources=("status", "scale"), schema_ref="io.k8s.api.apps.v1.Deployment", has_generation=True),
     _r("apps", "v1", "replicasets", "ReplicaSet", short_names=("rs",), categories=("all",),

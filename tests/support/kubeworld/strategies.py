@@ -106,6 +106,8 @@ def apply_defaults(res: Resource, obj: dict) -> None:
             p.setdefault("targetPort", p.get("port"))
     elif res.kind == "Namespace":
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+    elif res.kind == "PersistentVolumeClaim":
+        obj.setdefault("spec", {}).setdefault("volumeMode", "Filesystem")  # SetDefaults_PersistentVolumeClaimSpec
     elif res.kind == "HorizontalPodAutoscaler" and spec is not None:
         spec.setdefault("minReplicas", 1)
     elif res.kind == "Endpoints":
@@ -466,6 +468,7 @@ STATUS_ON_CREATE = {
     "Pod": {"phase": "Pending", "qosClass": "BestEffort"},
     "Service": {"loadBalancer": {}},
     "Namespace": {"phase": "Active"},
+    "PersistentVolumeClaim": {"phase": "Pending"},
     "HorizontalPodAutoscaler": {"currentReplicas": 0, "desiredReplicas": 0},
 }
 

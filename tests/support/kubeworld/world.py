@@ -257,6 +257,11 @@ class KubeWorld:
 
     # -- durations --
 
+    @property
+    def default_storage_class(self) -> str:
+        """The default StorageClass's name (its provisioner binds claims: volumes.py)."""
+        return self.registry.default_storage_class
+
     def k8s_seconds(self, seconds: float) -> float:
         """A duration taken from a Kubernetes field or default, in real seconds."""
         return seconds * self.time_scale
