@@ -11,7 +11,9 @@ Parts and the Jenkins classes they follow (see the module docstrings for details
   (``CpsScmFlowDefinition.create`` + ``GitSCMFileSystem``, :mod:`.scm`), retrieves the library the
   Jenkinsfile asks for (``SCMSourceRetriever``, :mod:`.library`) and runs in the pipeline harness's
   live mode (real workspace, ``sh`` as a durable task, real time; tests/support/pipeline/live.py),
-  whose ``checkout`` calls come back here for real git with build data;
+  whose ``checkout`` calls come back here for real git with build data, and whose agent pods
+  (``agent { kubernetes { } }``) are made, run and deleted by the plugin's cloud (:mod:`.pods`) in the
+  Kubernetes test world;
 * ``getSCMs``, ``poll`` and the GitHub push subscriber follow ``WorkflowJob.getSCMs/poll`` and
   github-plugin's ``DefaultPushGHEventSubscriber`` + ``GitHubRepositoryNameContributor.FromSCM``
   (:mod:`.triggers`).
@@ -97,7 +99,8 @@ SUCCESSFUL = ("SUCCESS", "UNSTABLE")
 class Controller:
     def __init__(self, root: Path, git: GitServer, *, casc_text: str, credentials: Dict[str, Any],
                  agent_env: Dict[str, str], jenkins_url: str = "https://jenkins.enadu.dev/",
-                 executor: Any = None, remote_timeout: Optional[float] = None, fake_jenkins: Any = None) -> None:
+                 executor: Any = None, remote_timeout: Optional[float] = None, fake_jenkins: Any = None,
+                 cloud: Any = None) -> None:
         self.root = root
         self.git = git
         self.library = libmod.load_casc(casc_text)
@@ -107,6 +110,7 @@ class Controller:
         self.executor = executor
         self.remote_timeout = remote_timeout
         self.fake = fake_jenkins
+        self.cloud = cloud  # the Kubernetes plugin's cloud (support/e2e/pods.py), for agent { kubernetes { } }
         self.jobs: Dict[str, JobState] = {}
         self._lock = threading.RLock()
         self._threads: List[threading.Thread] = []
@@ -224,7 +228,10 @@ class Controller:
             "causes": build.causes,
             "agent": {"name": "built-in"},
         }
-        live = LiveBuild(script, build.library.root, scenario, workspace, {"checkout": lambda a: self._checkout(build, a)},
+        callbacks: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {"checkout": lambda a: self._checkout(build, a)}
+        if self.cloud is not None:
+            callbacks.update(podStart=self.cloud.start, podStop=self.cloud.stop, podExec=self.cloud.exec_args)
+        live = LiveBuild(script, build.library.root, scenario, workspace, callbacks,
                          executor=self.executor, library_name=self.library.name, agent_env=self.agent_env,
                          remote_timeout=self.remote_timeout, on_log=build.log.append)
         build.live = live

@@ -203,7 +203,8 @@ class Executor:
             shutil.copy(script_file, copy)
             cmd = [self.shell, "-xe", str(copy)]
         cookie = cookie_for(str(cwd))
-        env = process_env(self.agent_env, dict(args.get("env") or {}))
+        base = args.get("baseEnv")  # an agent pod's container: its own environment (support/e2e/pods.py)
+        env = process_env(self.agent_env if base is None else base, dict(args.get("env") or {}))
         env[COOKIE] = cookie
         log_path = control / "jenkins-log.txt"
         log = open(log_path, "wb")

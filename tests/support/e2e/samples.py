@@ -4,7 +4,9 @@
 in for Gradle, which cannot be fetched here: it compiles nothing, but runs the module's "tests"
 (files ``<module>/src/test/*.test`` holding ``pass`` or ``fail``), writes their JUnit XML where
 Gradle writes it (``<module>/build/test-results/test/TEST-*.xml``) and exits 1 when one fails, as
-``gradle test`` does; ``bootJar`` writes ``<module>/build/libs/app.jar`` from the module's sources.
+``gradle test`` does; ``bootJar`` writes ``<module>/build/libs/app.jar`` from the module's sources. Each run appends a line
+to ``caches/enadu-runs.txt`` in Gradle's user home (GRADLE_USER_HOME, else ``~/.gradle``) and prints
+how many earlier runs it found there, as a stand-in for Gradle's dependency cache.
 ``enadu/enadu-frontend`` (branch ``fe-dev``) is a tiny npm package whose ``npm ci`` (no
 dependencies: nothing to download) and ``npm run build`` run for real.
 
@@ -29,6 +31,11 @@ done
 module=$(echo "$task" | cut -d: -f2)
 what=$(echo "$task" | cut -d: -f3)
 [ -d "$module" ] || { echo "gradlew: project ':$module' not found" >&2; exit 1; }
+# Gradle's user home (its caches): a line per run, so a build shows what earlier builds left there
+gradle_home="${GRADLE_USER_HOME:-$HOME/.gradle}"
+mkdir -p "$gradle_home/caches"
+echo "gradle user home $gradle_home: $(cat "$gradle_home/caches/enadu-runs.txt" 2>/dev/null | wc -l) earlier runs"
+echo ":$module:$what" >> "$gradle_home/caches/enadu-runs.txt"
 case "$what" in
   test)
     out="$module/build/test-results/test"

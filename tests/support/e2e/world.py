@@ -43,6 +43,7 @@ from . import samples
 from .controller import Controller
 from .executor import Executor
 from .gitserver import GitServer
+from .pods import KubernetesCloud
 
 REPO = Path(__file__).resolve().parents[3]
 BUNDLE = REPO / "resources" / "enadu" / "enadu-helper.pyz"
@@ -50,18 +51,26 @@ LIBRARY = "enadu/enadu-pipelines"
 NAMESPACE = "enadu"
 JENKINS_TOKEN = "e2e-jenkins-api-token-7d1f"
 FOLDER = "enadu"
+AGENTS_NAMESPACE = "jenkins-agents"
+_DIGEST = "@sha256:" + "0123456789abcdef" * 4
+# Agent images as enadu.yaml must name them (pinned by digest); the test world runs no image (pods.py).
+AGENT_IMAGES = {"gradle": "docker.io/library/eclipse-temurin" + _DIGEST, "node": "docker.io/library/node" + _DIGEST,
+                "builder": "quay.io/buildah/stable" + _DIGEST, "helper": "docker.io/library/python" + _DIGEST}
 
 
 class E2EWorld:
     def __init__(self, root: Path, *, scale_down_delay: str = "2s", deploy_timeout: str = "3m",
                  timeout_minutes: int = 60, remote_timeout: Optional[float] = None,
-                 time_scale: float = 1.0) -> None:
+                 time_scale: float = 1.0, agent: str = "any", connect_timeout: float = 30.0) -> None:
         self.root = root
         self.scale_down_delay = scale_down_delay
         self.deploy_timeout = deploy_timeout
         self.timeout_minutes = timeout_minutes
         self.remote_timeout = remote_timeout
         self.time_scale = time_scale
+        self.agent = agent  # "any", or "kubernetes": agent pods in the test world (support/e2e/pods.py)
+        self.connect_timeout = connect_timeout
+        self.cloud: Optional[KubernetesCloud] = None
         self.registry: Optional[OciRegistry] = None
         self.kube: Optional[KubeWorld] = None
         self.discord: Optional[FakeDiscord] = None
@@ -103,10 +112,26 @@ class E2EWorld:
             "npm_config_audit": "false", "npm_config_fund": "false",
         })
         self.executor = Executor(agent_env=agent_env)
+        if self.agent == "kubernetes":
+            self.cloud = self.kubernetes_cloud(agent_env)
         self.controller = Controller(self.root, self.git, casc_text=self.casc_text(), credentials=self.credentials(),
                                      agent_env=agent_env, fake_jenkins=self.fake, remote_timeout=self.remote_timeout,
-                                     executor=self.executor)
+                                     executor=self.executor, cloud=self.cloud)
         return self
+
+    def kubernetes_cloud(self, agent_env: Dict[str, str]) -> KubernetesCloud:
+        """What an administrator does before the first pod build: apply the rendered agents manifest
+        (namespace, the pods' ServiceAccount, the controller's Role and RoleBinding, the cache PVCs) with
+        kubectl as a cluster admin, and give the controller's Kubernetes cloud its ServiceAccount's token."""
+        assert self.kube is not None
+        agent = self.project().jenkins.agent.kubernetes
+        manifest = self.library.path / "resources" / "enadu" / "k8s" / "agents" / f"{agent.namespace}.yaml"
+        applied = self.kube.kubectl("apply", "--server-side=false", "-f", str(manifest))
+        assert applied.returncode == 0, applied.stderr
+        token = self.kube.service_account_token(agent.controller_service_account, agent.controller_namespace)
+        kubeconfig = self.kube.write_kubeconfig(str(self.root / "kube" / "jenkins-controller.kubeconfig"), token=token)
+        return KubernetesCloud(self.kube, kubeconfig=kubeconfig, jenkins_url="https://jenkins.enadu.dev/",
+                               image_env=agent_env, connect_timeout=self.connect_timeout)
 
     def stop(self) -> None:
         if self.controller is not None:
@@ -131,6 +156,8 @@ class E2EWorld:
         data["kubernetes"].update(scale_down_delay=self.scale_down_delay, scale_down_delay_floor="0s",
                                   abort_scale_down_delay="1s",
                                   deploy_timeout=self.deploy_timeout)
+        if self.agent == "kubernetes":
+            data["jenkins"]["agent"] = {"kubernetes": {"namespace": AGENTS_NAMESPACE, "images": dict(AGENT_IMAGES)}}
         data["monitoring"] = {"analysis": {"enabled": False}}  # no Prometheus in this world (tests/test_analysis.py)
         return yaml.safe_dump(data, sort_keys=False)
 

@@ -93,7 +93,9 @@ class LiveBuild:
     checkout's scm map), ``cwd`` (where to check out) and ``env`` (the build's environment there).
     ``remote_timeout`` (DurableTaskStep.REMOTE_TIMEOUT, 20 s) and ``timeout_grace``
     (TimeoutStepExecution.GRACE_PERIOD, 60 s) may be shortened for tests. ``on_log`` is called with
-    each console line as it is written.
+    each console line as it is written. Agent pods (``agent { kubernetes { } }``): ``callbacks["podStart"]``,
+    ``["podStop"]`` and ``["podExec"]`` (an ``sh`` in a pod: returns its args with the container's
+    ``baseEnv``, the environment the executor starts from) are the cloud's (tests/support/e2e/pods.py).
     """
 
     def __init__(self, jenkinsfile_text: str, library_root: Path | str | None, scenario: Mapping[str, Any],
@@ -241,6 +243,11 @@ class LiveBuild:
         try:
             if kind == "sh":
                 ready = self._tasks_ready.setdefault(cb, threading.Event())
+                if args.get("pod"):
+                    # in an agent pod: the container's environment and paths (callbacks["podExec"])
+                    if "podExec" not in self.callbacks:
+                        raise RuntimeError("live harness: an sh in an agent pod needs a 'podExec' callback")
+                    args = self.callbacks["podExec"](args)
                 task = self.executor.start(args, lambda lines: self._send({"output": cb, "lines": lines}))
                 self._tasks[cb] = task
                 ready.set()

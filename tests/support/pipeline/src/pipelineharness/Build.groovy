@@ -99,7 +99,10 @@ class Build {
 
     String getBuildUrl() { "${jobUrl}${number}/" }
 
-    String getWorkspace() { job.workspace ?: "/home/jenkins/agent/workspace/${jobName}" }
+    /** Live mode, in an agent pod's node block: that pod's workspace (the workspace-volume's directory). */
+    String podWorkspace
+
+    String getWorkspace() { podWorkspace ?: job.workspace ?: "/home/jenkins/agent/workspace/${jobName}" }
 
     /**
      * The variables every build has (Run.getEnvironment: BUILD_*, JOB_*, JENKINS_URL; plus

@@ -17,6 +17,7 @@ import java.util.concurrent.TimeUnit
  * side (tests/support/pipeline/live.py) over the JSON-lines protocol:
  *
  *   harness -> python  {"callback": "sh"|"checkout", "cb": n, "args": {...}}   (answered once)
+ *                      {"callback": "podStart"|"podStop", ...}                 (agent pods: LiveDsl.podNode)
  *                      {"signal": "stop"|"abandon", "target": n}              (no answer)
  *                      {"log": "line"}                                         (the console, as it grows)
  *                      the final answer (one line with "result")

@@ -6,7 +6,9 @@ import java.nio.file.NoSuchFileException
 import java.nio.file.Path
 import java.nio.file.Paths
 import java.nio.file.attribute.PosixFilePermissions
+import java.util.concurrent.CompletableFuture
 import java.util.concurrent.ScheduledFuture
+import java.util.concurrent.TimeUnit
 
 /**
  * The steps of live mode (see Live): the same binding and recording as Dsl, but the workspace is
@@ -40,6 +42,9 @@ class LiveDsl extends Dsl {
      */
     @Override
     Object step_node(PipelineScript s, Map a, Closure body) {
+        if (build.pod != null && a.label == build.pod.label) {
+            return podNode(s, a, body)
+        }
         Map e = build.record('node', a)
         Map agent = (Map) (build.scenario.agent ?: [:])
         String name = (agent.name ?: live.nodeName).toString()
@@ -63,6 +68,114 @@ class LiveDsl extends Dsl {
         }
     }
 
+    // ------------------------------------------------------------------------------------------
+    // kubernetes (jenkinsci/kubernetes-plugin): the pods are real objects of the Kubernetes test world
+
+    /**
+     * podTemplate (PodTemplateStepExecution.start): as Dsl, but the label is the plugin's
+     * PodTemplateUtils.sanitizeLabel(run.getExternalizableId()) + '-' + 5 random characters of
+     * "bcdfghjklmnpqrstvwxz0123456789", and the template's name is that label + '-' + 5 more
+     * (NAME_FORMAT "%s-%s"): the pod's name derives from it (PodUtils.createNameWithRandomSuffix).
+     */
+    @Override
+    Object step_podTemplate(PipelineScript s, Map a, Closure body) {
+        Map e = build.record('podTemplate', a)
+        String label = a.label ?: "${sanitizeLabel("${build.jobName}#${build.number}".toString())}-${randomSuffix()}".toString()
+        String name = "${a.name ?: label}-${randomSuffix()}".toString()
+        List<String> containers = a.yaml ? PodYaml.containerNames(a.yaml.toString()) : []
+        if (!containers.contains('jnlp')) {
+            containers << 'jnlp'
+        }
+        String namespace = a.namespace ?: (a.yaml ? PodYaml.namespace(a.yaml.toString()) : null)
+        e.label = label
+        e.name = name
+        e.containers = containers
+        Map previous = build.pod
+        build.pod = [label: label, name: name, containers: containers, namespace: namespace, yaml: a.yaml]
+        try {
+            return withExpander([POD_LABEL: label], body)
+        } finally {
+            build.pod = previous
+        }
+    }
+
+    /** PodTemplateUtils.sanitizeLabel: the last 57 characters, [^_a-zA-Z0-9-] as '_', a non-alphanumeric first or last character as 'x'. */
+    static String sanitizeLabel(String input) {
+        int max = 63 - 1 - 5
+        String label = input.length() > max ? input.substring(input.length() - max) : input
+        label.replaceAll('[^_a-zA-Z0-9-]', '_').replaceFirst('^[^a-zA-Z0-9]', 'x').replaceFirst('[^a-zA-Z0-9]$', 'x')
+    }
+
+    private static final Random RANDOM = new Random()
+
+    /** RandomStringUtils.random(5, "bcdfghjklmnpqrstvwxz0123456789"). */
+    static String randomSuffix() {
+        String chars = 'bcdfghjklmnpqrstvwxz0123456789'
+        (1..5).collect { chars.charAt(RANDOM.nextInt(chars.length())) }.join('')
+    }
+
+    /**
+     * node(POD_LABEL) of a podTemplate: the cloud provisions a KubernetesSlave, whose launcher creates
+     * the pod and waits for it (KubernetesLauncher.launch): the Python callback 'podStart' does that
+     * in the Kubernetes test world and answers the pod's name, its workspace directory (the
+     * workspace-volume emptyDir, mapped to this machine) and the agent's environment (the jnlp
+     * container's), or an error, with the lines the plugin prints to the build log. The body runs
+     * on that agent; when the block ends, however it ends, the agent is terminated
+     * (KubernetesSlave._terminate: the pod is deleted, callback 'podStop').
+     */
+    private Object podNode(PipelineScript s, Map a, Closure body) {
+        Map e = build.record('node', a)
+        Map pod = build.pod
+        Live.CallbackLeaf leaf = new Live.CallbackLeaf(live, 'podStart', [label: pod.label, name: pod.name,
+                                                                          namespace: pod.namespace, yaml: pod.yaml,
+                                                                          job: build.jobName, number: build.number])
+        Map answer = (Map) live.await(leaf.start())
+        ((List) (answer.log ?: [])).each { build.log(it.toString()) }
+        if (answer.error) {
+            throw new AbortException(answer.error.toString())
+        }
+        String name = answer.podName.toString()
+        e.node = name
+        e.pod = [name: name, namespace: answer.namespace]
+        build.podsStarted++
+        Map<String, String> previousEnv = build.nodeEnv
+        boolean previousInPod = build.inPod
+        String previousContainer = build.container
+        String previousWorkspace = build.podWorkspace
+        List<String> previousCwd = new ArrayList<>(build.cwd)
+        build.podWorkspace = answer.workspace.toString()
+        new File(build.workspace).mkdirs()
+        build.log("Running on ${name} in ${build.workspace}")
+        Map<String, String> env = new LinkedHashMap<>()
+        ((Map) (answer.agentEnv ?: [:])).each { k, v -> env[k.toString()] = v.toString() }
+        env.putAll([NODE_NAME: name, NODE_LABELS: "${pod.label} ${name}".toString(), EXECUTOR_NUMBER: '0',
+                    WORKSPACE: build.workspace, WORKSPACE_TMP: "${build.workspace}@tmp".toString()])
+        build.nodeEnv = env
+        build.inPod = true
+        build.container = null
+        build.cwd.clear()
+        build.cwd << build.workspace
+        try {
+            return this.body(body)
+        } finally {
+            build.nodeEnv = previousEnv
+            build.inPod = previousInPod
+            build.container = previousContainer
+            build.podWorkspace = previousWorkspace
+            build.cwd.clear()
+            build.cwd.addAll(previousCwd)
+            Map stopped = callNow('podStop', [podName: name, namespace: answer.namespace])
+            ((List) (stopped.log ?: [])).each { build.log(it.toString()) }
+        }
+    }
+
+    /** A callback that no interruption stops (the agent's termination when its block ends). */
+    private Map callNow(String kind, Map args) {
+        CompletableFuture<Map> done = new CompletableFuture<Map>()
+        live.callback(kind, args) { Map answer -> done.complete(answer) }
+        done.get(120, TimeUnit.SECONDS)
+    }
+
     /**
      * sh (DurableTaskStep + BourneShellScript): the Python executor runs the script in the current
      * directory with the step's environment and streams its output to the log; handleExit decides
@@ -75,10 +188,19 @@ class LiveDsl extends Dsl {
         Map e = build.record('sh', a)
         e.cwd = build.currentDir
         e.env = new LinkedHashMap(env)
+        Map shArgs = [script: a.script, returnStdout: a.returnStdout ?: false, returnStatus: a.returnStatus ?: false,
+                      label: a.label, encoding: a.encoding, cwd: build.currentDir, env: env]
+        if (build.inPod) {
+            // kubernetes plugin: in container('x') ContainerExecDecorator runs it in x; outside one the agent's own launcher, in jnlp
+            e.container = build.container ?: 'jnlp'
+            e.pod = build.nodeEnv.NODE_NAME
+            shArgs.container = e.container
+            shArgs.pod = e.pod
+            shArgs.namespace = build.pod?.namespace
+            shArgs.agentEnv = build.nodeEnv
+        }
         build.log("[Pipeline] sh${a.label ? " (${a.label})" : ''}")
-        Live.ShLeaf leaf = new Live.ShLeaf(live, [script: a.script, returnStdout: a.returnStdout ?: false,
-                                                   returnStatus: a.returnStatus ?: false, label: a.label, encoding: a.encoding,
-                                                   cwd: build.currentDir, env: env])
+        Live.ShLeaf leaf = new Live.ShLeaf(live, shArgs)
         Map answer
         try {
             answer = (Map) live.await(leaf.start())

@@ -1,0 +1,209 @@
+"""Releases with the kubernetes agent, end to end (issue 15, "Proof"): every build runs in agent pods that
+the Kubernetes plugin's cloud (tests/support/e2e/pods.py) creates in the Kubernetes test world as the
+Jenkins controller's ServiceAccount, from the pod spec the rendered Jenkinsfile names; stage commands run
+in their containers' environments, buildah pushes real images to the loopback registry with the registry
+as its layer cache, and the Gradle cache lives on the trusted PVC.
+
+One world for the module, its state carried from test to test, as in tests/test_e2e_release.py.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import jenkins
+import pytest
+
+from support.e2e.world import AGENTS_NAMESPACE, FOLDER, JENKINS_TOKEN, E2EWorld
+from support.kubeworld import volumes
+
+JOBS = {name: f"{FOLDER}/{name}" for name in ("backend", "batch", "frontend")}
+CACHE_CLAIM = "enadu-build-cache"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    w = E2EWorld(tmp_path_factory.mktemp("e2e-pods"), agent="kubernetes", connect_timeout=5.0).start()
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+def build(world: E2EWorld, name: str, number: int):
+    return world.controller.build(JOBS[name], number)
+
+
+def wait(world: E2EWorld, timeout: float = 300) -> None:
+    world.controller.wait_idle(timeout)
+
+
+def embed(world: E2EWorld, name: str, number: int) -> dict:
+    found = [e for e in world.messages(JOBS[name]) if e["title"] == f"{JOBS[name]} #{number}"]
+    assert len(found) == 1, f"expected one Discord message for {JOBS[name]} #{number}, got {len(found)}"
+    return found[0]
+
+
+def field(e: dict, name: str) -> str:
+    return next(f["value"] for f in e["fields"] if f["name"] == name)
+
+
+def pods_of(world: E2EWorld, name: str, number: int):
+    return [p for p in world.cloud.pods.values() if p.job == JOBS[name] and p.number == number]
+
+
+def containers_of(b) -> dict:
+    """The containers the sh steps of each stage ran in (the harness records each sh's container)."""
+    out: dict = {}
+    for e in b.answer["trace"]:
+        if e.get("step") == "sh":
+            out.setdefault(e["stage"], set()).add(e["container"])
+    return out
+
+
+def pod_gone(world: E2EWorld, pod) -> bool:
+    return world.kube.get("Pod", pod.name, pod.namespace) is None
+
+
+def image_of(world: E2EWorld, name: str, number: int) -> str:
+    commit = build(world, name, number).answer["env"]["GIT_COMMIT"]
+    return f"{world.registry.host}/enadu/{name}:{commit[:7]}-{number}"
+
+
+# ------------------------------------------------------------------------------------------------
+# a. bootstrap, then the first backend build: in a pod of the rendered spec, each stage in its container
+
+
+def test_a_first_build_runs_in_a_pod_of_the_rendered_spec(world):
+    world.bootstrap()
+    wait(world)
+    api = jenkins.Jenkins(world.fake.url, username="admin", password=JENKINS_TOKEN)
+    api.build_job(JOBS["backend"], {"ENADU_REGISTER_ONLY": "false"})
+    world.controller.load_jobs(FOLDER)
+    wait(world)
+    b = build(world, "backend", 2)
+    assert b.result == "SUCCESS", b.text()
+    [pod] = pods_of(world, "backend", 2)
+    spec = pod.spec
+    assert spec["metadata"]["namespace"] == AGENTS_NAMESPACE
+    assert spec["metadata"]["labels"]["jenkins/label"] == re.sub(r"-[a-z0-9]{5}$", "", spec["metadata"]["labels"]["jenkins/label"]) + spec["metadata"]["labels"]["jenkins/label"][-6:]
+    assert spec["metadata"]["name"].startswith("enadu-backend-2-")
+    assert spec["metadata"]["annotations"]["runUrl"] == "job/enadu/job/backend/2/"
+    assert [c["name"] for c in spec["spec"]["containers"]] == ["helper", "build", "builder", "jnlp"]
+    assert spec["spec"]["serviceAccountName"] == "enadu-agent"
+    assert spec["spec"]["securityContext"]["runAsUser"] == 1000
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in spec["spec"]["volumes"] if "persistentVolumeClaim" in v]
+    assert claims == [CACHE_CLAIM]
+    assert {v["name"] for v in spec["spec"]["volumes"] if "emptyDir" in v} == {"home", "buildah-storage", "workspace-volume"}
+    # The pod was made by the controller's ServiceAccount (the agents manifest's RoleBinding), not the admin.
+    creates = [r for r in world.kube.requests.writes() if r.resource == "pods" and r.verb == "create"
+               and r.namespace == AGENTS_NAMESPACE]
+    assert creates and {r.user for r in creates} == {"system:serviceaccount:jenkins:jenkins"}
+    # Each stage ran in its container.
+    assert {s: b.stages[s] for s in ("Test", "Build", "Image", "Deploy")} == dict.fromkeys(("Test", "Build", "Image", "Deploy"), "SUCCESS")
+    assert containers_of(b) == {"Changes": {"helper"}, "Test": {"build"}, "Build": {"build"}, "Image": {"builder"},
+                                "Deploy": {"helper"}, "Declarative: Post Actions": {"helper"}}, containers_of(b)
+    # The image is in the registry and deployed; the pod is gone; Discord says SUCCESS.
+    tag = image_of(world, "backend", 2).rsplit(":", 1)[1]
+    assert world.registry.has_manifest("enadu/backend", tag)
+    assert world.live_image("backend") == image_of(world, "backend", 2)
+    world.kube.wait_for(lambda k: pod_gone(world, pod), timeout=10, what="the agent pod deleted")
+    assert not volumes.pod_dir(world.kube.workdir, spec).exists()  # its emptyDirs went with it
+    assert pod.deleted is not None and pod.deleted >= pod.ready
+    assert field(embed(world, "backend", 2), "Result") == "SUCCESS"
+
+
+def image_lines(b) -> list:
+    """The Image stage's console (buildah's output)."""
+    text = b.text()
+    start = text.find("buildah bud")
+    return text[start:].splitlines() if start >= 0 else []
+
+
+# ------------------------------------------------------------------------------------------------
+# b. a rebuild of an unchanged Dockerfile and context, in a fresh pod with an empty image store,
+#    reuses the layers the first build left in the registry cache
+
+
+def test_b_rebuild_in_a_fresh_pod_reuses_registry_cached_layers(world):
+    first = build(world, "backend", 2)
+    assert not [ln for ln in image_lines(first) if "Using cache" in ln], "the first build found a cache"
+    cached = world.registry.tags("enadu/backend/cache")
+    assert cached, "the first build left no layer cache in the registry"
+    uploads_before = len(world.registry.uploaded_blobs())
+    # A commit that changes backend/ but neither its Dockerfile nor what the build puts in the image.
+    world.enadu.commit({"backend/NOTES.md": "search ranking notes\n"}, "Backend: notes")
+    world.controller.push(world.enadu.push("be-dev"))
+    wait(world)
+    b = build(world, "backend", 3)
+    assert b.result == "SUCCESS", b.text()
+    [pod] = pods_of(world, "backend", 3)
+    [earlier] = pods_of(world, "backend", 2)
+    assert pod.name != earlier.name and pod.spec["metadata"]["uid"] != earlier.spec["metadata"]["uid"]
+    hits = [ln for ln in image_lines(b) if "Using cache" in ln]
+    assert hits, "\n".join(image_lines(b))
+    # The COPY layer came from the registry: no upload of it again (only what is new: config, manifest).
+    new = world.registry.uploaded_blobs()[uploads_before:]
+    first_layers = {layer["digest"] for layer in world.registry.manifest("enadu/backend", image_of(world, "backend", 2).rsplit(":", 1)[1])["layers"]}
+    assert not first_layers & {digest for _, digest, _ in new}, new
+    assert world.registry.has_manifest("enadu/backend", image_of(world, "backend", 3).rsplit(":", 1)[1])
+
+
+# ------------------------------------------------------------------------------------------------
+# c. a push touching common/ builds backend and batch at once, in two pods that live side by side
+
+
+def test_c_common_push_builds_backend_and_batch_in_overlapping_pods(world):
+    world.enadu.commit({"common/src/main/Util.java": "class Util { static int v = 2; }\n"}, "Common: shared v2")
+    started = world.controller.push(world.enadu.push("be-dev"))
+    assert sorted(started) == [JOBS["backend"], JOBS["batch"]]
+    wait(world)
+    backend = world.controller.last_build(JOBS["backend"])
+    batch = world.controller.last_build(JOBS["batch"])
+    assert backend.result == "SUCCESS" and batch.result == "SUCCESS", backend.text() + batch.text()
+    [bp] = pods_of(world, "backend", backend.number)
+    [cp] = pods_of(world, "batch", batch.number)
+    assert bp.name != cp.name
+    # Both pods existed at once: each was ready before the other was deleted.
+    assert bp.ready < cp.deleted and cp.ready < bp.deleted, (bp, cp)
+    assert {c for cs in containers_of(batch).values() for c in cs} == {"helper", "build", "builder"}
+
+
+# ------------------------------------------------------------------------------------------------
+# d. the Gradle cache on the trusted PVC outlives the pods: later builds see what earlier ones wrote
+
+
+def test_d_gradle_cache_on_the_trusted_pvc_survives_pods(world):
+    claim = world.kube.get("PersistentVolumeClaim", CACHE_CLAIM, AGENTS_NAMESPACE)
+    assert claim["status"]["phase"] == "Bound"
+    runs = volumes.pv_root(world.kube.workdir) / claim["spec"]["volumeName"] / "gradle" / "caches" / "enadu-runs.txt"
+    lines = runs.read_text().splitlines()
+    # backend #2 (test + bootJar), #3 (test + bootJar), #4 and batch #n: every gradlew run of every pod
+    assert lines.count(":backend:test") >= 3 and lines.count(":batch:bootJar") >= 1, lines
+    # ... and each run saw the earlier ones through GRADLE_USER_HOME in its own pod.
+    b = world.controller.last_build(JOBS["backend"])
+    seen = [int(m.group(1)) for m in re.finditer(r"gradle user home \S+: (\d+) earlier runs", b.text())]
+    assert seen and min(seen) >= 4, seen
+    assert all("/kubelet/pv/" in m.group(0) for m in re.finditer(r"gradle user home \S+", b.text()))
+    # The pods themselves are gone, their emptyDirs with them.
+    assert not [p for p in world.kube.list("Pod", AGENTS_NAMESPACE)]
+
+
+# ------------------------------------------------------------------------------------------------
+# e. a pod that cannot be scheduled (its cache PVC deleted) fails the build with the scheduler's reason
+
+
+def test_e_unschedulable_pod_fails_the_build_with_the_reason(world):
+    world.kube.delete("PersistentVolumeClaim", CACHE_CLAIM, AGENTS_NAMESPACE)
+    world.enadu.commit({"backend/src/main/App.java": "class BackendApp { int v = 9; }\n"}, "Backend: v9")
+    world.controller.push(world.enadu.push("be-dev"))
+    wait(world)
+    b = world.controller.last_build(JOBS["backend"])
+    assert b.result == "FAILURE", b.text()
+    assert f'persistentvolumeclaim "{CACHE_CLAIM}" not found' in b.text()
+    assert "Failed to launch" in b.text()
+    [pod] = pods_of(world, "backend", b.number)
+    assert pod.ready is None and pod.error
+    world.kube.wait_for(lambda k: pod_gone(world, pod), timeout=10, what="the unschedulable pod deleted")
+    print(world.messages(JOBS["backend"])[-1])
