@@ -24,7 +24,8 @@ CACHE_CLAIM = "enadu-build-cache"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    w = E2EWorld(tmp_path_factory.mktemp("e2e-pods"), agent="kubernetes", connect_timeout=5.0).start()
+    w = E2EWorld(tmp_path_factory.mktemp("e2e-pods"), agent="kubernetes", connect_timeout=4.0, time_scale=0.2,
+                scale_down_delay="1s").start()
     try:
         yield w
     finally:
@@ -87,8 +88,12 @@ def test_a_first_build_runs_in_a_pod_of_the_rendered_spec(world):
     [pod] = pods_of(world, "backend", 2)
     spec = pod.spec
     assert spec["metadata"]["namespace"] == AGENTS_NAMESPACE
-    assert spec["metadata"]["labels"]["jenkins/label"] == re.sub(r"-[a-z0-9]{5}$", "", spec["metadata"]["labels"]["jenkins/label"]) + spec["metadata"]["labels"]["jenkins/label"][-6:]
-    assert spec["metadata"]["name"].startswith("enadu-backend-2-")
+    # PodTemplateStepExecution: label enadu_backend_2-<5>, template <label>-<5>; the pod <template>-<5>, lower case
+    [template] = [e for e in b.answer["trace"] if e.get("step") == "podTemplate"]
+    assert re.fullmatch(r"enadu_backend_2-[b-z0-9]{5}", template["label"]), template["label"]
+    assert spec["metadata"]["labels"]["jenkins/label"] == template["label"]
+    assert spec["metadata"]["name"] == template["name"].replace("_", "-") + spec["metadata"]["name"][-6:]
+    assert re.fullmatch(r"enadu-backend-2-[b-z0-9]{5}-[b-z0-9]{5}-[b-z0-9]{5}", spec["metadata"]["name"])
     assert spec["metadata"]["annotations"]["runUrl"] == "job/enadu/job/backend/2/"
     assert [c["name"] for c in spec["spec"]["containers"]] == ["helper", "build", "builder", "jnlp"]
     assert spec["spec"]["serviceAccountName"] == "enadu-agent"
@@ -104,6 +109,15 @@ def test_a_first_build_runs_in_a_pod_of_the_rendered_spec(world):
     assert {s: b.stages[s] for s in ("Test", "Build", "Image", "Deploy")} == dict.fromkeys(("Test", "Build", "Image", "Deploy"), "SUCCESS")
     assert containers_of(b) == {"Changes": {"helper"}, "Test": {"build"}, "Build": {"build"}, "Image": {"builder"},
                                 "Deploy": {"helper"}, "Declarative: Post Actions": {"helper"}}, containers_of(b)
+    # The checkout ran in jnlp (the agent container), outside any sh.
+    steps = [e for e in b.answer["trace"] if e.get("step") in ("container", "checkout")]
+    checkout = next(i for i, e in enumerate(steps) if e["step"] == "checkout")
+    assert steps[checkout - 1]["args"]["name"] == "jnlp"
+    # buildah's storage was the pod's own emptyDir; HOME of build and helper the `home` emptyDir.
+    empty = volumes.pod_dir(world.kube.workdir, spec) / "volumes" / volumes.EMPTY_DIR
+    assert pod.graphroot == {"builder": str(empty / "buildah-storage" / "storage")}
+    assert "builder" in {e["container"] for e in pod.execs}
+    assert {e["HOME"] for e in pod.execs if e["container"] in ("build", "helper")} == {str(empty / "home")}
     # The image is in the registry and deployed; the pod is gone; Discord says SUCCESS.
     tag = image_of(world, "backend", 2).rsplit(":", 1)[1]
     assert world.registry.has_manifest("enadu/backend", tag)
@@ -128,7 +142,7 @@ def image_lines(b) -> list:
 
 def test_b_rebuild_in_a_fresh_pod_reuses_registry_cached_layers(world):
     first = build(world, "backend", 2)
-    assert not [ln for ln in image_lines(first) if "Using cache" in ln], "the first build found a cache"
+    assert [ln for ln in image_lines(first) if "Using cache" in ln or "Cache pulled" in ln] == []  # cold: nothing cached
     cached = world.registry.tags("enadu/backend/cache")
     assert cached, "the first build left no layer cache in the registry"
     uploads_before = len(world.registry.uploaded_blobs())
@@ -141,8 +155,9 @@ def test_b_rebuild_in_a_fresh_pod_reuses_registry_cached_layers(world):
     [pod] = pods_of(world, "backend", 3)
     [earlier] = pods_of(world, "backend", 2)
     assert pod.name != earlier.name and pod.spec["metadata"]["uid"] != earlier.spec["metadata"]["uid"]
-    hits = [ln for ln in image_lines(b) if "Using cache" in ln]
-    assert hits, "\n".join(image_lines(b))
+    cache = f"{world.registry.host}/enadu/backend/cache"
+    pulled = [ln for ln in image_lines(b) if ln.startswith(f"--> Cache pulled from remote {cache}:")]
+    assert pulled and any(ln.startswith("--> Using cache ") for ln in image_lines(b)), "\n".join(image_lines(b))
     # The COPY layer came from the registry: no upload of it again (only what is new: config, manifest).
     new = world.registry.uploaded_blobs()[uploads_before:]
     first_layers = {layer["digest"] for layer in world.registry.manifest("enadu/backend", image_of(world, "backend", 2).rsplit(":", 1)[1])["layers"]}
@@ -187,7 +202,8 @@ def test_d_gradle_cache_on_the_trusted_pvc_survives_pods(world):
     assert seen and min(seen) >= 4, seen
     assert all("/kubelet/pv/" in m.group(0) for m in re.finditer(r"gradle user home \S+", b.text()))
     # The pods themselves are gone, their emptyDirs with them.
-    assert not [p for p in world.kube.list("Pod", AGENTS_NAMESPACE)]
+    world.kube.wait_for(lambda k: not k.list("Pod", AGENTS_NAMESPACE), timeout=10, what="no agent pod left")
+    assert not list(volumes.pods_root(world.kube.workdir).iterdir())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -206,4 +222,25 @@ def test_e_unschedulable_pod_fails_the_build_with_the_reason(world):
     [pod] = pods_of(world, "backend", b.number)
     assert pod.ready is None and pod.error
     world.kube.wait_for(lambda k: pod_gone(world, pod), timeout=10, what="the unschedulable pod deleted")
-    print(world.messages(JOBS["backend"])[-1])
+    # The scheduler's reason reached the build log as the plugin prints pod status changes.
+    assert f"[PodInfo] {AGENTS_NAMESPACE}/{pod.name}" in b.text()
+    assert b.stages.get("Checkout") is None  # no stage ran: the whole pipeline runs on that agent
+    # Known gap (reported, not papered over): `post { always { enaduNotify } }` runs on the agent too, so
+    # a build that never got its pod posts nothing to Discord; the post condition fails for want of a node.
+    assert "Required context class hudson.FilePath is missing" in b.text()
+    assert [e for e in world.messages(JOBS["backend"]) if e["title"] == f"{JOBS['backend']} #{b.number}"] == []
+    # Giving the claim back lets the next build run (the PV controller binds a new volume).
+    world.kube.kubectl("apply", "--server-side=false", "-f", str(world.agents_manifest()))
+    world.controller.schedule(JOBS["backend"], None, [{"_class": "hudson.model.Cause$UserIdCause", "userId": "admin"}])
+    wait(world)
+    again = world.controller.last_build(JOBS["backend"])
+    assert again.number == b.number + 1 and again.result == "SUCCESS", again.text()
+    assert field(embed(world, "backend", again.number), "Result") == "SUCCESS"
+
+
+# ------------------------------------------------------------------------------------------------
+# All along: no secret in a log, an answer, a Discord message, or a file the pods left on the world
+
+
+def test_no_secret_leaked(world):
+    assert world.leaks() == []

@@ -123,6 +123,7 @@ class AgentPod:
     error: Optional[str] = None
     agent_env: Dict[str, str] = field(default_factory=dict)
     execs: List[Dict[str, Any]] = field(default_factory=list)
+    graphroot: Dict[str, str] = field(default_factory=dict)  # container -> where its buildah keeps images
 
 
 class KubernetesCloud:
@@ -278,6 +279,7 @@ class KubernetesCloud:
             conf.write_text("[storage]\n" f'driver = "{own.get("STORAGE_DRIVER", "vfs")}"\n'
                             f"graphroot = {json.dumps(str(graph))}\nrunroot = {json.dumps(str(run))}\n", encoding="utf-8")
             env["CONTAINERS_STORAGE_CONF"] = str(conf)
+            record.graphroot[container] = str(graph)
         return env
 
     def exec_args(self, args: Dict[str, Any]) -> Dict[str, Any]:
@@ -288,7 +290,7 @@ class KubernetesCloud:
         base = record.agent_env if container == JNLP else self.container_env(record, container)
         step = {k: v for k, v in dict(args.get("env") or {}).items() if record.agent_env.get(k) != v}
         record.execs.append({"container": container, "label": args.get("label"), "cwd": args.get("cwd"),
-                             "at": time.monotonic()})
+                             "at": time.monotonic(), "HOME": base.get("HOME")})
         return {**args, "baseEnv": base, "env": step}
 
 

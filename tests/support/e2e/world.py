@@ -119,14 +119,18 @@ class E2EWorld:
                                      executor=self.executor, cloud=self.cloud)
         return self
 
+    def agents_manifest(self) -> Path:
+        """resources/enadu/k8s/agents/<namespace>.yaml of the released library."""
+        agent = self.project().jenkins.agent.kubernetes
+        return self.library.path / "resources" / "enadu" / "k8s" / "agents" / f"{agent.namespace}.yaml"
+
     def kubernetes_cloud(self, agent_env: Dict[str, str]) -> KubernetesCloud:
         """What an administrator does before the first pod build: apply the rendered agents manifest
         (namespace, the pods' ServiceAccount, the controller's Role and RoleBinding, the cache PVCs) with
         kubectl as a cluster admin, and give the controller's Kubernetes cloud its ServiceAccount's token."""
         assert self.kube is not None
         agent = self.project().jenkins.agent.kubernetes
-        manifest = self.library.path / "resources" / "enadu" / "k8s" / "agents" / f"{agent.namespace}.yaml"
-        applied = self.kube.kubectl("apply", "--server-side=false", "-f", str(manifest))
+        applied = self.kube.kubectl("apply", "--server-side=false", "-f", str(self.agents_manifest()))
         assert applied.returncode == 0, applied.stderr
         token = self.kube.service_account_token(agent.controller_service_account, agent.controller_namespace)
         kubeconfig = self.kube.write_kubeconfig(str(self.root / "kube" / "jenkins-controller.kubeconfig"), token=token)
@@ -205,7 +209,8 @@ class E2EWorld:
 
     def leaks(self) -> List[str]:
         """Where a secret shows: build logs and answers, Discord payloads, or any file left on the agent
-        (workspaces, their @tmp directories, HOME, the image store). Empty when nothing leaked."""
+        (workspaces, their @tmp directories, HOME, the image store) or in agent pods' volumes (the cache
+        PVCs; emptyDirs of pods still there). Empty when nothing leaked."""
         assert self.controller is not None and self.discord is not None
         secrets = self.secrets()
         found: List[str] = []
@@ -225,7 +230,8 @@ class E2EWorld:
                 found.extend(f"{full} #{b.number}: {leak}" for leak in (b.answer or {}).get("leaks", []))
         for m in self.discord.messages:
             check("a Discord message", json.dumps(m["payload"]))
-        for path in sorted((self.root / "agent").rglob("*")):
+        # the agent's files, and the agent pods' volumes (support/kubeworld/volumes.py: kube/kubelet)
+        for path in sorted([*(self.root / "agent").rglob("*"), *(self.root / "kube" / "kubelet").rglob("*")]):
             if path.is_file() and not path.is_symlink() and path.stat().st_size < 8 * 1024 * 1024:
                 check(str(path.relative_to(self.root)), path.read_bytes().decode("latin-1"))
         return found
