@@ -4,9 +4,9 @@
 in for Gradle, which cannot be fetched here: it compiles nothing, but runs the module's "tests"
 (files ``<module>/src/test/*.test`` holding ``pass`` or ``fail``), writes their JUnit XML where
 Gradle writes it (``<module>/build/test-results/test/TEST-*.xml``) and exits 1 when one fails, as
-``gradle test`` does; ``bootJar`` writes ``<module>/build/libs/app.jar`` from the module's sources. Each run appends a line
-to ``caches/enadu-runs.txt`` in Gradle's user home (GRADLE_USER_HOME, else ``~/.gradle``) and prints
-how many earlier runs it found there, as a stand-in for Gradle's dependency cache.
+``gradle test`` does; ``bootJar`` writes ``<module>/build/libs/app.jar`` from the module's sources.
+Each run appends a line to ``caches/enadu-runs.txt`` in Gradle's user home (GRADLE_USER_HOME, else
+``~/.gradle``) and prints how many earlier runs it found there, a stand-in for Gradle's caches.
 ``enadu/enadu-frontend`` (branch ``fe-dev``) is a tiny npm package whose ``npm ci`` (no
 dependencies: nothing to download) and ``npm run build`` run for real.
 

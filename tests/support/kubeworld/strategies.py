@@ -10,8 +10,8 @@ What the real API server does between decoding a request and writing it:
   generation on spec *or annotation* changes, replicasets on spec changes);
 - validation: the main checks of pkg/apis/apps/validation, pkg/apis/core/validation,
   pkg/apis/coordination/validation and apimachinery's ObjectMeta validation (names, labels,
-  annotations, selectors, containers, ports, resources, probes, strategies, services, leases,
-  immutable selector and clusterIP) with the real paths and messages; values the Go types
+  annotations, selectors, containers, ports, resources, probes, volumes and volume mounts,
+  persistent volume claims, strategies, services, leases, immutable selector and clusterIP) with the real paths and messages; values the Go types
   cannot decode (quantities, times) are refused with 400 first (`check_decodable`).
 """
 
@@ -275,15 +275,92 @@ def _validate_containers(containers: List[dict], path: str) -> List[dict]:
     return causes
 
 
+# Volume sources this world knows by name (core/v1 VolumeSource); emptyDir and persistentVolumeClaim are
+# the ones the kubelet gives a directory (volumes.py).
+VOLUME_SOURCES = ("hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret", "nfs",
+                  "iscsi", "glusterfs", "persistentVolumeClaim", "rbd", "flexVolume", "cinder", "cephfs", "flocker",
+                  "downwardAPI", "fc", "azureFile", "configMap", "vsphereVolume", "quobyte", "azureDisk",
+                  "photonPersistentDisk", "projected", "portworxVolume", "scaleIO", "storageos", "csi", "ephemeral",
+                  "image")
+
+
+def _validate_volumes(volumes: List[dict], path: str) -> List[dict]:
+    """ValidateVolumes + validateVolumeSource (pkg/apis/core/validation/validation.go): names are DNS-1123
+    labels, unique; exactly one source ("must specify a volume type", "may not specify more than 1 volume
+    type"); a persistentVolumeClaim names its claim."""
+    causes: List[dict] = []
+    seen = set()
+    for i, vol in enumerate(volumes):
+        p = f"{path}[{i}]"
+        name = vol.get("name")
+        if not name:
+            causes.append(_required(f"{p}.name"))
+        else:
+            causes += [_cause(f"{p}.name", name, m) for m in V.is_dns1123_label(name)]
+            if name in seen:
+                causes.append(V.duplicate(f"{p}.name", name))
+            seen.add(name)
+        sources = [k for k in VOLUME_SOURCES if k in vol]
+        if not sources:
+            causes.append(_required(p, "must specify a volume type"))
+        for extra in sources[1:]:
+            causes.append(V.forbidden(f"{p}.{extra}", "may not specify more than 1 volume type"))
+        if "persistentVolumeClaim" in vol and not (vol["persistentVolumeClaim"] or {}).get("claimName"):
+            causes.append(_required(f"{p}.persistentVolumeClaim.claimName"))
+    return causes
+
+
+def _validate_volume_mounts(containers: List[dict], volumes: List[dict], path: str) -> List[dict]:
+    """ValidateVolumeMounts: each mount names a volume of the pod ("Not found"), has a mountPath, unique per container."""
+    names = {v.get("name") for v in volumes}
+    causes: List[dict] = []
+    for i, c in enumerate(containers):
+        points = set()
+        for j, m in enumerate(c.get("volumeMounts") or []):
+            p = f"{path}[{i}].volumeMounts[{j}]"
+            if not m.get("name"):
+                causes.append(_required(f"{p}.name"))
+            elif m["name"] not in names:
+                causes.append(V.not_found(f"{p}.name", m["name"]))
+            if not m.get("mountPath"):
+                causes.append(_required(f"{p}.mountPath"))
+            elif m["mountPath"] in points:
+                causes.append(_cause(f"{p}.mountPath", m["mountPath"], "must be unique"))
+            points.add(m.get("mountPath"))
+    return causes
+
+
+ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
+
+
+def _validate_pvc(obj: dict) -> List[dict]:
+    """ValidatePersistentVolumeClaimSpec: at least one access mode, each supported, a storage request."""
+    spec = obj.get("spec") or {}
+    causes: List[dict] = []
+    modes = spec.get("accessModes") or []
+    if not modes:
+        causes.append(_required("spec.accessModes", "at least 1 access mode is required"))
+    for mode in modes:
+        if mode not in ACCESS_MODES:
+            causes.append(V.not_supported("spec.accessModes", mode, ACCESS_MODES))
+    if "storage" not in ((spec.get("resources") or {}).get("requests") or {}):
+        causes.append(_required("spec.resources[storage]"))
+    return causes
+
+
 def _validate_pod_spec(spec: Optional[dict], path: str) -> List[dict]:
     if not spec:
         return [_required(path)]
     causes = []
+    volumes = spec.get("volumes") or []
+    causes += _validate_volumes(volumes, f"{path}.volumes")
     containers = spec.get("containers") or []
     if not containers:
         causes.append(_required(f"{path}.containers"))
     causes += _validate_containers(containers, f"{path}.containers")
+    causes += _validate_volume_mounts(containers, volumes, f"{path}.containers")
     causes += _validate_containers(spec.get("initContainers") or [], f"{path}.initContainers")
+    causes += _validate_volume_mounts(spec.get("initContainers") or [], volumes, f"{path}.initContainers")
     policy = spec.get("restartPolicy")
     if policy is not None and policy not in ("Always", "OnFailure", "Never"):
         causes.append(V.not_supported(f"{path}.restartPolicy", policy, ["Always", "OnFailure", "Never"]))
@@ -452,6 +529,8 @@ def validate(res: Resource, obj: dict, old: Optional[dict]) -> None:
         causes += _validate_service(obj, old)
     elif res.kind == "Lease":
         causes += _validate_lease(obj)
+    elif res.kind == "PersistentVolumeClaim":
+        causes += _validate_pvc(obj)
     if causes:
         raise ApiError.invalid(res, name, causes)
 

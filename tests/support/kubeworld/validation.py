@@ -72,6 +72,10 @@ def duplicate(path: str, value: Any) -> dict:
     return {"field": path, "reason": "FieldValueDuplicate", "message": f"Duplicate value: {_body_value(value)}"}
 
 
+def not_found(path: str, value: Any) -> dict:
+    return {"field": path, "reason": "FieldValueNotFound", "message": f"Not found: {_body_value(value)}"}
+
+
 def not_supported(path: str, value: Any, valid: List[str]) -> dict:
     quoted = ", ".join(go_quote(v) for v in valid)
     return {"field": path, "reason": "FieldValueNotSupported",
