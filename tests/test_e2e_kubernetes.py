@@ -210,10 +210,10 @@ def test_d_gradle_cache_on_the_trusted_pvc_survives_pods(world):
 
 
 # ------------------------------------------------------------------------------------------------
-# e. a pod that cannot be scheduled (its cache PVC deleted) fails the build with the scheduler's reason
+# e. a pod that cannot be scheduled (its cache PVC deleted) or is refused ends the build, saying why
 
 
-def test_e_unschedulable_pod_fails_the_build_with_the_reason(world):
+def test_e_pods_that_cannot_start_end_the_build_with_the_reason(world):
     world.kube.delete("PersistentVolumeClaim", CACHE_CLAIM, AGENTS_NAMESPACE)
     world.enadu.commit({"backend/src/main/App.java": "class BackendApp { int v = 9; }\n"}, "Backend: v9")
     world.controller.push(world.enadu.push("be-dev"))
@@ -232,13 +232,36 @@ def test_e_unschedulable_pod_fails_the_build_with_the_reason(world):
     # a build that never got its pod posts nothing to Discord; the post condition fails for want of a node.
     assert "Required context class hudson.FilePath is missing" in b.text()
     assert [e for e in world.messages(JOBS["backend"]) if e["title"] == f"{JOBS['backend']} #{b.number}"] == []
-    # Giving the claim back lets the next build run (the PV controller binds a new volume).
-    world.kube.kubectl("apply", "--server-side=false", "-f", str(world.agents_manifest()))
+    # Aborted while it waits for such a pod: the launch is cancelled and the pod deleted.
     world.controller.schedule(JOBS["backend"], None, [{"_class": "hudson.model.Cause$UserIdCause", "userId": "admin"}])
+    world.kube.wait_for(lambda k: pods_of(world, "backend", b.number + 1), timeout=30, what="the next pod created")
+    world.controller.abort(JOBS["backend"])
     wait(world)
-    again = world.controller.last_build(JOBS["backend"])
-    assert again.number == b.number + 1 and again.result == "SUCCESS", again.text()
-    assert field(embed(world, "backend", again.number), "Result") == "SUCCESS"
+    aborted = build(world, "backend", b.number + 1)
+    assert aborted.result == "ABORTED", aborted.text()
+    [waiting] = pods_of(world, "backend", aborted.number)
+    assert waiting.ready is None and waiting.deleted is not None
+    world.kube.wait_for(lambda k: pod_gone(world, waiting), timeout=10, what="the cancelled pod deleted")
+    # A pod the API server refuses (here an admission plugin, as PodSecurity would): the plugin cancels
+    # the queue item, so the build ends ABORTED with "Queue task was cancelled" and the server's reason.
+    refuse = world.kube.admission.reject_pods('violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false',
+                                              namespace=AGENTS_NAMESPACE)
+    try:
+        world.controller.schedule(JOBS["backend"], None, [{"_class": "hudson.model.Cause$UserIdCause", "userId": "admin"}])
+        wait(world)
+    finally:
+        refuse()
+    refused = build(world, "backend", aborted.number + 1)
+    assert refused.result == "ABORTED", refused.text()
+    assert re.search(rf"ERROR: Unable to create pod kubernetes {AGENTS_NAMESPACE}/enadu-backend-{refused.number}-\S+\.",
+                     refused.text()), refused.text()
+    assert 'is forbidden: violates PodSecurity "restricted:latest"' in refused.text()
+    assert "Queue task was cancelled" in refused.text()
+    assert pods_of(world, "backend", refused.number) == []  # nothing was created
+    # Applying the agents manifest again gives the claim back, bound to a new (empty) volume.
+    world.kube.kubectl("apply", "--server-side=false", "-f", str(world.agents_manifest()))
+    world.kube.wait_for(lambda k: (k.get("PersistentVolumeClaim", CACHE_CLAIM, AGENTS_NAMESPACE) or {})
+                        .get("status", {}).get("phase") == "Bound", timeout=10, what="the claim bound again")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -21,13 +21,15 @@ src/main/java/org/csanchez/jenkins/plugins/kubernetes/):
   token of the controller's ServiceAccount, bound by the rendered agents manifest's RoleBinding),
   prints ``Created Pod: kubernetes <ns>/<name>``; a 4xx refusal prints ``ERROR: Unable to create pod
   kubernetes <ns>/<name>.`` and the client's message and cancels the build's queue item
-  (``PodUtils.cancelQueueItemFor``); then ``waitUntilReady`` (fabric8: the Ready condition) within the
+  (``PodUtils.cancelQueueItemFor``), which ends the node step ABORTED with "Queue task was cancelled"
+  (workflow-durable-task-step ``ExecutorStepExecution.CancelledItemListener``); then ``waitUntilReady`` (fabric8: the Ready condition) within the
   template's ``slaveConnectTimeout``, failing on a terminated pod or container (``Pod '<name>' is
   terminated. Status: <phase>``, ``Containers are terminated with exit codes: {...}``); while it waits,
   ``watch/PodStatusEventHandler`` prints ``[PodInfo] <ns>/<name>`` with ``Pod [<phase>][<reason>]
   <message>`` and ``Container [<name>] waiting [<reason>] <message>`` lines for each change;
 * termination: ``KubernetesSlave._terminate`` → ``deleteSlavePod`` deletes the pod (default grace
-  period) when the node block ends (``podRetention`` never);
+  period) when the node block ends (``podRetention`` never); a build aborted while its agent is being
+  launched no longer waits for it, and the agent is terminated (its pod deleted) as the queue item goes;
 * ``pipeline/ContainerExecDecorator.launch``: an ``sh`` in ``container('x')`` runs in x with x's own
   environment, the step's variables exported on top except those equal to the agent's
   (``Computer.getEnvironment``, the jnlp container's) — "Only keep environment variables that differ
@@ -138,6 +140,7 @@ class KubernetesCloud:
         self.connect_timeout = connect_timeout
         self.api = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(config_file=kubeconfig))
         self.pods: Dict[str, AgentPod] = {}
+        self._cancelled: set = set()
         self._lock = threading.Lock()
 
     # -- PodTemplateBuilder.build ------------------------------------------------------------
@@ -182,22 +185,35 @@ class KubernetesCloud:
     # -- KubernetesLauncher.launch -----------------------------------------------------------------
 
     def start(self, args: Dict[str, Any]) -> Dict[str, Any]:
-        name = name_with_random_suffix(str(args["name"]))
+        name = str(args.get("podName") or name_with_random_suffix(str(args["name"])))
         body = self.build_pod(args, name)
         ns = body["metadata"]["namespace"]
         log: List[str] = []
         try:
             created = self.api.create_namespaced_pod(ns, body)
         except kubernetes.client.ApiException as e:
+            if not 400 <= e.status < 500:
+                raise
             message = _status_message(e)
-            log += [f"ERROR: Unable to create pod kubernetes {ns}/{name}.",
-                    f"Failure executing: POST at: {self.kube.url}/api/v1/namespaces/{ns}/pods. Message: {message}."]
-            return {"log": log, "error": f"Queue task was cancelled: the pod could not be created: {message}"}
+            failure = f"Failure executing: POST at: {self.kube.url}/api/v1/namespaces/{ns}/pods. Message: {message}."
+            if e.status == 403 and "is forbidden: exceeded quota" in message:
+                # the plugin warns and lets the cloud try again; here, as for a pod that never gets ready,
+                # the launch is tried once (see the module docstring)
+                log += [f"WARNING: Unable to create pod: kubernetes {ns}/{name} because kubernetes resource quota"
+                        f" exceeded. ", failure, "Retrying...", ""]
+                return {"log": log, "error": f"Failed to launch {name}: {message} (the emulated cloud provisions no"
+                                             f" other agent)"}
+            # any other 4xx: PodUtils.cancelQueueItemFor, and the node step ends as ExecutorStepExecution's
+            # CancelledItemListener ends it: FlowInterruptedException(ABORTED, new QueueTaskCancelled())
+            log += [f"ERROR: Unable to create pod kubernetes {ns}/{name}.", failure]
+            return {"log": log, "error": "Queue task was cancelled", "cancelled": True}
         record = AgentPod(name, ns, str(args["job"]), int(args["number"]), self.api.api_client.sanitize_for_serialization(created),
                           time.monotonic())
         with self._lock:
             self.pods[name] = record
         log.append(f"Created Pod: kubernetes {ns}/{name}")
+        if name in self._cancelled:  # the build stopped waiting for this agent (an abort): terminate it
+            return self._failed(record, log, "the build no longer waits for this agent")
         deadline = time.monotonic() + self.connect_timeout
         shown = ""
         while True:
@@ -220,6 +236,8 @@ class KubernetesCloud:
                 return self._failed(record, log, f"Containers are terminated with exit codes: {ended}")
             if any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
                 break
+            if name in self._cancelled:
+                return self._failed(record, log, "the build no longer waits for this agent")
             if time.monotonic() > deadline:
                 ms = int(self.connect_timeout * 1000)
                 return self._failed(record, log, f"Timed out waiting for [{ms}] milliseconds for [Pod] with name:[{name}]"
@@ -244,11 +262,20 @@ class KubernetesCloud:
     # -- KubernetesSlave._terminate ------------------------------------------------------------------
 
     def stop(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        """The agent's termination; with ``cancelled``, for a pod whose launch the build stopped waiting
+        for (an abort during podStart): deleted now if it exists, or as soon as ``start`` creates it."""
         name, ns = str(args["podName"]), str(args["namespace"])
-        record = self.pods.get(name)
+        with self._lock:
+            if args.get("cancelled"):
+                self._cancelled.add(name)
+            record = self.pods.get(name)
+        if record is None:
+            return {}
         try:
             self.api.delete_namespaced_pod(name, ns)
         except kubernetes.client.ApiException as e:
+            if e.status == 404 and args.get("cancelled"):
+                return {}
             return {"log": [f"ERROR: Failed to delete pod for agent {ns}/{name}: {_status_message(e)}"]}
         if record is not None:
             record.deleted = time.monotonic()

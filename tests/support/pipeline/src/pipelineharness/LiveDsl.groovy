@@ -126,11 +126,24 @@ class LiveDsl extends Dsl {
     private Object podNode(PipelineScript s, Map a, Closure body) {
         Map e = build.record('node', a)
         Map pod = build.pod
-        Live.CallbackLeaf leaf = new Live.CallbackLeaf(live, 'podStart', [label: pod.label, name: pod.name,
+        String podName = podName(pod.name.toString())
+        Live.CallbackLeaf leaf = new Live.CallbackLeaf(live, 'podStart', [label: pod.label, name: pod.name, podName: podName,
                                                                           namespace: pod.namespace, yaml: pod.yaml,
                                                                           job: build.jobName, number: build.number])
-        Map answer = (Map) live.await(leaf.start())
+        Map answer
+        try {
+            answer = (Map) live.await(leaf.start())
+        } catch (FlowInterruptedException x) {
+            // the build stopped waiting for its agent (an abort): the launch is cancelled, the pod terminated
+            callNow('podStop', [podName: podName, namespace: pod.namespace ?: 'default', cancelled: true])
+            throw x
+        }
         ((List) (answer.log ?: [])).each { build.log(it.toString()) }
+        if (answer.cancelled) {
+            // the cloud cancelled the queue item (a pod the API server refused): ExecutorStepExecution's
+            // CancelledItemListener fails the step with FlowInterruptedException(ABORTED, QueueTaskCancelled)
+            throw new FlowInterruptedException('ABORTED', answer.error.toString(), 'QueueTaskCancelled', null)
+        }
         if (answer.error) {
             throw new AbortException(answer.error.toString())
         }
@@ -167,6 +180,13 @@ class LiveDsl extends Dsl {
             Map stopped = callNow('podStop', [podName: name, namespace: answer.namespace])
             ((List) (stopped.log ?: [])).each { build.log(it.toString()) }
         }
+    }
+
+    /** KubernetesSlave.getSlaveName: PodUtils.createNameWithRandomSuffix(template name). */
+    static String podName(String templateName) {
+        String suffix = randomSuffix()
+        String name = templateName.replaceAll('[ _]', '-').toLowerCase(Locale.ROOT)
+        "${name.substring(0, Math.min(name.length(), 62 - suffix.length()))}-${suffix}".toString()
     }
 
     /** A callback that no interruption stops (the agent's termination when its block ends). */
