@@ -55,6 +55,10 @@ def test_claim_is_bound_and_its_volume_outlives_pods(kubeworld, tmp_path):
     assert bound["spec"]["storageClassName"] == "standard"  # the DefaultStorageClass admission plugin
     assert bound["spec"]["volumeName"] == "pvc-" + bound["metadata"]["uid"]
     assert bound["status"] == {"phase": "Bound", "accessModes": ["ReadWriteMany"], "capacity": {"storage": "20Gi"}}
+    got = kubeworld.kubectl("get", "pvc", "-n", NS).stdout.splitlines()
+    assert got[0].split() == ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS", "MODES", "STORAGECLASS",
+                              "VOLUMEATTRIBUTESCLASS", "AGE"]
+    assert got[1].split()[:7] == ["cache", "Bound", bound["spec"]["volumeName"], "20Gi", "RWX", "standard", "<unset>"]
     events = [e for e in kubeworld.list("Event", NS) if e["involvedObject"]["name"] == "cache"]
     assert [e["reason"] for e in events] == ["ProvisioningSucceeded"]
 

@@ -5,6 +5,7 @@ server returns. The columns and cell formats here are those of pkg/printers/inte
 (`AddHandlers`: podColumnDefinitions, deploymentColumnDefinitions, replicaSetColumnDefinitions,
 serviceColumnDefinitions, endpointColumnDefinitions, endpointSliceColumnDefinitions,
 namespaceColumnDefinitions, eventColumnDefinitions, leaseColumnDefinitions,
+persistentVolumeClaimColumnDefinitions,
 horizontalPodAutoscalerColumnDefinitions; `printPod` for the STATUS reason), and ages are rendered
 like apimachinery/pkg/util/duration `HumanDuration`.
 """
@@ -98,6 +99,10 @@ Column = Tuple[str, str, str, int]  # name, type, format, priority
 Printer = Tuple[List[Column], Callable[[dict, float], list]]
 
 
+ACCESS_MODE_ABBREVIATIONS = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX",
+                             "ReadWriteOncePod": "RWOP"}
+
+
 def _cols(*names, wide=()) -> List[Column]:
     out = [(n, "integer" if n in ("Restarts", "Desired", "Current", "Ready#", "MinPods", "MaxPods", "Replicas")
             else "string", "name" if n == "Name" else "", 0) for n in names]
@@ -139,6 +144,20 @@ PRINTERS: Dict[str, Printer] = {
                               o.get("reason", ""),
                               f"{(o.get('involvedObject') or {}).get('kind', '').lower()}/{(o.get('involvedObject') or {}).get('name', '')}",
                               (o.get("message") or "").strip()]),
+    # printPersistentVolumeClaim: Terminating while deleted, the capacity only once bound, access modes
+    # as helper.GetAccessModesAsString abbreviates them, "<unset>" without a VolumeAttributesClass
+    "PersistentVolumeClaim": (
+        _cols("Name", "Status", "Volume", "Capacity", "Access Modes", "StorageClass", "VolumeAttributesClass", "Age",
+              wide=("VolumeMode",)),
+        lambda o, now: [o["metadata"]["name"],
+                        "Terminating" if o["metadata"].get("deletionTimestamp") else (o.get("status") or {}).get("phase", ""),
+                        (o.get("spec") or {}).get("volumeName", ""),
+                        ((o.get("status") or {}).get("capacity") or {}).get("storage", "")
+                        if (o.get("spec") or {}).get("volumeName") else "",
+                        ",".join(ACCESS_MODE_ABBREVIATIONS.get(m, m) for m in (o.get("status") or {}).get("accessModes") or []),
+                        (o.get("spec") or {}).get("storageClassName") or "",
+                        (o.get("spec") or {}).get("volumeAttributesClassName") or "<unset>",
+                        _age(o, now), (o.get("spec") or {}).get("volumeMode", "")]),
     "Lease": (_cols("Name", "Holder", "Age"),
               lambda o, now: [o["metadata"]["name"], (o.get("spec") or {}).get("holderIdentity") or "", _age(o, now)]),
     "HorizontalPodAutoscaler": (
