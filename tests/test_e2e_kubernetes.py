@@ -120,6 +120,10 @@ def test_a_first_build_runs_in_a_pod_of_the_rendered_spec(world):
     assert pod.graphroot == {"builder": str(empty / "buildah-storage" / "storage")}
     assert "builder" in {e["container"] for e in pod.execs}
     assert {e["HOME"] for e in pod.execs if e["container"] in ("build", "helper")} == {str(empty / "home")}
+    # (the step's own HOME, the agent's, is not exported over the container's: ContainerExecDecorator)
+    assert all(e["POD_CONTAINER"] == e["container"] for e in pod.execs)
+    rootfs = volumes.pod_dir(world.kube.workdir, spec) / "containers"
+    assert {e["TMPDIR"] for e in pod.execs} == {str(rootfs / c / "rootfs" / "tmp") for c in ("helper", "build", "builder")}
     # The image is in the registry and deployed; the pod is gone; Discord says SUCCESS.
     tag = image_of(world, "backend", 2).rsplit(":", 1)[1]
     assert world.registry.has_manifest("enadu/backend", tag)

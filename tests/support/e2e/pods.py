@@ -48,7 +48,8 @@ Emulated, and how it differs:
   :func:`support.kubeworld.volumes.host_path` - the one place that maps paths: a volume mount's
   directory (emptyDir per pod, a claim's directory kept by the world) or the container's writable
   layer. The workspace the build sees (WORKSPACE, the ``sh`` working directory) is the mapped
-  directory of ``workspace-volume``, not ``/home/jenkins/agent/workspace/<job>``.
+  directory of ``workspace-volume``, not ``/home/jenkins/agent/workspace/<job>``; the container's own
+  ``/tmp`` is named by TMPDIR (set here, as no image does), so temporary files stay in the pod.
 * buildah in the ``builder`` container: rootless buildah keeps its images in
   ``$HOME/.local/share/containers/storage`` (containers/storage's rootless default), which the pod's
   ``buildah-storage`` emptyDir covers; this machine runs buildah as root, so that location is written
@@ -76,6 +77,8 @@ import kubernetes
 import yaml
 
 from support.kubeworld import volumes
+
+from .executor import process_env
 
 JNLP = "jnlp"
 WORKING_DIR = "/home/jenkins/agent"  # ContainerTemplate.DEFAULT_WORKING_DIR
@@ -294,6 +297,10 @@ class KubernetesCloud:
         image = str(spec.get("image", ""))
         home = next((h for token, h in IMAGE_HOMES if token in image), "/")
         env = dict(self.image_env)
+        # the container's /tmp is its own (its writable layer), not this machine's: TMPDIR names it, which
+        # mktemp, buildah and Python honour (no image sets it: a container simply has a /tmp of its own)
+        env["TMPDIR"] = str(self.host_path(record, container, "/tmp"))
+        Path(env["TMPDIR"]).mkdir(parents=True, exist_ok=True)
         own = {"HOME": home, **{e["name"]: str(e.get("value", "")) for e in spec.get("env") or []}}
         for key, value in own.items():
             env[key] = str(self.host_path(record, container, value)) if _ONE_PATH.fullmatch(value) else value
@@ -316,8 +323,10 @@ class KubernetesCloud:
         container = str(args["container"])
         base = record.agent_env if container == JNLP else self.container_env(record, container)
         step = {k: v for k, v in dict(args.get("env") or {}).items() if record.agent_env.get(k) != v}
+        effective = process_env(base, step)  # what the process gets (executor.Executor.start)
         record.execs.append({"container": container, "label": args.get("label"), "cwd": args.get("cwd"),
-                             "at": time.monotonic(), "HOME": base.get("HOME")})
+                             "at": time.monotonic(), "HOME": effective.get("HOME"), "TMPDIR": effective.get("TMPDIR"),
+                             "POD_CONTAINER": effective.get("POD_CONTAINER")})
         return {**args, "baseEnv": base, "env": step}
 
 
