@@ -5,6 +5,7 @@ Each check runs in a fresh interpreter: the test process has long imported the w
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -42,7 +43,10 @@ try:
 except AttributeError as e:
     missing = str(e)
 full_after = "_enadu_full_import" in vars(client)
-print(json.dumps({"apis": apis, "models": models, "threads": results, "acronym": acronym, "full_before": full_before,
+import kubernetes
+from kubernetes import utils  # imports kubernetes.dynamic, which reads kubernetes.__version__
+version = [kubernetes.__version__, kubernetes.__project__, client.__version__, utils.parse_quantity("250m") * 4]
+print(json.dumps({"version": [str(v) for v in version], "apis": apis, "models": models, "threads": results, "acronym": acronym, "full_before": full_before,
                   "missing": missing, "full_after": full_after,
                   "watch": watch.Watch.__module__, "config": config.load_kube_config.__module__,
                   "exception": ApiException.__module__}))
@@ -57,8 +61,9 @@ lazy.install()
 import kubernetes.client as lazy_client
 lazy_names = {}
 for package in (lazy_client, lazy_client.models):
-    for name in sorted(lazy.IMPORT_LINE.findall(open(package.__file__).read())):
-        lazy_names[f"{package.__name__}.{name[1]}"] = getattr(package, name[1]).__module__
+    imports, _ = lazy.read_init(open(package.__file__).read(), package.__name__)
+    for name in sorted(imports):
+        lazy_names[f"{package.__name__}.{name}"] = getattr(package, name).__module__
 print(json.dumps({"names": lazy_names, "full": "_enadu_full_import" in vars(lazy_client)}))
 """
 REAL = r"""
@@ -82,6 +87,7 @@ def probe(script: str) -> dict:
 
 def test_the_client_is_imported_by_need_and_nothing_is_missing() -> None:
     seen = probe(PROBE)
+    installed = importlib.metadata.version("kubernetes")
     assert seen["apis"] == ["kubernetes.client.api.core_v1_api", "kubernetes.client.api.apps_v1_api",
                             "kubernetes.client.api.coordination_v1_api", "kubernetes.client.api.discovery_v1_api",
                             "kubernetes.client.api.autoscaling_v2_api", "kubernetes.client.api.version_api"]
@@ -90,6 +96,7 @@ def test_the_client_is_imported_by_need_and_nothing_is_missing() -> None:
     assert seen["acronym"] == "kubernetes.client.models.v1_csi_driver"
     assert seen["full_before"] is False
     assert (seen["missing"], seen["full_after"]) == ("module 'kubernetes.client' has no attribute 'NoSuchThing'", True)
+    assert seen["version"] == [installed, "kubernetes", installed, "1.000"]  # failed: dunders were never looked up
     assert (seen["watch"], seen["config"], seen["exception"]) == (
         "kubernetes.watch.watch", "kubernetes.config.kube_config", "kubernetes.client.exceptions")
 
