@@ -44,6 +44,12 @@ class Build {
     boolean inPod
     String container
     int podsStarted = 0
+    /** How many checkouts each scenario `checkout` answer gave (answers with `times`). */
+    final Map<Map, Integer> checkoutsAnswered = new IdentityHashMap<>()
+    /** podTemplate steps started so far: each gets a label of its own. */
+    int podTemplates = 0
+    /** A parallel branch stopped by failFast: its next step fails with this (ParallelStep's FailFastCause). */
+    FlowInterruptedException pendingStop
     /** Agent pods that went away (a scenario sh rule's agentLost): their node blocks can do nothing more. */
     final Set<String> lostNodes = new HashSet<>()
     final List<String> cwd = []
@@ -99,7 +105,10 @@ class Build {
 
     String getBuildUrl() { "${jobUrl}${number}/" }
 
-    String getWorkspace() { job.workspace ?: "/home/jenkins/agent/workspace/${jobName}" }
+    /** The enclosing node block's workspace when it is not the job's own (WorkspaceList's `@2`); null: the job's. */
+    String nodeWorkspace
+
+    String getWorkspace() { nodeWorkspace ?: (job.workspace ?: "/home/jenkins/agent/workspace/${jobName}") }
 
     /**
      * The variables every build has (Run.getEnvironment: BUILD_*, JOB_*, JENKINS_URL; plus
