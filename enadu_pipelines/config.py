@@ -302,6 +302,11 @@ class TestSettings(_Model):
     enabled: bool = Field(False, description="Run unit tests as a gate before the build.")
     commands: list[Command] | None = Field(None, min_length=1, description="Test commands (default: from kind).")
     junit: Glob | None = Field(None, description="JUnit XML results to publish (default: from kind).")
+    parallel: bool = Field(
+        False, description="Run the tests and the build as two parallel branches, the tests on an agent of their own"
+                           " (a second pod with a kubernetes agent) at the commit the Checkout stage got; a failed"
+                           " test stops the build (failFast). Pays when the tests take longer than a checkout plus"
+                           " a second compile; only with enabled: true (README \"Scaling out\").")
 
 
 class BuildSettings(_Model):
@@ -493,6 +498,7 @@ class Service:
     monitoring: Monitoring
     migrate_from_handmade: str | None = None  # the hand-made Deployment to migrate from; None: migration off
     agent: AgentChoice = AgentChoice()  # services.<name>.agent, else jenkins.agent
+    test_parallel: bool = False  # services.<name>.test.parallel: Test beside Build, on an agent of its own
 
 
 @dataclass(frozen=True)
@@ -555,6 +561,7 @@ def resolve(config: EnaduConfig, source: str) -> Project:
                 branch=s.branch,
                 paths=tuple(s.paths),
                 test_enabled=s.test.enabled,
+                test_parallel=s.test.parallel,
                 test_commands=tuple(s.test.commands or [fill(c) for c in kind.test_commands]),
                 junit=s.test.junit or (fill(kind.junit) if kind.junit else None),
                 build_commands=tuple(s.build.commands or [fill(c) for c in kind.build_commands]),
@@ -676,7 +683,14 @@ def cross_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
     agree on everything else). A rule that concerns one value belongs in its type instead."""
     return (monitoring_problems(config) + image_problems(config) + registry_problems(config)
             + kubernetes_name_problems(config) + jenkins_name_problems(config) + credential_problems(config)
-            + promotion_wait_problems(config) + agent_problems(config))
+            + promotion_wait_problems(config) + agent_problems(config) + parallel_test_problems(config))
+
+
+def parallel_test_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:
+    """Parallel tests need tests: ``test.parallel`` runs the test commands beside the build."""
+    return [(("services", name, "test", "parallel"),
+             f"service {name} runs no tests (test.enabled is false): parallel tests need enabled: true")
+            for name, s in config.services.items() if s.test.parallel and not s.test.enabled]
 
 
 def agent_problems(config: EnaduConfig) -> list[tuple[tuple, str]]:

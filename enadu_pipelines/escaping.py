@@ -30,19 +30,22 @@ def groovy_string(value: object) -> str:
         return f"'{value}'"
     out = ["'"]
     for ch in value:
-        code = ord(ch)
-        if ch in _GROOVY_ESCAPES:
-            out.append(_GROOVY_ESCAPES[ch])
-        elif code < 0x20 or code == 0x7F:
-            raise ValueError(f"control character U+{code:04X} cannot be written into Groovy")
-        elif code > 0x7E:
-            encoded = ch.encode("utf-16-be")
-            for i in range(0, len(encoded), 2):
-                out.append(f"\\u{encoded[i]:02x}{encoded[i + 1]:02x}")
-        else:
-            out.append(ch)
+        out.append(_GROOVY_ESCAPES[ch] if ch in _GROOVY_ESCAPES else _groovy_char(ch))
     out.append("'")
     return "".join(out)
+
+
+def _groovy_char(ch: str) -> str:
+    """One character of a single-quoted Groovy literal, other than those each literal escapes itself:
+    printable ASCII as it is, non-ASCII as ``\\uXXXX`` (UTF-16 units, so a source file's encoding never
+    matters), control characters refused."""
+    code = ord(ch)
+    if code < 0x20 or code == 0x7F:
+        raise ValueError(f"control character U+{code:04X} cannot be written into Groovy")
+    if code > 0x7E:
+        encoded = ch.encode("utf-16-be")
+        return "".join(f"\\u{encoded[i]:02x}{encoded[i + 1]:02x}" for i in range(0, len(encoded), 2))
+    return ch
 
 
 def groovy_value(value: object) -> str:
@@ -76,21 +79,14 @@ def groovy_multiline(value: object) -> str:
         raise ValueError("groovy_multiline needs text that ends with a newline")
     out = ["'''\\\n"]
     for i, ch in enumerate(value):
-        code = ord(ch)
         if ch == "\\":
             out.append("\\\\")
         elif ch == "'":
             out.append("\\'" if value[i + 1:i + 2] == "'" else "'")
         elif ch == "\n":
             out.append(ch)
-        elif code < 0x20 or code == 0x7F:
-            raise ValueError(f"control character U+{code:04X} cannot be written into Groovy")
-        elif code > 0x7E:
-            encoded = ch.encode("utf-16-be")
-            for j in range(0, len(encoded), 2):
-                out.append(f"\\u{encoded[j]:02x}{encoded[j + 1]:02x}")
         else:
-            out.append(ch)
+            out.append(_groovy_char(ch))
     out.append("'''")
     return "".join(out)
 

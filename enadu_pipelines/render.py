@@ -141,7 +141,7 @@ def render_files(project: Project, helper_bundle: bytes) -> dict[str, bytes]:
             service=service.name, title=service.description, namespace=service.namespace, version=__version__,
             source=common["source_name"])
     files.update(agent_manifests(project))
-    files["jenkins/casc.yaml"] = _render(env, "jenkins/casc.yaml.j2", **common)
+    files["jenkins/casc.yaml"] = _render(env, "jenkins/casc.yaml.j2", cloud=kubernetes_cloud(project), **common)
     files[CREDENTIAL_HOSTS_RESOURCE] = _render(env, "resources/credential-hosts.txt.j2", **common)
     # Every library resource the helper reads (the bundle, each service's manifest) with its sha256, which
     # enaduHelper checks on a private copy before running anything.
@@ -189,6 +189,15 @@ def agent_pods(service: Any) -> dict[str, str]:
     return {"trusted": agentpod.dump(agentpod.pod(service, trusted=True)),
             "untrusted": agentpod.dump(agentpod.pod(service, trusted=False)),
             "ops": agentpod.dump(agentpod.ops_pod(service))}
+
+
+def kubernetes_cloud(project: Project) -> Any:
+    """The pod-agent settings the JCasC Kubernetes cloud is made from (those of the first agents' namespace,
+    by name), or None when no service runs on Kubernetes pods. Each Jenkinsfile names its own namespace, so
+    one cloud serves every namespace its controller account may run pods in."""
+    agents = sorted((s.agent.kubernetes for s in project.services if s.agent.kubernetes is not None),
+                    key=lambda agent: agent.namespace)
+    return agents[0] if agents else None
 
 
 def agent_manifests(project: Project) -> dict[str, bytes]:

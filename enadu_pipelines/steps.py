@@ -92,6 +92,11 @@ STEPS: tuple[Step, ...] = (
             Param("repository", "String", "Git URL of the repository.", required=True),
             Param("branch", "String", "Branch to build.", required=True, pattern=r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}"),
             Param("credentialsId", "String", "Jenkins credentials id for the clone.", pattern=CREDENTIALS_PATTERN),
+            Param("commit", "String", "Check out exactly this commit (full SHA-1), not the branch's head: a second"
+                  " workspace of the same build, such as the parallel Test branch's agent, gets the commit the"
+                  " Checkout stage recorded (env.GIT_COMMIT) even when the branch has moved on. Such a checkout"
+                  " records no change log and no polling, and sets no environment variables.",
+                  pattern=r"[0-9a-f]{40}"),
         ),
         returns="The map the checkout step returns (GIT_COMMIT, GIT_PREVIOUS_SUCCESSFUL_COMMIT, ...).",
         example="enaduCheckout(repository: 'https://github.com/enadu/enadu.git', branch: 'be-dev')",

@@ -294,6 +294,23 @@ def test_agents_manifest_is_listed_by_render_check(k8s_render: Path, runner) -> 
         agents.write_text(text)
 
 
+def test_casc_declares_the_kubernetes_cloud_only_for_pod_agents(k8s_render: Path, tmp_path: Path, runner) -> None:
+    """casc.yaml gains the Kubernetes cloud the pods come from (KubernetesCloud's JCasC attributes: the name, the
+    setters setNamespace, setWebSocket, setPodRetention with the Never retention's symbol "never"); without a
+    kubernetes agent it is the committed file, with no `jenkins:` key that could clash with the controller's."""
+    casc = yaml.safe_load((k8s_render / "jenkins/casc.yaml").read_text())
+    assert casc["jenkins"]["clouds"] == [{"kubernetes": {"name": "kubernetes", "namespace": "jenkins-agents",
+                                                         "webSocket": True, "podRetention": "never"}}]
+    assert casc["unclassified"]["globalLibraries"]["libraries"][0]["name"] == "enadu"
+    assert "ServiceAccount jenkins/jenkins" in (k8s_render / "jenkins/casc.yaml").read_text()
+    data = shipped()
+    data["jenkins"]["agent"] = "any"
+    plain = render(runner, tmp_path, data, "plain")
+    assert (plain / "jenkins/casc.yaml").read_text() == (REPO / "jenkins/casc.yaml").read_text().replace(
+        "from enadu.yaml", "from plain.yaml")
+    assert "jenkins" not in yaml.safe_load((plain / "jenkins/casc.yaml").read_text())
+
+
 def test_kubernetes_jenkinsfiles_compile_and_lint_clean(k8s_render: Path) -> None:
     files = sorted(k8s_render.glob("pipelines/*/Jenkinsfile*"))
     assert len(files) == 6

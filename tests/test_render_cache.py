@@ -4,6 +4,7 @@ input, and a garbled, missing or unwritable cache must only cost time, never cha
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -57,9 +58,15 @@ def tampered(data: bytes) -> bytes:
     return bundle._zip(entries)
 
 
+@functools.lru_cache(maxsize=1)
+def built(sources: tuple) -> bytes:
+    """The bundle built from these helper sources (deterministic: built once per sources, not per test)."""
+    return bundle.build()
+
+
 def rendered(tmp_path: Path, runner, monkeypatch) -> tuple[Path, bytes]:
     """A rendered directory whose bundle was verified (and the verification remembered) by an earlier run."""
-    fresh = bundle.build()
+    fresh = built(tuple(sorted(bundle.helper_sources().items())))
     target = tmp_path / "out" / "resources" / "enadu" / "enadu-helper.pyz"
     target.parent.mkdir(parents=True)
     target.write_bytes(fresh)

@@ -44,6 +44,26 @@ def call(Map args = [:]) {
         }
         remote.credentialsId = a.credentialsId
     }
+    if (a.commit) {
+        // A second workspace of this build (the parallel Test branch's agent): exactly the recorded commit.
+        // The Git plugin checks out a SHA-1 branch specifier as that revision (DefaultBuildChooser
+        // .getCandidateRevisions), never a newer head; a commit no branch reaches any more fails the checkout.
+        // No change log and no polling: the Checkout stage recorded both, and the build's env stays its own.
+        Map pinned = checkout(
+            scm: [
+                $class: 'GitSCM',
+                branches: [[name: a.commit]],
+                userRemoteConfigs: [remote],
+                extensions: [[$class: 'LocalBranch', localBranch: a.branch]],
+            ],
+            changelog: false,
+            poll: false,
+        )
+        if (pinned.GIT_COMMIT != a.commit) {
+            error("enaduCheckout: asked for commit ${a.commit}, the checkout got ${pinned.GIT_COMMIT}")
+        }
+        return pinned
+    }
     Map scmVars = checkout(
         scm: [
             $class: 'GitSCM',
@@ -64,7 +84,7 @@ def call(Map args = [:]) {
 @NonCPS
 private static List<String> checkArguments(Map args) {
     List<String> problems = []
-    List<String> known = ['repository', 'branch', 'credentialsId']
+    List<String> known = ['repository', 'branch', 'credentialsId', 'commit']
     args.keySet().each { Object key ->
         if (!(key in known)) {
             problems << "unknown argument '${key}' (allowed: ${known.join(', ')})".toString()
@@ -90,6 +110,14 @@ private static List<String> checkArguments(Map args) {
             problems << "argument 'credentialsId' must be a String, not ${credentialsId.getClass().simpleName}".toString()
         } else if (!(credentialsId.toString() ==~ '[A-Za-z0-9][A-Za-z0-9._-]{0,127}')) {
             problems << 'argument \'credentialsId\' does not match [A-Za-z0-9][A-Za-z0-9._-]{0,127}'
+        }
+    }
+    Object commit = args['commit']
+    if (commit != null) {
+        if (!(commit instanceof CharSequence)) {
+            problems << "argument 'commit' must be a String, not ${commit.getClass().simpleName}".toString()
+        } else if (!(commit.toString() ==~ '[0-9a-f]{40}')) {
+            problems << 'argument \'commit\' does not match [0-9a-f]{40}'
         }
     }
     return problems

@@ -44,6 +44,12 @@ class Build {
     boolean inPod
     String container
     int podsStarted = 0
+    /** How many checkouts each scenario `checkout` answer gave (answers with `times`). */
+    final Map<Map, Integer> checkoutsAnswered = new IdentityHashMap<>()
+    /** podTemplate steps started so far: each gets a label of its own. */
+    int podTemplates = 0
+    /** A parallel branch stopped by failFast: its next step fails with this (ParallelStep's FailFastCause). */
+    FlowInterruptedException pendingStop
     /** Agent pods that went away (a scenario sh rule's agentLost): their node blocks can do nothing more. */
     final Set<String> lostNodes = new HashSet<>()
     final List<String> cwd = []
@@ -99,10 +105,13 @@ class Build {
 
     String getBuildUrl() { "${jobUrl}${number}/" }
 
-    /** Live mode, in an agent pod's node block: that pod's workspace (the workspace-volume's directory). */
-    String podWorkspace
+    /**
+     * The enclosing node block's workspace when it is not the job's own (WorkspaceList's `@2`; in live
+     * mode an agent pod's, the workspace-volume's directory); null: the job's.
+     */
+    String nodeWorkspace
 
-    String getWorkspace() { podWorkspace ?: job.workspace ?: "/home/jenkins/agent/workspace/${jobName}" }
+    String getWorkspace() { nodeWorkspace ?: (job.workspace ?: "/home/jenkins/agent/workspace/${jobName}") }
 
     /**
      * The variables every build has (Run.getEnvironment: BUILD_*, JOB_*, JENKINS_URL; plus

@@ -28,6 +28,19 @@ abstract class CauseOfInterruption implements Serializable {
         }
     }
 
+    /** ParallelStep.FailFastCause (workflow-cps): another branch of a failFast parallel failed. */
+    static class FailFastCause extends CauseOfInterruption {
+        final String failingBranch
+
+        FailFastCause(String failingBranch) {
+            this.failingBranch = failingBranch
+        }
+
+        String getShortDescription() {
+            "Failed in branch ${failingBranch}".toString()
+        }
+    }
+
     /** The cause for a causeType, given with the message the harness logged for it. */
     static List<CauseOfInterruption> of(String causeType, String message) {
         String user = message?.replaceFirst(/^(Aborted|Rejected) by /, '') ?: 'anonymous'
@@ -35,6 +48,7 @@ abstract class CauseOfInterruption implements Serializable {
             case 'UserInterruption': return [new UserInterruption(user)]
             case 'Rejection': return [new Rejection(user)]
             case 'ExceededTimeout': return [new ExceededTimeout()]
+            case 'FailFastCause': return [new FailFastCause(message?.replaceFirst(/^Failed in branch /, ''))]
             default: return []
         }
     }

@@ -145,6 +145,12 @@ class Dsl {
             throw FlowInterruptedException.agentRemoved(build.nodeEnv.NODE_NAME)
         }
         checkNonCps(name)
+        if (build.pendingStop != null) {
+            // the branch was stopped while it waited for its next step (ParallelStep failFast)
+            FlowInterruptedException stop = build.pendingStop
+            build.pendingStop = null
+            throw stop
+        }
         beforeStep(name)
         this."step_${name}"(script, named, body)
     }
@@ -362,6 +368,15 @@ class Dsl {
         }
         e.node = name
         build.log("Running on ${name} in ${build.workspace}")
+        // A second node block on the node whose workspace an enclosing one holds gets <workspace>@2
+        // (WorkspaceList.allocate: the next free "@<n>", COMBINATOR '@'); a pod has its own filesystem.
+        String previousWorkspace = build.nodeWorkspace
+        if (!pod && build.nodeEnv?.NODE_NAME == name) {
+            String base = build.workspace.replaceFirst('@[0-9]+$', '')
+            int n = build.workspace == base ? 2 : (build.workspace.substring(base.length() + 1) as int) + 1
+            build.nodeWorkspace = "${base}@${n}".toString()
+        }
+        e.workspace = build.workspace
         Map<String, String> previousEnv = build.nodeEnv
         boolean previousInPod = build.inPod
         String previousContainer = build.container
@@ -376,6 +391,7 @@ class Dsl {
         try {
             return this.body(body)
         } finally {
+            build.nodeWorkspace = previousWorkspace
             build.nodeEnv = previousEnv
             build.inPod = previousInPod
             build.container = previousContainer
@@ -389,14 +405,17 @@ class Dsl {
 
     /**
      * podTemplate (PodTemplateStepExecution.start): a pod template for the body's node blocks, labelled
-     * sanitizeLabel(run.getExternalizableId()) + '-' + 5 random characters (here the fixed 'b0b0b'), which
+     * sanitizeLabel(run.getExternalizableId()) + '-' + 5 random characters (here 'b0b0b' for the first
+     * podTemplate of a build, 'b0b0c', 'b0b0d', ... for later ones, such as a stage's own kubernetes agent), which
      * the body sees as POD_LABEL. The pod is the `yaml` (PodTemplateBuilder.build: the YAML's containers,
      * plus the agent container jnlp when the YAML has none of that name). Which containers exist is read
      * from the YAML's spec.containers (PodYaml), so container('x') fails for a container the pod lacks.
      */
     Object step_podTemplate(PipelineScript s, Map a, Closure body) {
         Map e = build.record('podTemplate', a)
-        String label = a.label ?: "${build.jobName}_${build.number}".replaceAll('[^A-Za-z0-9._-]', '_') + '-b0b0b'
+        build.podTemplates++
+        String suffix = 'b0b0' + 'bcdfghjklmnpqrstvwxz'[(build.podTemplates - 1) % 20]
+        String label = a.label ?: "${build.jobName}_${build.number}".replaceAll('[^A-Za-z0-9._-]', '_') + '-' + suffix
         List<String> containers = a.yaml ? PodYaml.containerNames(a.yaml.toString()) : []
         if (!containers.contains('jnlp')) {
             containers << 'jnlp'
@@ -750,19 +769,39 @@ class Dsl {
      * checkout (SCMStep): returns the SCM's variables (for Git: GIT_COMMIT, GIT_PREVIOUS_COMMIT,
      * GIT_PREVIOUS_SUCCESSFUL_COMMIT, GIT_BRANCH, GIT_LOCAL_BRANCH, GIT_URL, ...) and, with
      * changelog (the default), adds the change set to currentBuild.changeSets. The scenario's
-     * `checkout` answers are matched on the repository URL.
+     * `checkout` answers are matched on the repository URL; one with `times: n` answers n checkouts,
+     * then the next one for that URL answers (the branch moved on between two checkouts of a build).
+     *
+     * A GitSCM branch specifier that is a SHA-1 checks out that commit, detached (git-plugin
+     * DefaultBuildChooser.getCandidateRevisions: `[0-9a-f]{6,40}` is rev-parsed; one the clone does not
+     * have falls through to the branch search, and GitSCM.determineRevisionToBuild fails with
+     * "Couldn't find any revision to build. ..."): here a commit is known when one of the URL's answers
+     * returns it as GIT_COMMIT, or lists it in `commits`. GIT_BRANCH is then "detached" (the Branch the
+     * chooser gives the revision, which GitSCM.buildEnvironment reports).
      */
     Object step_checkout(PipelineScript s, Map a, Closure body) {
         Map e = build.record('checkout', a)
         String url = checkoutUrl(a.scm)
-        Map answer = ((List<Map>) (build.scenario.checkout ?: [])).find { Map c -> c.url == url }
+        List<Map> answers = ((List<Map>) (build.scenario.checkout ?: [])).findAll { Map c -> c.url == url }
+        Map answer = answers.find { Map c -> c.times == null || (build.checkoutsAnswered[c] ?: 0) < (c.times as int) }
         if (answer == null) {
             throw new HarnessError("harness: the scenario has no checkout answer for ${url}")
         }
+        build.checkoutsAnswered[answer] = (build.checkoutsAnswered[answer] ?: 0) + 1
         if (answer.error) {
             throw new AbortException(answer.error.toString())
         }
         Map returned = new LinkedHashMap((Map) (answer.returns ?: [:]))
+        String spec = (a.scm instanceof Map && ((Map) a.scm).branches) ? ((Map) ((List) ((Map) a.scm).branches)[0]).name?.toString() : null
+        if (spec ==~ /[0-9a-f]{6,40}/) {
+            String commit = answers.collectMany { Map c -> [((Map) (c.returns ?: [:])).GIT_COMMIT] + ((List) (c.commits ?: [])) }
+                                   .find { it?.toString()?.startsWith(spec) }
+            if (commit == null) {
+                throw new AbortException("Couldn't find any revision to build. Verify the repository and branch configuration for this job.")
+            }
+            returned.GIT_COMMIT = commit
+            returned.GIT_BRANCH = 'detached'
+        }
         if (a.changelog != false && answer.changeSet) {
             build.changeSets << ((List<Map>) answer.changeSet).collect { new LinkedHashMap(it) }
         }
@@ -799,27 +838,52 @@ class Dsl {
         }
     }
 
-    /** ParallelStep: every branch runs (here one after another, in order); the first failure is rethrown at the end. */
+    /**
+     * ParallelStep: every branch runs (here one after another, in order); each failure logs "Failed in
+     * branch <name>" (ParallelStepExecution.ResultHandler.Callback.onFailure) and the first failure is
+     * rethrown at the end with the others suppressed (checkAllDone: with failFast in the order they
+     * failed, without it sorted by ThrowableComparator: other exceptions before AbortException before
+     * FlowInterruptedException, which compare by their results; ties in the order they failed). With
+     * failFast the first failure stops the branches still running (checkAllDone: stop(new
+     * FlowInterruptedException(ABORTED, true, new FailFastCause(name)))): all branches start at once in
+     * Jenkins, so here each later branch starts and its first step fails with that interruption.
+     */
     Object step_parallel(PipelineScript s, Map branches) {
         Map args = branches.findAll { k, v -> k != 'failFast' }
         build.record('parallel', [branches: args.keySet().collect { it.toString() }, failFast: branches.failFast ?: false])
-        Throwable first = null
+        List<Throwable> failures = []
+        String failedBranch = null
         Map results = [:]
         args.each { k, v ->
-            if (first != null && branches.failFast) {
-                return
-            }
             build.event('branch', [name: k.toString()])
+            if (failedBranch != null && branches.failFast) {
+                build.pendingStop = FlowInterruptedException.failFast(failedBranch)
+            }
             try {
                 results[k] = this.body((Closure) v)
             } catch (HarnessError e) {
                 throw e
             } catch (Throwable t) {
-                first = first ?: t
+                build.log("Failed in branch ${k}")
+                failures << t
+                failedBranch = failedBranch ?: k.toString()
+            } finally {
+                build.pendingStop = null
             }
         }
-        if (first != null) {
-            throw first
+        if (failures) {
+            if (!branches.failFast) {
+                // ThrowableComparator as a rank (stable: ties keep the order they failed in)
+                List<String> severity = ['ABORTED', 'NOT_BUILT', 'FAILURE', 'UNSTABLE', 'SUCCESS']
+                Closure<Integer> rank = { Throwable t ->
+                    t instanceof FlowInterruptedException ? 20 + severity.indexOf(((FlowInterruptedException) t).result)
+                        : t instanceof AbortException ? 10 : 0
+                }
+                failures = failures.withIndex().sort { a, b -> rank(a[0]) <=> rank(b[0]) ?: a[1] <=> b[1] }.collect { it[0] }
+            }
+            Throwable head = failures[0]
+            failures.drop(1).each { Throwable t -> if (t != head) { head.addSuppressed(t) } }
+            throw head
         }
         results
     }

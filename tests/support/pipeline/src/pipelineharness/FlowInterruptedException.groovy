@@ -43,6 +43,15 @@ class FlowInterruptedException extends InterruptedException {
         e
     }
 
+    /**
+     * A failFast parallel stops the other branches when one fails (workflow-cps ParallelStep.ResultHandler
+     * .Callback.checkAllDone: stop(new FlowInterruptedException(Result.ABORTED, true, new
+     * FailFastCause(name))); FailFastCause.getShortDescription(): "Failed in branch <name>").
+     */
+    static FlowInterruptedException failFast(String failingBranch) {
+        new FlowInterruptedException('ABORTED', "Failed in branch ${failingBranch}".toString(), 'FailFastCause', null)
+    }
+
     List<CauseOfInterruption> getCauses() {
         CauseOfInterruption.of(causeType, message)
     }
