@@ -80,6 +80,7 @@ class LiveDsl extends Dsl {
     @Override
     Object step_podTemplate(PipelineScript s, Map a, Closure body) {
         Map e = build.record('podTemplate', a)
+        build.podTemplates++
         String label = a.label ?: "${sanitizeLabel("${build.jobName}#${build.number}".toString())}-${randomSuffix()}".toString()
         String name = "${a.name ?: label}-${randomSuffix()}".toString()
         List<String> containers = a.yaml ? PodYaml.containerNames(a.yaml.toString()) : []
@@ -154,9 +155,9 @@ class LiveDsl extends Dsl {
         Map<String, String> previousEnv = build.nodeEnv
         boolean previousInPod = build.inPod
         String previousContainer = build.container
-        String previousWorkspace = build.podWorkspace
+        String previousWorkspace = build.nodeWorkspace
         List<String> previousCwd = new ArrayList<>(build.cwd)
-        build.podWorkspace = answer.workspace.toString()
+        build.nodeWorkspace = answer.workspace.toString()
         new File(build.workspace).mkdirs()
         build.log("Running on ${name} in ${build.workspace}")
         Map<String, String> env = new LinkedHashMap<>()
@@ -174,7 +175,7 @@ class LiveDsl extends Dsl {
             build.nodeEnv = previousEnv
             build.inPod = previousInPod
             build.container = previousContainer
-            build.podWorkspace = previousWorkspace
+            build.nodeWorkspace = previousWorkspace
             build.cwd.clear()
             build.cwd.addAll(previousCwd)
             Map stopped = callNow('podStop', [podName: name, namespace: answer.namespace])
