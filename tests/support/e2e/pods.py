@@ -22,7 +22,8 @@ src/main/java/org/csanchez/jenkins/plugins/kubernetes/):
   prints ``Created Pod: kubernetes <ns>/<name>``; a 4xx refusal prints ``ERROR: Unable to create pod
   kubernetes <ns>/<name>.`` and the client's message and cancels the build's queue item
   (``PodUtils.cancelQueueItemFor``), which ends the node step ABORTED with "Queue task was cancelled"
-  (workflow-durable-task-step ``ExecutorStepExecution.CancelledItemListener``); then ``waitUntilReady`` (fabric8: the Ready condition) within the
+  (workflow-durable-task-step ``ExecutorStepExecution.CancelledItemListener``), except a quota refusal,
+  which it only warns about; then ``waitUntilReady`` (fabric8: the Ready condition) within the
   template's ``slaveConnectTimeout``, failing on a terminated pod or container (``Pod '<name>' is
   terminated. Status: <phase>``, ``Containers are terminated with exit codes: {...}``); while it waits,
   ``watch/PodStatusEventHandler`` prints ``[PodInfo] <ns>/<name>`` with ``Pod [<phase>][<reason>]
@@ -56,9 +57,12 @@ Emulated, and how it differs:
   into a ``storage.conf`` in the container's ``~/.config/containers`` and named by
   CONTAINERS_STORAGE_CONF (the driver comes from the container's STORAGE_DRIVER, as buildah reads it).
   A new pod's store is empty: layer reuse can only come from the registry cache.
-* a pod that never becomes ready: Jenkins would terminate the agent after ``slaveConnectTimeout``
-  (default 1000 s) and provision another until the build's timeout; here the launch is tried once
-  with ``connect_timeout`` seconds and the node step fails with the launcher's message.
+* a pod that never becomes ready (or is refused for quota): Jenkins would terminate the agent after
+  ``slaveConnectTimeout`` (default 1000 s) and provision another, again and again, until the build is
+  aborted (Declarative's ``options { timeout }`` runs inside the agent, so it does not bound that
+  wait); here the launch is tried once, for ``connect_timeout`` seconds, and the node step fails with
+  the launcher's message.
+* the image user's HOME (``IMAGE_HOMES``) is a guess from the image's name, as no image is read.
 """
 
 from __future__ import annotations
@@ -260,7 +264,7 @@ class KubernetesCloud:
                    else f"io.fabric8.kubernetes.client.KubernetesClientTimeoutException: {why}")
         self.stop({"podName": record.name, "namespace": record.namespace})
         return {"log": log, "error": f"Failed to launch {record.name}: {why} (the emulated cloud provisions no other"
-                                     f" agent: Jenkins would keep trying until the build's timeout)"}
+                                     f" agent: Jenkins would keep trying until the build is aborted)"}
 
     # -- KubernetesSlave._terminate ------------------------------------------------------------------
 
