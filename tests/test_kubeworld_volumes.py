@@ -7,6 +7,7 @@ server's words (tests/support/kubeworld/volumes.py and strategies.py cite the so
 from __future__ import annotations
 
 import json
+import time
 
 import kubernetes
 import pytest
@@ -151,3 +152,121 @@ def test_claims_volumes_and_mounts_are_validated(kubeworld):
             'spec.containers[0].volumeMounts[2].mountPath: Invalid value: "/home/enadu": must be unique']
     finally:
         api.close()
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_sub_paths_are_validated_as_the_real_server_does(kubeworld):
+    """ValidateVolumeMounts + validateLocalDescendingPath (pkg/apis/core/validation/validation.go): a subPath
+    or subPathExpr must be relative and have no '..' element, and not both at once. The real server names
+    the subPath field without the mount's index (``fldPath.Child("subPath")``), and so does this one."""
+    api = kubernetes.config.new_client_from_config(config_file=kubeworld.kubeconfig)
+    core = kubernetes.client.CoreV1Api(api)
+    try:
+        p = pod("escapes")
+        p["spec"]["containers"][0]["volumeMounts"] = [
+            {"name": "home", "mountPath": "/home/build", "subPath": "/etc"},
+            {"name": "cache", "mountPath": "/cache", "subPath": "../../../../escape"},
+            {"name": "home", "mountPath": "/a", "subPath": "ok/sub", "subPathExpr": "$(POD)/x"},
+            {"name": "home", "mountPath": "/b", "subPathExpr": "/$(POD)/../x"}]
+        with pytest.raises(kubernetes.client.ApiException) as e:
+            core.create_namespaced_pod(NS, p)
+        assert e.value.status == 422
+        causes = [f"{c['field']}: {c['message']}" for c in json.loads(e.value.body)["details"]["causes"]]
+        mounts = "spec.containers[0].volumeMounts"
+        assert causes == [
+            f'{mounts}.subPath: Invalid value: "/etc": must be a relative path',
+            f"{mounts}.subPath: Invalid value: \"../../../../escape\": must not contain '..'",
+            f'{mounts}[2].subPathExpr: Invalid value: "$(POD)/x": subPathExpr and subPath are mutually exclusive',
+            f'{mounts}.subPathExpr: Invalid value: "/$(POD)/../x": must be a relative path',
+            f"{mounts}.subPathExpr: Invalid value: \"/$(POD)/../x\": must not contain '..'"]
+        assert kubeworld.get("Pod", "escapes", NS) is None
+        ok = pod("fine")
+        ok["spec"]["containers"][0]["volumeMounts"][1]["subPath"] = "a/..b/c"  # '..b' is no '..' element
+        core.create_namespaced_pod(NS, ok)
+    finally:
+        api.close()
+
+
+def bare_pod(uid: str, mounts: list, volumes_: list) -> dict:
+    return {"metadata": {"name": "p", "namespace": NS, "uid": uid},
+            "spec": {"containers": [{"name": "c", "volumeMounts": mounts}], "volumes": volumes_}}
+
+
+def test_host_path_never_leaves_the_volume_or_the_containers_layer(tmp_path):
+    """Defence in depth below the API's validation: whatever the pod says, host_path refuses a path
+    outside the directory it chose (an absolute or climbing subPath, a symbolic link out of a volume),
+    and a claim's directory is only ever the world's ``pvc-<uid>`` of a claim the world bound."""
+    work = str(tmp_path / "world")
+    home = {"name": "home", "emptyDir": {}}
+    for sub in ("/etc", "../../../../escape", "a/../../.."):
+        p = bare_pod("u1", [{"name": "home", "mountPath": "/home/build", "subPath": sub}], [home])
+        with pytest.raises(ValueError, match="outside"):
+            volumes.host_path(work, p, "c", "/home/build/.config/containers/storage.conf", {})
+    climbing = bare_pod("u1", [], [{"name": "../../../../escape", "emptyDir": {}}])
+    assert volumes.pod_volume_dirs(work, climbing, {}) == {} and volumes.make_empty_dirs(work, climbing) == []
+    p = bare_pod("u1", [{"name": "home", "mountPath": "/home/build"}], [home])
+    inside = volumes.host_path(work, p, "c", "/home/build/x", {})
+    assert inside == volumes.pod_dir(work, p) / "volumes" / volumes.EMPTY_DIR / "home" / "x"
+    inside.parent.mkdir(parents=True)
+    (inside.parent / "link").symlink_to(tmp_path)  # a link the "container" made, out of its volume
+    with pytest.raises(ValueError, match="outside"):
+        volumes.host_path(work, p, "c", "/home/build/link/owned", {})
+    # A claim the world did not bind (a user-set volumeName, a Bound status written by hand) has no
+    # directory: its mounts are refused, never mapped to that name nor silently to the writable layer.
+    forged = {"metadata": {"name": "cache", "namespace": NS, "uid": "c1"},
+              "spec": {"volumeName": "../../../../escape"}, "status": {"phase": "Bound"}}
+    p = bare_pod("u2", [{"name": "cache", "mountPath": "/cache"}],
+                 [{"name": "cache", "persistentVolumeClaim": {"claimName": "cache"}}])
+    assert volumes.pod_volume_dirs(work, p, {"cache": forged}) == {}
+    with pytest.raises(ValueError, match='volume "cache" .* has no directory'):
+        volumes.host_path(work, p, "c", "/cache/x", {"cache": forged})
+    bound = {**forged, "spec": {"volumeName": "pvc-c1"}}
+    assert volumes.host_path(work, p, "c", "/cache/x", {"cache": bound}) == volumes.pv_root(work) / "pvc-c1" / "x"
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_claim_naming_a_volume_that_does_not_exist_stays_pending(kubeworld):
+    """pv_controller.go syncUnboundClaim: a claim whose spec.volumeName names a volume that does not exist
+    stays Pending ("volume requested and not found, will try again next time"); the controller does not
+    overwrite the name nor make that directory, and a pod using the claim is not scheduled."""
+    kubeworld.create(claim("named", volumeName="../../../../escape"))
+    kubeworld.create(claim("plain"))
+    kubeworld.wait_for(lambda w: phase(w, "PersistentVolumeClaim", "plain") == "Bound", 5, what="the other claim bound")
+    kubeworld.create(pod("waits", "named"))
+    kubeworld.wait_for(lambda w: (w.get("Pod", "waits", NS).get("status") or {}).get("conditions"), 5)
+    named = kubeworld.get("PersistentVolumeClaim", "named", NS)
+    assert (named["spec"]["volumeName"], named["status"]["phase"]) == ("../../../../escape", "Pending")
+    assert volumes.BIND_COMPLETED not in (named["metadata"].get("annotations") or {})
+    assert not (volumes.pv_root(kubeworld.workdir) / "../../../../escape").exists()
+    assert sorted(p.name for p in volumes.pv_root(kubeworld.workdir).iterdir()) == [
+        kubeworld.get("PersistentVolumeClaim", "plain", NS)["spec"]["volumeName"]]
+    assert "pod has unbound immediate PersistentVolumeClaims" in \
+        kubeworld.get("Pod", "waits", NS)["status"]["conditions"][0]["message"]
+    assert [e["reason"] for e in kubeworld.list("Event", NS) if e["involvedObject"]["name"] == "named"] == []
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_a_claim_in_use_is_kept_until_its_pods_are_gone(kubeworld):
+    """StorageObjectInUseProtection admission + the pvcprotection controller (volumes.VolumeController):
+    a claim deleted while a scheduled pod names it stays, Terminating, with its volume mapped, and goes
+    when the pod does; a claim no pod uses goes at once."""
+    kubeworld.create(claim())
+    kubeworld.wait_for(lambda w: phase(w, "PersistentVolumeClaim", "cache") == "Bound", 5, what="claim bound")
+    assert kubeworld.get("PersistentVolumeClaim", "cache", NS)["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+    kubeworld.create(pod("user"))
+    kubeworld.wait_for(lambda w: phase(w, "Pod", "user") == "Running", 5, what="pod running")
+    user = kubeworld.get("Pod", "user", NS)
+    before = volumes.host_path(kubeworld.workdir, user, "build", "/home/jenkins/cache/x", claims(kubeworld))
+    kubeworld.delete("PersistentVolumeClaim", "cache", NS)
+    time.sleep(0.5)  # several controller rounds
+    kept = kubeworld.get("PersistentVolumeClaim", "cache", NS)
+    assert kept is not None and kept["metadata"].get("deletionTimestamp"), kept
+    assert volumes.host_path(kubeworld.workdir, user, "build", "/home/jenkins/cache/x", claims(kubeworld)) == before
+    got = kubeworld.kubectl("get", "pvc", "cache", "-n", NS).stdout.splitlines()
+    assert got[1].split()[:2] == ["cache", "Terminating"]
+    kubeworld.delete("Pod", "user", NS)
+    kubeworld.wait_for(lambda w: w.get("PersistentVolumeClaim", "cache", NS) is None, 5, what="claim gone with its pod")
+    kubeworld.create(claim("unused"))
+    kubeworld.wait_for(lambda w: phase(w, "PersistentVolumeClaim", "unused") == "Bound", 5, what="claim bound")
+    kubeworld.delete("PersistentVolumeClaim", "unused", NS)
+    kubeworld.wait_for(lambda w: w.get("PersistentVolumeClaim", "unused", NS) is None, 5, what="unused claim gone")

@@ -152,6 +152,10 @@ class Registry:
                 and (obj.get("spec") or {}).get("storageClassName") is None:
             # the DefaultStorageClass mutating admission plugin (setdefault/admit.go): only a nil class
             obj["spec"]["storageClassName"] = self.default_storage_class
+        if res.kind == "PersistentVolumeClaim" and "kubernetes.io/pvc-protection" not in (meta.get("finalizers") or []):
+            # the StorageObjectInUseProtection mutating admission plugin (plugin/pkg/admission/storage/
+            # storageobjectinuseprotection/admission.go): every new claim gets the protection finalizer
+            meta["finalizers"] = list(meta.get("finalizers") or []) + ["kubernetes.io/pvc-protection"]
         strategies.prepare_for_create(res, obj)
         for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"):
             meta.pop(k, None)

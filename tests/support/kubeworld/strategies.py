@@ -310,8 +310,21 @@ def _validate_volumes(volumes: List[dict], path: str) -> List[dict]:
     return causes
 
 
+def _local_descending_path(target: str, path: str) -> List[dict]:
+    """validateLocalDescendingPath + validatePathNoBacksteps (pkg/apis/core/validation/validation.go): not
+    absolute ("must be a relative path"), no element ``..`` ("must not contain '..'", once)."""
+    causes = [_cause(path, target, "must be a relative path")] if target.startswith("/") else []
+    if ".." in target.split("/"):
+        causes.append(_cause(path, target, "must not contain '..'"))
+    return causes
+
+
 def _validate_volume_mounts(containers: List[dict], volumes: List[dict], path: str) -> List[dict]:
-    """ValidateVolumeMounts: each mount names a volume of the pod ("Not found"), has a mountPath, unique per container."""
+    """ValidateVolumeMounts: each mount names a volume of the pod ("Not found"), has a mountPath, unique per
+    container; a subPath or subPathExpr is a local descending path, and not both ("subPathExpr and subPath
+    are mutually exclusive"). As in the real code, the path errors of subPath and subPathExpr are reported at
+    ``<container>.volumeMounts.subPath`` (``fldPath.Child("subPath")``, without the mount's index), the
+    exclusion at the mount's own ``subPathExpr``."""
     names = {v.get("name") for v in volumes}
     causes: List[dict] = []
     for i, c in enumerate(containers):
@@ -327,6 +340,13 @@ def _validate_volume_mounts(containers: List[dict], volumes: List[dict], path: s
             elif m["mountPath"] in points:
                 causes.append(_cause(f"{p}.mountPath", m["mountPath"], "must be unique"))
             points.add(m.get("mountPath"))
+            sub, expr = str(m.get("subPath") or ""), str(m.get("subPathExpr") or "")
+            if sub:
+                causes += _local_descending_path(sub, f"{path}[{i}].volumeMounts.subPath")
+            if expr:
+                if sub:
+                    causes.append(_cause(f"{p}.subPathExpr", expr, "subPathExpr and subPath are mutually exclusive"))
+                causes += _local_descending_path(expr, f"{path}[{i}].volumeMounts.subPathExpr")
     return causes
 
 
