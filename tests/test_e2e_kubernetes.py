@@ -153,6 +153,7 @@ def test_b_rebuild_in_a_fresh_pod_reuses_registry_cached_layers(world):
     pushed = [ln.rsplit(":", 1)[1] for ln in image_lines(first) if ln.startswith(f"--> Pushing cache {cache}:")]
     assert pushed and set(pushed) <= set(world.registry.tags("enadu/backend/cache"))
     reads_before = world.registry.manifest_reads("enadu/backend/cache")
+    uploads_before = len(world.registry.uploaded_blobs())
     # A commit that changes backend/ but neither its Dockerfile nor what the build puts in the image.
     world.enadu.commit({"backend/NOTES.md": "search ranking notes\n"}, "Backend: notes")
     world.controller.push(world.enadu.push("be-dev"))
@@ -169,7 +170,13 @@ def test_b_rebuild_in_a_fresh_pod_reuses_registry_cached_layers(world):
     assert pulled and pulled[0] == pushed[0], "\n".join(image_lines(b))
     assert any(ln.startswith("--> Using cache ") for ln in image_lines(b))
     assert world.registry.manifest_reads("enadu/backend/cache") > reads_before
-    assert world.registry.has_manifest("enadu/backend", image_of(world, "backend", 3).rsplit(":", 1)[1])
+    tag = image_of(world, "backend", 3).rsplit(":", 1)[1]
+    assert world.registry.has_manifest("enadu/backend", tag)
+    # None of the cached image's layer blobs was uploaded again; the new image's config was.
+    cached = {layer["digest"] for layer in world.registry.manifest("enadu/backend/cache", pulled[0])["layers"]}
+    uploaded = {digest for _, digest, _ in world.registry.uploaded_blobs()[uploads_before:]}
+    assert cached and not cached & uploaded, (cached, uploaded)
+    assert world.registry.manifest("enadu/backend", tag)["config"]["digest"] in uploaded
 
 
 # ------------------------------------------------------------------------------------------------

@@ -23,14 +23,15 @@ src/main/java/org/csanchez/jenkins/plugins/kubernetes/):
   kubernetes <ns>/<name>.`` and the client's message and cancels the build's queue item
   (``PodUtils.cancelQueueItemFor``), which ends the node step ABORTED with "Queue task was cancelled"
   (workflow-durable-task-step ``ExecutorStepExecution.CancelledItemListener``), except a quota refusal,
-  which it only warns about; then ``waitUntilReady`` (fabric8: the Ready condition) within the
-  template's ``slaveConnectTimeout``, failing on a terminated pod or container (``Pod '<name>' is
-  terminated. Status: <phase>``, ``Containers are terminated with exit codes: {...}``); while it waits,
-  ``watch/PodStatusEventHandler`` prints ``[PodInfo] <ns>/<name>`` with ``Pod [<phase>][<reason>]
-  <message>`` and ``Container [<name>] waiting [<reason>] <message>`` lines for each change;
+  which it only warns about; then ``waitUntilReady`` within the template's ``slaveConnectTimeout``
+  (fabric8: it waits for the Ready condition and nothing else; on timeout
+  ``KubernetesClientTimeoutException``); while it waits, ``watch/PodStatusEventHandler`` prints
+  ``[PodInfo] <ns>/<name>`` with ``Pod [<phase>][<reason>] <message>`` and ``Container [<name>]
+  waiting [<reason>] <message>`` lines for each change. Only *after* Ready does the launcher's loop
+  fail on a terminated pod or container (``Pod '<name>' is terminated. Status: <phase>``,
+  ``Containers are terminated with exit codes: {...}``);
 * termination: ``KubernetesSlave._terminate`` → ``deleteSlavePod`` deletes the pod (default grace
-  period) when the node block ends (``podRetention`` never); a build aborted while its agent is being
-  launched no longer waits for it, and the agent is terminated (its pod deleted) as the queue item goes;
+  period) when the node block ends (``podRetention`` never);
 * ``pipeline/ContainerExecDecorator.launch``: an ``sh`` in ``container('x')`` runs in x with x's own
   environment, the step's variables exported on top except those equal to the agent's
   (``Computer.getEnvironment``, the jnlp container's) — "Only keep environment variables that differ
@@ -57,12 +58,30 @@ Emulated, and how it differs:
   into a ``storage.conf`` in the container's ``~/.config/containers`` and named by
   CONTAINERS_STORAGE_CONF (the driver comes from the container's STORAGE_DRIVER, as buildah reads it).
   A new pod's store is empty: layer reuse can only come from the registry cache.
-* a pod that never becomes ready (or is refused for quota): Jenkins would terminate the agent after
-  ``slaveConnectTimeout`` (default 1000 s) and provision another, again and again, until the build is
-  aborted (Declarative's ``options { timeout }`` runs inside the agent, so it does not bound that
-  wait); here the launch is tried once, for ``connect_timeout`` seconds, and the node step fails with
-  the launcher's message.
+* launch failures are the emulator's choice, not the plugin's behaviour: a pod that never becomes
+  ready (or is refused for quota) — Jenkins would terminate the agent after ``slaveConnectTimeout``
+  (default 1000 s) and provision another, again and again, until the build is aborted (Declarative's
+  ``options { timeout }`` runs inside the agent, so it does not bound that wait); here the launch is
+  tried once, for ``connect_timeout`` seconds, and the node step FAILs with the launcher's message. A
+  pod or container that terminates *before* Ready (a crashing container, ImagePullBackOff) is, in
+  Jenkins, the ``pod/retention/Reaper``'s business (``TerminateAgentOnPodFailed``,
+  ``TerminateAgentOnContainerTerminated``, ``TerminateAgentOnImagePullBackOff`` after
+  ``backoffEventsLimit`` events): it cancels the queue item (``PodUtils.cancelQueueItemFor``), so the
+  build ends ABORTED ("Queue task was cancelled"); here the wait checks for it itself and the node
+  step FAILs with the launcher's words for the after-Ready case. No test exercises that path.
+* an abort while the agent is being launched: here the build stops waiting and ``stop(cancelled)``
+  deletes the pod at once (or as soon as ``start`` creates it). No plugin source says so: stopping
+  ``podTemplate`` removes the template, and the agent is removed later by ``OnceRetentionStrategy``;
+  deleting the pod is the emulator's choice.
 * the image user's HOME (``IMAGE_HOMES``) is a guess from the image's name, as no image is read.
+* host-wide, shared by every pod's buildah (it runs as root here): containers/image's blob-info cache
+  (``/var/lib/containers/cache/blob-info-cache-v1.*``, pkg/blobinfocache/default.go ``blobInfoCacheDir``:
+  ``/var/lib/containers/cache`` for euid 0, ``$XDG_DATA_HOME``/``~/.local/share/containers/cache`` -
+  inside the pod's ``buildah-storage`` emptyDir - for a rootless buildah) and the ``/etc/containers``
+  configuration (registries.conf, policy.json). buildah offers no option or variable for the cache's
+  directory (``SystemContext.BlobInfoCacheDir`` is set only by libimage's copier options, which
+  buildah's CLI does not expose), so a pod may know where blobs were seen by an earlier pod, which a
+  real pod would not.
 """
 
 from __future__ import annotations
