@@ -147,13 +147,14 @@ def host_path(workdir: str, pod: dict, container: str, path: str, claims: Dict[s
     if spec is None:
         raise KeyError(f"container {container} not found in pod {pod['metadata']['name']}")
     dirs = pod_volume_dirs(workdir, pod, claims)
-    kinds = {v.get("name"): v for v in (pod.get("spec") or {}).get("volumes") or []}
+    # the emulated volumes: those with a directory, and claims (refused below when they have none)
+    emulated = set(dirs) | {v.get("name") for v in (pod.get("spec") or {}).get("volumes") or []
+                            if "persistentVolumeClaim" in v}
     norm = os.path.normpath("/" + path.lstrip("/")) if path else "/"
     best: Optional[Tuple[str, dict]] = None
     for m in spec.get("volumeMounts") or []:
         mount = os.path.normpath(m.get("mountPath", ""))
-        if (norm == mount or norm.startswith(mount.rstrip("/") + "/")) and (m.get("name") in dirs or
-                                                                         "persistentVolumeClaim" in kinds.get(m.get("name"), {})):
+        if (norm == mount or norm.startswith(mount.rstrip("/") + "/")) and m.get("name") in emulated:
             if best is None or len(mount) > len(best[0]):
                 best = (mount, m)
     what = f"{path!r} in container {container} of pod {pod['metadata'].get('name')}"
