@@ -68,6 +68,8 @@ def test_rollback_then_unrelated_push_counts_as_changed(world, repo, tmp_path) -
     assert d.history(world)[0]["commit"] == a and d.history(world)[0]["previous_commit"] == b
     status = ok(d.run(world, "status"))
     assert status["commit"] == a and status["colours"]["green"]["commit"] == b
+    text = subprocess.run(d.command("status"), env=d.env(world), capture_output=True, text=True, timeout=60)
+    assert any(line.endswith(f"  live commit {a}") for line in text.stdout.splitlines())
 
     c = repo.commit({"batch/src/Job.java": "class Job { int c; }\n"}, "C: batch only")
     run = changes(world, repo, c, b, tmp_path)

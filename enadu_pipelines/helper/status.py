@@ -182,8 +182,8 @@ def run(args: argparse.Namespace) -> int:
             report.log(f"service {opts.service}: live colour {state.live or '(none)'}{since}")
             if state.live:
                 commit = state.commit(state.live)
-                report.log(f"  live commit {commit}" if commit else
-                           "  live commit unknown (the live colour names none: deployed before commits were recorded)")
+                report.log(f"  live commit {commit}" if commit else "  live commit unknown (its Deployment names none: "
+                           "deployed without GIT_COMMIT, or before commits were recorded)")
         pending = analysis_pending_since(view)
         if pending:
             report.log(f"  analysis pending since {pending}: the deploy that switched to {state.live} stopped before "
