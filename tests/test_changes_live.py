@@ -206,3 +206,36 @@ def test_a_commit_that_is_not_a_full_sha_is_refused_before_anything_is_written(w
     bad = d.deploy(world, "v1", extra_env={"GIT_COMMIT": "abc1234"})
     assert bad.returncode == 2 and "is not a full commit id" in bad.result["message"]
     assert d.helper_writes(world) == []
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_redeploying_an_image_from_another_commit_rewrites_the_commit(world, repo) -> None:
+    """Same pod template, another commit: the idle colour's annotation is rewritten (no pod restart)."""
+    a = repo.commit({"backend/src/App.java": "class App { int a; }\n"}, "A")
+    deploy(world, "v1", a)
+    b = repo.commit({"backend/src/App.java": "class App { int b; }\n"}, "B")
+    deploy(world, "v2", b)
+    c = repo.commit({"README.md": "c\n"}, "C")
+    deploy(world, "v1", c)  # blue still holds v1's template, scaled to 0
+    assert d.selected_colour(world) == "blue" and annotated_commit(world, "blue") == c
+
+
+RBAC_MANIFEST = d.REPO / "resources" / "enadu" / "k8s" / "backend.rbac.yaml"
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_the_deployer_role_is_enough_and_changes_only_reads(world, repo, tmp_path) -> None:
+    """With the rendered deployer Role (RBAC enforced by the test world, tests/test_deployer_rbac.py)."""
+    applied = world.kubectl("apply", "--server-side=false", "-f", str(RBAC_MANIFEST))
+    assert applied.returncode == 0, applied.stderr
+    token = world.service_account_token("enadu-deployer", d.NAMESPACE)
+    kubeconfig = world.write_kubeconfig(str(tmp_path / "deployer"), token=token, namespace=d.NAMESPACE)
+    a = repo.commit({"backend/src/App.java": "class App { int a; }\n"}, "A")
+    ok(d.deploy(world, "a-1", extra_env={"GIT_COMMIT": a, "KUBECONFIG": kubeconfig}))
+    c = repo.commit({"backend/src/App.java": "class App { int c; }\n"}, "C")
+    before = len(world.requests.all(user_agent=d.USER_AGENT))
+    run = changes(world, repo, c, "", tmp_path, KUBECONFIG=kubeconfig)
+    assert run.returncode == 0 and run.result["against"] == "live" and run.result["warnings"] == []
+    asked = [(r.method, r.path, r.answered) for r in world.requests.all(user_agent=d.USER_AGENT)[before:]]
+    assert asked == [("GET", f"/api/v1/namespaces/{d.NAMESPACE}/services/backend", 200),
+                     ("GET", f"/apis/apps/v1/namespaces/{d.NAMESPACE}/deployments/backend-blue", 200)]

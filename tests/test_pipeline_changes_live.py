@@ -68,6 +68,8 @@ def test_the_changes_stage_binds_the_kubeconfig_for_the_helper_by_environment_on
     token = "FAKE-kube-token-5e2f11"  # in the credential's content (scenarios.CREDENTIALS)
     assert token in sc.CREDENTIALS[PROJECT.kubernetes_credentials_id]["content"]
     assert not any(token in line for line in run.log) and token not in script and token not in json.dumps(env)
+    # deploy records the commit it deploys (enadu.io/commit) from the build's GIT_COMMIT
+    assert run.helper("deploy")["env"]["GIT_COMMIT"] == sc.COMMIT == env["GIT_COMMIT"]
     # the shell that checks the tests and the build see no kubeconfig
     assert [e["rule"] for e in run.steps("sh") if "KUBECONFIG" in e["env"]] == ["changes", "deploy"]
 
