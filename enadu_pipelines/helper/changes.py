@@ -1,14 +1,21 @@
-"""Decide whether a service's paths changed since the last successful build (exit 0 changed, 10 not).
+"""Decide whether a service's paths changed since what is live (exit 0 changed, 10 not).
 
-Compares GIT_PREVIOUS_SUCCESSFUL_COMMIT with GIT_COMMIT in the checked-out repository with real
-git and matches every changed path against the service's globs (ENADU_PATHS, one per line; '*' and
-'?' stay inside one path segment, '**' spans any number of them: 'backend/**', '**/*.gradle', '**').
+Compares GIT_COMMIT, in the checked-out repository with real git, with the first usable of: the
+commit live in the service's namespace (the ``enadu.io/commit`` annotation ``deploy`` writes on the
+colour the Service selects, read with the kubeconfig, see ``live.py``), GIT_PREVIOUS_SUCCESSFUL_COMMIT,
+or nothing. A commit is usable when this clone has it and it is an ancestor of GIT_COMMIT. After a
+rollback the live commit is older than the last successful build: a push touching only other
+services still rebuilds this one, because the files changed since the live commit include its own.
+Every changed path is matched against the service's globs (ENADU_PATHS, one per line; '*' and '?'
+stay inside one path segment, '**' spans any number of them: 'backend/**', '**/*.gradle', '**').
 A rename counts on both sides (moving a file out of backend/ changes backend); a deletion counts.
 
 When there is nothing trustworthy to compare against, the answer is "changed", with the reason:
 the first build (no previous successful commit), a previous commit this clone does not have
 (shallow clone, or one a force-push threw away), or one that is no longer an ancestor of the
 commit being built (history rewritten). Rebuilding too much is cheap; skipping a real change is not.
+``compared_with`` says in one line what was compared with and why the live commit was not; a cluster
+that cannot be read only warns (on stderr and in ``warnings``) and never fails the build.
 
 Prints the matched files (or one JSON object with --output json) and writes the same JSON result to
 ENADU_RESULT_FILE, which `notify` reads. Exit codes: 0 changed, 10 unchanged, 1 git failed, 2 usage.

@@ -113,10 +113,13 @@ def read_live(args: argparse.Namespace, service: str, log: Callable[[str], None]
     if commit is None:
         why = "is not a commit id" if annotations.get(COMMIT) else "is missing (deployed before commits were recorded)"
         raise NoLiveCommit(f"the live Deployment {service}-{colour} in {namespace}: {COMMIT} {why}", namespace=namespace)
+    # untrusted like every annotation read back: only values that pass the rules the history uses
+    from . import imageref
+
     image = annotations.get(IMAGE)
     build_url = annotations.get(BUILD_URL)
-    return Live(namespace, colour, commit, image if isinstance(image, str) else None,
-                build_url if isinstance(build_url, str) else None)
+    return Live(namespace, colour, commit, image if imageref.problem(image) is None else None,
+                build_url if isinstance(build_url, str) and len(build_url) <= 2000 and build_url.isprintable() else None)
 
 
 def _credentials(args: argparse.Namespace) -> bool:
