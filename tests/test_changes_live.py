@@ -40,10 +40,11 @@ def deploy(world, tag: str, commit: str, *args: str) -> dict:
     return ok(d.deploy(world, tag, *args, extra_env={"GIT_COMMIT": commit}))
 
 
-def changes(world, repo: Repo, commit: str, previous: str, tmp_path: Path, **env: str) -> d.Run:
+def changes(world, repo: Repo, commit: str, previous: str, tmp_path: Path, *, bundle: bool = False,
+            **env: str) -> d.Run:
     """`changes` for backend as enaduChanges runs it (KUBECONFIG, ENADU_NAMESPACE, ENADU_MANIFEST)."""
     result_file = tmp_path / "changes.json"
-    run = d.run(world, "changes", "--repo", str(repo.path), timeout=60, extra_env={
+    run = d.run(world, "changes", "--repo", str(repo.path), timeout=60, bundle=bundle, extra_env={
         "ENADU_PATHS": BACKEND, "GIT_COMMIT": commit, "GIT_PREVIOUS_SUCCESSFUL_COMMIT": previous,
         "ENADU_RESULT_FILE": str(result_file), **env})
     assert json.loads(result_file.read_text()) == run.result  # the file notify reads says the same
@@ -119,7 +120,7 @@ def test_live_equal_to_the_previous_build_is_the_normal_case(world, repo, tmp_pa
     b = repo.commit({"backend/src/App.java": "class App { int b; }\n"}, "B")
     deploy(world, "b-2", b)
     c = repo.commit({"batch/src/Job.java": "class Job { int c; }\n"}, "C: batch only")
-    run = changes(world, repo, c, b, tmp_path)
+    run = changes(world, repo, c, b, tmp_path, bundle=True)  # the zipapp Jenkins runs, kubernetes client inside
     assert run.returncode == 10, run.stdout + run.stderr
     assert run.result["against"] == "live" and run.result["changed"] is False
     assert run.result["reason"] == f"none of the 1 changed files match backend/**, common/** ({b[:7]}..{c[:7]})"
