@@ -241,7 +241,8 @@ def detect(repo: str, patterns: Sequence[str], commit: str, previous: str, *,
         if base is None:
             live_why = f"{where} is not in this clone" + (" (shallow clone)" if shallow else "")
         elif _git(repo, "merge-base", "--is-ancestor", base, head, codes=(0, 1, 128)).returncode != 0:
-            live_why = f"{where} is not an ancestor of {head[:12]}"
+            live_why = f"{where} is not an ancestor of {head[:12]}" + (
+                " (or the shallow clone's history does not reach it)" if shallow else "")
         else:
             return _compare(repo, result, compiled, patterns, base, head, "live", f"compared with {where}")
     live_why = live_why or "no live commit"
