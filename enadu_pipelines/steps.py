@@ -109,12 +109,15 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         name="enaduChanges",
-        summary="Decide whether the service's paths changed since the last successful build.",
+        summary="Decide whether the service's paths changed since what is live (else the last successful build).",
         description=(
-            "Runs the helper's 'changes' command on the checked-out repository: it compares"
-            " GIT_PREVIOUS_SUCCESSFUL_COMMIT with GIT_COMMIT and matches the changed files against the"
-            " path globs. A first build, or a previous commit that is unknown or unreachable (force-push,"
-            " shallow clone), counts as changed. Sets env.ENADU_CHANGED to 'true' or 'false' so later"
+            "Runs the helper's 'changes' command on the checked-out repository: it compares GIT_COMMIT with"
+            " the commit live in the namespace (the enadu.io/commit annotation deploy writes on the colour the"
+            " Service selects, read with the kubeconfig from the secret-file credential as KUBECONFIG), else"
+            " with GIT_PREVIOUS_SUCCESSFUL_COMMIT, and matches the changed files against the path globs. A"
+            " commit that is unknown or not an ancestor (force-push, shallow clone) is passed over, with the"
+            " reason in the result; with nothing to compare with, everything counts as changed. A cluster"
+            " that cannot be read only warns. Sets env.ENADU_CHANGED to 'true' or 'false' so later"
             " stages can use when { environment name: 'ENADU_CHANGED', value: 'true' }. In a registration"
             " build (registerOnly: true) the answer is 'false' without comparing: that build only records the"
             " service's repository so that GitHub pushes start the job."
@@ -126,9 +129,16 @@ STEPS: tuple[Step, ...] = (
             Param("registerOnly", "Boolean", "A registration build (the first build `enadu-pipelines bootstrap`"
                   " queues with ENADU_REGISTER_ONLY=true so that pushes start the job): record the checkout,"
                   " compare nothing, and skip build and deploy.", default=False),
+            Param("namespace", "String", "Kubernetes namespace the service is deployed in (where the live commit is"
+                  " read); empty: the rendered manifest's.", default="",
+                  pattern=r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?"),
+            Param("credentialsId", "String", "Secret-file credentials id holding the kubeconfig (enaduDeploy's):"
+                  " read-only use, to get the Service and the live Deployment. Empty: no cluster is asked, and"
+                  " the last successful build is compared with.", default="", pattern=f"({CREDENTIALS_PATTERN})?"),
         ),
         returns="true when the service must be rebuilt.",
-        example="enaduChanges(service: 'backend', paths: ['backend/**', 'common/**'])",
+        example="enaduChanges(service: 'backend', paths: ['backend/**', 'common/**'], namespace: 'enadu',"
+                " credentialsId: 'enadu-kubeconfig')",
         env_out=(
             ("ENADU_CHANGED", "'true' or 'false'"),
             ("ENADU_CHANGES_FILE", "path of the JSON result (read by enaduNotify)"),
@@ -216,7 +226,8 @@ STEPS: tuple[Step, ...] = (
             "Writes the service's rendered manifest from the library resources, then runs the"
             " helper's 'deploy' with the kubeconfig from a secret-file credential (as KUBECONFIG): it"
             " starts the idle colour with the image, waits until it is fully available, switches the"
-            " Service and retires the old colour after the scale-down delay. Any failure leaves the"
+            " Service and retires the old colour after the scale-down delay; the colour records env.GIT_COMMIT"
+            " (enadu.io/commit), which enaduChanges compares with. Any failure leaves the"
             " live colour serving (or switches back to it) and fails the step. With analysis, the new"
             " colour's metrics are checked in Prometheus before the old colour is retired; with grafanaUrl,"
             " the outcome is posted as a Grafana annotation with the token from a secret-text credential"

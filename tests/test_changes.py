@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Optional
 
 import pytest
 from hypothesis import given, settings
@@ -21,38 +21,9 @@ from hypothesis import strategies as st
 
 from enadu_pipelines.helper.changes import compile_glob
 from enadu_pipelines.helper.cli import main
+from tests.support.gitrepo import GIT_ENV, Repo
 
 FILTERS = {"backend": ["backend/**", "common/**"], "batch": ["batch/**", "common/**"], "frontend": ["**"]}
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
-
-
-class Repo:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.mkdir()
-        self.git("init", "-q", "-b", "main")
-
-    def git(self, *argv: str) -> str:
-        env = dict(os.environ, **GIT_ENV)
-        proc = subprocess.run(["git", "-C", str(self.path), "-c", "commit.gpgsign=false", *argv], env=env,
-                              capture_output=True, text=True, check=True, timeout=60)
-        return proc.stdout.strip()
-
-    def commit(self, files: Dict[str, Optional[str]], message: str = "change") -> str:
-        """Write (or, with None, delete) files and commit them; returns the new sha."""
-        for name, text in files.items():
-            target = self.path / name
-            if text is None:
-                self.git("rm", "-q", name)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text)
-                self.git("add", name)
-        self.git("commit", "-q", "--allow-empty", "-m", message)
-        return self.git("rev-parse", "HEAD")
-
-
 @pytest.fixture
 def repo(tmp_path):
     r = Repo(tmp_path / "enadu")
@@ -65,7 +36,8 @@ def repo(tmp_path):
 @pytest.fixture
 def run(monkeypatch, capsys, tmp_path):
     for name in list(os.environ):
-        if name.startswith("ENADU_") or name.startswith("GIT_") or name == "BUILD_URL":
+        if name.startswith("ENADU_") or name.startswith("GIT_") or name in ("BUILD_URL", "KUBECONFIG",
+                                                                            "KUBERNETES_SERVICE_HOST"):
             monkeypatch.delenv(name)
     result_file = tmp_path / "tmp" / "changes.json"
 
@@ -94,8 +66,10 @@ def test_each_service_sees_only_its_own_paths(repo, run):
     code, out, err, result = run(repo, "batch", head, repo.base)
     assert (code, err) == (0, "")
     assert out == (f"changes batch: changed: 1 of 1 changed files match batch/**, common/** "
-                   f"({repo.base[:7]}..{head[:7]})\n  M  batch/src/Job.java\n")
-    assert result["changed"] is True and result["basis"] == "diff"
+                   f"({repo.base[:7]}..{head[:7]})\n"
+                   f"  compared with the last successful build ({repo.base[:12]}): no cluster credentials (KUBECONFIG)\n"
+                   f"  M  batch/src/Job.java\n")
+    assert result["changed"] is True and result["basis"] == "diff" and result["against"] == "previous"
     assert result["matched"] == [{"status": "M", "path": "batch/src/Job.java"}]
     assert result["commit"] == head and result["previous"] == repo.base
     assert run(repo, "frontend", head, repo.base)[0] == 0  # '**' matches anything
@@ -112,7 +86,8 @@ def test_unchanged_says_so_and_writes_the_result(repo, run):
     code, out, _, result = run(repo, "backend", head, repo.base)
     assert code == 10
     assert out == (f"changes backend: unchanged: none of the 2 changed files match backend/**, common/** "
-                   f"({repo.base[:7]}..{head[:7]})\n")
+                   f"({repo.base[:7]}..{head[:7]})\n"
+                   f"  compared with the last successful build ({repo.base[:12]}): no cluster credentials (KUBECONFIG)\n")
     assert result["changed"] is False and result["matched"] == [] and result["changed_files"] == 2
     assert result["service"] == "backend" and result["paths"] == ["backend/**", "common/**"]
 
@@ -147,7 +122,8 @@ def test_changes_over_several_commits_are_all_seen(repo, run):
 def test_first_build_is_changed(repo, run):
     code, out, _, result = run(repo, "backend", repo.base, None)
     assert code == 0
-    assert out == "changes backend: changed: first build (no previous successful commit): everything counts as changed\n"
+    assert out == ("changes backend: changed: first build (no previous successful commit): everything counts as changed\n"
+                   "  compared with nothing: no cluster credentials (KUBECONFIG), and no previous successful build\n")
     assert result["basis"] == "first-build" and result["previous"] is None
 
 

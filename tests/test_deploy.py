@@ -196,12 +196,15 @@ def test_status_reports_colours_and_history(world) -> None:
     ok(d.deploy(world, "v2"))
     status = ok(d.run(world, "status"))
     assert status["live"] == "green"
-    assert status["colours"]["green"] == {"image": d.image("v2"), "replicas": 2, "ready": 2, "available": 2,
-                                          "fully_available": True, "preview": None}  # live: no preview state
+    assert status["colours"]["green"] == {"image": d.image("v2"), "commit": None, "replicas": 2, "ready": 2,
+                                          "available": 2, "fully_available": True,
+                                          "preview": None}  # live: no preview state; no GIT_COMMIT: no commit
     assert status["colours"]["blue"]["replicas"] == 0
     assert [h["image"] for h in status["history"]] == [d.image("v2"), d.image("v1")]
     text = subprocess.run(d.command("status"), env=d.env(world), capture_output=True, text=True, timeout=60)
     assert "service backend: live colour green" in text.stdout
+    assert ("  live commit unknown (its Deployment names none: deployed without GIT_COMMIT, or before commits were "
+            "recorded)") in text.stdout
     assert f"green  {d.image('v2')}  2/2 available  <- live" in text.stdout
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -401,7 +402,10 @@ def test_the_changes_result_feeds_the_message(env, capsys, tmp_path):
     env.setenv("ENADU_CHANGES_FILE", str(result))
     changes = dry_run_fields(capsys)["Changes"].splitlines()
     assert changes[0] == "12 changed files in `backend/**`:"
-    assert changes[1] == "A `backend/F0_1.java`" and len(changes) == 12 and changes[-1] == "\u2026 and 2 more"
+    # what was compared with, and why (no kubeconfig here: the last successful build)
+    assert re.fullmatch(r"compared with the last successful build \([0-9a-f]{12}\): no cluster credentials "
+                        r"\(KUBECONFIG\)", changes[1])
+    assert changes[2] == "A `backend/F0_1.java`" and len(changes) == 13 and changes[-1] == "\u2026 and 2 more"
 
 
 @pytest.mark.parametrize(("changes", "deploy", "said"), [
@@ -480,6 +484,19 @@ def test_an_interrupted_deploy_still_cleaning_up_is_waited_for(env, capsys, tmp_
      "no change in `backend/**`, `common/**`; build and deploy skipped"),
     ({"changed": True, "basis": "not-ancestor", "reason": "previous successful commit 1234 is not an ancestor"},
      "previous successful commit 1234 is not an ancestor"),
+    # issue 16: what "changed" was compared with, and why, in one line under the first
+    ({"changed": True, "basis": "diff", "paths": ["backend/**"], "against": "live",
+      "matched": [{"status": "M", "path": "backend/App.java"}],
+      "compared_with": "compared with the commit live in enadu (0123456789ab, blue)"},
+     "1 changed file in `backend/**`:\ncompared with the commit live in enadu (0123456789ab, blue)\n"
+     "M `backend/App.java`"),
+    ({"changed": False, "paths": ["backend/**"], "against": "previous",
+      "compared_with": "compared with the last successful build (0123456789ab): no cluster credentials (KUBECONFIG)"},
+     "no change in `backend/**`; build and deploy skipped\n"
+     "compared with the last successful build (0123456789ab): no cluster credentials (KUBECONFIG)"),
+    ({"changed": True, "basis": "first-build", "reason": "first build", "against": None,
+      "compared_with": "compared with nothing: the cluster could not be read: " + "x" * 300},
+     "first build\ncompared with nothing: the cluster could not be read: " + "x" * 105 + "\u2026"),
 ])
 def test_the_changes_field(env, capsys, tmp_path, changes, said):
     env.setenv("ENADU_CHANGES_FILE", write(tmp_path / "c.json", changes))

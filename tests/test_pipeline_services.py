@@ -250,11 +250,14 @@ def test_each_secret_is_bound_only_for_the_command_that_needs_it(name):
         for variable in ("ENADU_REGISTRY_PASSWORD", "KUBECONFIG", "DISCORD_WEBHOOK_URL"):
             if variable in e["env"]:
                 holders.setdefault(variable, set()).add(e["rule"])
-    assert holders == {"ENADU_REGISTRY_PASSWORD": {"image"}, "KUBECONFIG": {"deploy"}, "DISCORD_WEBHOOK_URL": {"notify"}}
+    # changes reads the live commit with the deploy's kubeconfig (issue 16): bound for it too, and only then
+    assert holders == {"ENADU_REGISTRY_PASSWORD": {"image"}, "KUBECONFIG": {"changes", "deploy"},
+                       "DISCORD_WEBHOOK_URL": {"notify"}}
     assert run.helper("notify")["env"]["DISCORD_WEBHOOK_URL"] == sc.CREDENTIALS["enadu-discord-webhook"]["secret"]
-    kubeconfig = run.helper("deploy")["env"]["KUBECONFIG"]
-    assert kubeconfig.startswith(f"/home/jenkins/agent/workspace/enadu/{name}@tmp/secretFiles/")
-    assert kubeconfig not in run.files  # the secret file is gone after withCredentials
+    for command in ("changes", "deploy"):
+        kubeconfig = run.helper(command)["env"]["KUBECONFIG"]
+        assert kubeconfig.startswith(f"/home/jenkins/agent/workspace/enadu/{name}@tmp/secretFiles/")
+        assert kubeconfig not in run.files  # the secret file is gone after withCredentials
 
 
 def test_a_failed_notification_does_not_change_the_result():
@@ -287,7 +290,7 @@ def test_every_helper_run_is_one_sh_that_checks_what_it_runs(name):
         shs = [e for e in inner if e.get("step") == "sh"]
         assert len(shs) == 1
         script = shs[0]["args"]["script"].splitlines()
-        names = ["ENADU_HELPER"] + (["ENADU_MANIFEST"] if command == "deploy" else [])
+        names = ["ENADU_HELPER"] + (["ENADU_MANIFEST"] if command in ("changes", "deploy") else [])
         if "ENADU_RESULT_FILE" in shs[0]["env"]:  # an earlier build's result goes first, before any check
             assert command in ("changes", "deploy")
             assert script.pop(1) == ("""rm -f -- "$ENADU_RESULT_FILE" || { echo 'enaduHelper: the result file of an"""
@@ -304,7 +307,7 @@ def test_every_helper_run_is_one_sh_that_checks_what_it_runs(name):
         assert shs[0]["args"]["returnStatus"] is True
         env = shs[0]["env"]
         assert env["ENADU_HELPER_SHA256"] == digest
-        assert env.get("ENADU_MANIFEST_SHA256") == (manifest_digest if command == "deploy" else None)
+        assert env.get("ENADU_MANIFEST_SHA256") == (manifest_digest if command in ("changes", "deploy") else None)
         assert trace[i]["returned"] == shs[0]["status"]
     # The bundle is written from the library once (a source copy only; the sh checks what it runs).
     writes = run.steps("writeFile")

@@ -20,7 +20,7 @@ from tests.test_helper_hostile_text import HOSTILE, assert_no_fake_line
 
 FAST = {"time_scale": 0.1, "propagation_lag": 0.3, "seed": 17}
 ENTRY_KEYS = ["at", "colour", "outcome", "image", "previous_colour", "previous_image", "by", "build_url", "reason",
-              "analysis"]
+              "analysis", "commit", "previous_commit"]
 
 
 def set_history(world, entries) -> None:
@@ -115,4 +115,4 @@ def test_the_output_is_bounded_however_long_the_recorded_text(world) -> None:
     history = lines[lines.index("last 10 deploys, newest first (at most 10 are kept):") + 1:]
     assert len(history) == 10 and all(len(line) <= 400 for line in history), max(map(len, history))
     assert all(line.endswith("r" * 50 + "\u2026") for line in history)
-    assert len(lines) <= 16
+    assert len(lines) <= 17  # connection, namespace, live colour, live commit, two colours, heading, 10 entries

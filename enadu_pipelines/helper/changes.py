@@ -1,14 +1,21 @@
-"""Decide whether a service's paths changed since the last successful build (exit 0 changed, 10 not).
+"""Decide whether a service's paths changed since what is live (exit 0 changed, 10 not).
 
-Compares GIT_PREVIOUS_SUCCESSFUL_COMMIT with GIT_COMMIT in the checked-out repository with real
-git and matches every changed path against the service's globs (ENADU_PATHS, one per line; '*' and
-'?' stay inside one path segment, '**' spans any number of them: 'backend/**', '**/*.gradle', '**').
+Compares GIT_COMMIT, in the checked-out repository with real git, with the first usable of: the
+commit live in the service's namespace (the ``enadu.io/commit`` annotation ``deploy`` writes on the
+colour the Service selects, read with the kubeconfig, see ``live.py``), GIT_PREVIOUS_SUCCESSFUL_COMMIT,
+or nothing. A commit is usable when this clone has it and it is an ancestor of GIT_COMMIT. After a
+rollback the live commit is older than the last successful build: a push touching only other
+services still rebuilds this one, because the files changed since the live commit include its own.
+Every changed path is matched against the service's globs (ENADU_PATHS, one per line; '*' and '?'
+stay inside one path segment, '**' spans any number of them: 'backend/**', '**/*.gradle', '**').
 A rename counts on both sides (moving a file out of backend/ changes backend); a deletion counts.
 
 When there is nothing trustworthy to compare against, the answer is "changed", with the reason:
 the first build (no previous successful commit), a previous commit this clone does not have
 (shallow clone, or one a force-push threw away), or one that is no longer an ancestor of the
 commit being built (history rewritten). Rebuilding too much is cheap; skipping a real change is not.
+``compared_with`` says in one line what was compared with and why the live commit was not; a cluster
+that cannot be read only warns (on stderr and in ``warnings``) and never fails the build.
 
 Prints the matched files (or one JSON object with --output json) and writes the same JSON result to
 ENADU_RESULT_FILE, which `notify` reads. Exit codes: 0 changed, 10 unchanged, 1 git failed, 2 usage.
@@ -22,7 +29,7 @@ import os
 import re
 import subprocess
 import sys
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from . import exitcodes
 from .cli import UsageError, env_default, flag
@@ -52,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", default=".", help="the checked-out repository (default: .)")
     parser.add_argument("--result-file", default=env_default("ENADU_RESULT_FILE"),
                         help="also write the JSON result to this file [ENADU_RESULT_FILE]")
+    from . import live
+
+    live.add_arguments(parser)
     parser.add_argument("--register-only", action="store_const", const="true",
                         default=env_default("ENADU_REGISTER_ONLY", ""),
                         help="a registration build (the first build `bootstrap` queues, so that pushes start the"
@@ -201,40 +211,69 @@ def _diff(repo: str, previous: str, commit: str) -> List[Dict[str, str]]:
 # decision
 
 
-def detect(repo: str, patterns: Sequence[str], commit: str, previous: str) -> Dict[str, object]:
-    """The change decision as a JSON-ready dict (keys: changed, basis, reason, commit, previous,
-    paths, matched, changed_files). Raises GitError when git cannot answer about ``commit``."""
+def detect(repo: str, patterns: Sequence[str], commit: str, previous: str, *,
+           live: Optional[Dict[str, Any]] = None, live_why: str = "") -> Dict[str, object]:
+    """The change decision as a JSON-ready dict (keys: changed, basis, reason, against, compared_with,
+    commit, previous, live, paths, matched, changed_files). Raises GitError when git cannot answer
+    about ``commit``.
+
+    What ``commit`` is compared with, in order: the commit live in the cluster (``live``, from
+    :func:`live.read_live`) when this clone has it and it is an ancestor of ``commit``; else
+    ``previous`` (GIT_PREVIOUS_SUCCESSFUL_COMMIT) under the same two conditions; else nothing, and
+    everything counts as changed. ``live_why`` says why there is no live commit when ``live`` is None;
+    ``compared_with`` says in one line what was used and why the ones before it were not."""
     compiled = [compile_glob(p) for p in patterns]
     _git(repo, "rev-parse", "--git-dir")
     head = _resolve(repo, commit)
     if head is None:
         raise GitError(f"commit {commit!r} is not in the repository at {repo}")
-    result: Dict[str, object] = {"commit": head, "previous": previous or None, "paths": list(patterns),
-                                 "matched": [], "changed_files": None}
+    result: Dict[str, object] = {"commit": head, "previous": previous or None, "live": live, "against": None,
+                                 "paths": list(patterns), "matched": [], "changed_files": None}
+    shallow = _git(repo, "rev-parse", "--is-shallow-repository").stdout.decode().strip() == "true"
 
-    def changed(basis: str, reason: str) -> Dict[str, object]:
-        result.update(changed=True, basis=basis, reason=reason)
+    def changed(basis: str, reason: str, compared_with: str) -> Dict[str, object]:
+        result.update(changed=True, basis=basis, reason=reason, compared_with=compared_with)
         return result
 
+    if live:
+        where = f"the commit live in {live['namespace']} ({str(live['commit'])[:12]}, {live['colour']})"
+        base = _resolve(repo, str(live["commit"]))
+        if base is None:
+            live_why = f"{where} is not in this clone" + (" (shallow clone)" if shallow else "")
+        elif _git(repo, "merge-base", "--is-ancestor", base, head, codes=(0, 1, 128)).returncode != 0:
+            live_why = f"{where} is not an ancestor of {head[:12]}" + (
+                " (or the shallow clone's history does not reach it)" if shallow else "")
+        else:
+            return _compare(repo, result, compiled, patterns, base, head, "live", f"compared with {where}")
+    live_why = live_why or "no live commit"
     if not previous:
-        return changed("first-build", "first build (no previous successful commit): everything counts as changed")
-    shallow = _git(repo, "rev-parse", "--is-shallow-repository").stdout.decode().strip() == "true"
+        return changed("first-build", "first build (no previous successful commit): everything counts as changed",
+                       f"compared with nothing: {live_why}, and no previous successful build")
     base = _resolve(repo, previous)
     if base is None:
         why = "this shallow clone does not have it" if shallow else "it is not in this clone (force-push?)"
         return changed("previous-unknown", f"previous successful commit {previous[:12]} is unknown: {why}; "
-                                           "everything counts as changed")
+                                           "everything counts as changed",
+                       f"compared with nothing: {live_why}, and the previous successful commit is unknown")
     result["previous"] = base
     ancestry = _git(repo, "merge-base", "--is-ancestor", base, head, codes=(0, 1, 128))
     if ancestry.returncode != 0:
         why = ("the shallow clone's history does not reach it" if shallow
                else "history was rewritten (force-push?)")
         return changed("not-ancestor", f"previous successful commit {base[:12]} is not an ancestor of "
-                                       f"{head[:12]}: {why}; everything counts as changed")
+                                       f"{head[:12]}: {why}; everything counts as changed",
+                       f"compared with nothing: {live_why}, and the previous successful commit is not an ancestor")
+    return _compare(repo, result, compiled, patterns, base, head, "previous",
+                    f"compared with the last successful build ({base[:12]}): {live_why}")
+
+
+def _compare(repo: str, result: Dict[str, object], compiled: Sequence[PathGlob], patterns: Sequence[str], base: str,
+             head: str, against: str, compared_with: str) -> Dict[str, object]:
     entries = _diff(repo, base, head)
     matched = [e for e in entries
                if any(rx.fullmatch(p) for rx in compiled for p in (e["path"], e.get("old_path")) if p)]
-    result.update(matched=matched, changed_files=len(entries), basis="diff")
+    result.update(matched=matched, changed_files=len(entries), basis="diff", against=against,
+                  compared_with=compared_with)
     span = f"{base[:7]}..{head[:7]}"
     globs = ", ".join(patterns)
     if matched:
@@ -273,7 +312,7 @@ def safe_streams() -> None:
             reconfigure(errors="backslashreplace")
 
 
-def _decide(args: argparse.Namespace) -> Dict[str, object]:
+def _decide(args: argparse.Namespace, service: str, log: Callable[[str], None]) -> Dict[str, object]:
     patterns = _patterns(args)
     if flag(args.register_only, "--register-only (ENADU_REGISTER_ONLY)"):
         return {"commit": args.commit or "HEAD", "previous": args.previous or None, "paths": list(patterns),
@@ -284,7 +323,21 @@ def _decide(args: argparse.Namespace) -> Dict[str, object]:
                         ("GIT_PREVIOUS_SUCCESSFUL_COMMIT (--previous)", args.previous)):
         if value and not _REF.fullmatch(value):
             raise UsageError(f"{name} {value[:60]!r} is not a commit id or ref")
-    return detect(args.repo, patterns, args.commit or "HEAD", args.previous or "")
+    from .live import NoLiveCommit, read_live
+
+    live: Optional[Dict[str, Any]] = None
+    live_why, warnings = "no service name (ENADU_SERVICE)", []
+    if service:
+        try:
+            live = read_live(args, service, log).as_json()
+        except NoLiveCommit as e:
+            live_why = e.reason
+            if e.warning:  # a read failure never fails the build: say so, and fall back
+                warnings.append(f"{e.reason}; falling back to the last successful build")
+                log(f"warning: {warnings[-1]}")
+    decision = detect(args.repo, patterns, args.commit or "HEAD", args.previous or "", live=live, live_why=live_why)
+    decision["warnings"] = warnings
+    return decision
 
 
 def run(args: argparse.Namespace) -> int:
@@ -295,9 +348,12 @@ def run(args: argparse.Namespace) -> int:
     label = f"changes {service}" if service else "changes"
     _remove_stale(args.result_file)  # a result left by an earlier build must never be read as ours
     base: Dict[str, object] = {"service": service or None, "build_url": os.environ.get("BUILD_URL") or None}
+    def log(line: str) -> None:  # progress and warnings on stderr: stdout is the decision (one JSON object)
+        print(printable(f"{label}: {line}"), file=sys.stderr)
+
     try:
         try:
-            decision = _decide(args)
+            decision = _decide(args, service, log)
             result = {"service": base["service"], "changed": decision.pop("changed"), "basis": decision.pop("basis"),
                       "reason": decision.pop("reason"), **decision, "build_url": base["build_url"]}
         except UsageError as e:
@@ -319,6 +375,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(printable(f"{label}: {'changed' if result['changed'] else 'unchanged'}: {result['reason']}"))
+        if result.get("compared_with"):
+            print(printable(f"  {result['compared_with']}"))
         matched: List[Dict[str, str]] = result["matched"]  # type: ignore[assignment]
         for entry in matched[:_SHOWN]:
             old = f"{entry['old_path']} -> " if entry.get("old_path") else ""

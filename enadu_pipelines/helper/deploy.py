@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from . import exitcodes, imageref, interrupt
 from .cli import env_default, flag
 from .errors import DeployFailed, HelperError, Incomplete, Interrupted, RolledBack, UsageProblem
-from .kube.manifest import NAMESPACE_PATTERN
+from .kube.manifest import COMMIT_PATTERN, NAMESPACE_PATTERN
 from .report import Reporter, parse_duration
 
 NAME_PATTERN = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
@@ -162,6 +162,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", default=env_default("ENADU_IMAGE"), help="image reference to deploy [ENADU_IMAGE]")
     parser.add_argument("--manifest", default=env_default("ENADU_MANIFEST"),
                         help="the service's rendered manifest (resources/enadu/k8s/<service>.yaml) [ENADU_MANIFEST]")
+    parser.add_argument("--commit", default=env_default("GIT_COMMIT", ""),
+                        help="the commit the image was built from (40 hex digits), recorded on the colour as "
+                             "enadu.io/commit for `changes`; empty: none recorded [GIT_COMMIT]")
     add_smoke_argument(parser)
     add_switch_arguments(parser, default_old="scale-to-zero")
     add_promotion_arguments(parser)
@@ -202,6 +205,7 @@ class Options:
     smoke_path: str = ""
     analysis: Any = None  # analysis.Settings, or None when no metric analysis was asked for
     history_reason: str = ""  # recorded as the history entry's reason (rollback's redeploy sets it)
+    commit: str = ""  # deploy --commit (GIT_COMMIT): written on the colour it deploys as enadu.io/commit
     # scale_down_delay is what is kept: the larger of the delay asked for and the floor
     requested_scale_down_delay: float = RECOMMENDED_SCALE_DOWN_DELAY
     scale_down_delay_floor: float = RECOMMENDED_SCALE_DOWN_DELAY
@@ -248,6 +252,10 @@ def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
     bad_image = imageref.check(image, "--image") if image else None
     if bad_image:
         raise UsageProblem(bad_image)
+    commit = (getattr(args, "commit", None) or "").strip()
+    if commit and not COMMIT_PATTERN.fullmatch(commit):
+        raise UsageProblem(f"--commit (or GIT_COMMIT): {commit[:60]!r} is not a full commit id (40 lowercase hex "
+                           "digits, as git rev-parse prints it)")
     manifest = getattr(args, "manifest", None) or ""
     if needs_image and not manifest:
         raise UsageProblem("--manifest (or ENADU_MANIFEST) is required")
@@ -277,7 +285,7 @@ def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
                    scale_down_delay=max(delay, floor), requested_scale_down_delay=delay, scale_down_delay_floor=floor,
                    old_colour=args.old_colour, lock_timeout=parse_duration(args.lock_timeout, "--lock-timeout"),
                    lock_ttl=int(ttl), dry_run=flag(args.dry_run, "--dry-run (ENADU_DRY_RUN)"), build_url=args.build_url or "",
-                   image=image, manifest_path=manifest, smoke_path=smoke, analysis=checks,
+                   image=image, manifest_path=manifest, smoke_path=smoke, analysis=checks, commit=commit,
                    fail_grace=parse_duration(getattr(args, "fail_grace", None) or "60s", "--fail-grace"),
                    hold=hold, preview_replicas=int(preview) if preview else 0,
                    hold_valid_for=parse_duration(getattr(args, "hold_valid_for", None) or "3600s", "--hold-valid-for"),
@@ -810,7 +818,8 @@ class Deployer:
                 self.scale_to_full(live, idle, deadline)
             else:
                 start = min(opts.preview_replicas, full) if opts.preview_replicas else full
-                written = bg.ensure_colour(kube, self.manifest, state, idle, opts.image, start, opts.build_url, log)
+                written = bg.ensure_colour(kube, self.manifest, state, idle, opts.image, start, opts.build_url, log,
+                                           opts.commit)
                 bg.wait_available(kube, opts.service, idle, opts.image, deadline=deadline, log=log, written=written,
                                   fail_grace=opts.fail_grace)
             if opts.smoke_path:

@@ -269,12 +269,13 @@ def _changes_field(state: str, data: Dict[str, object]) -> str:
     patterns = ", ".join(_code(p) for p in data.get("paths", []) or []) or "the configured paths"
     if data.get("basis") == "registration":
         return _plain(data.get("reason") or "registration build")
+    against = _against_line(data)
     if not data.get("changed"):
-        return f"no change in {patterns}; build and deploy skipped"
+        return f"no change in {patterns}; build and deploy skipped" + against
     matched = data.get("matched") or []
     if data.get("basis") != "diff" or not isinstance(matched, list):
-        return _plain(data.get("reason") or "changed")
-    lines = [f"{len(matched)} changed file{'s' if len(matched) != 1 else ''} in {patterns}:"]
+        return _plain(data.get("reason") or "changed") + against
+    lines = [f"{len(matched)} changed file{'s' if len(matched) != 1 else ''} in {patterns}:" + against]
     for entry in matched[:_FILES_SHOWN]:
         if isinstance(entry, dict):
             old = f"{_code(entry['old_path'])} \u2192 " if entry.get("old_path") else ""
@@ -282,6 +283,20 @@ def _changes_field(state: str, data: Dict[str, object]) -> str:
     if len(matched) > _FILES_SHOWN:
         lines.append(f"\u2026 and {len(matched) - _FILES_SHOWN} more")
     return "\n".join(lines)
+
+
+_AGAINST_SHOWN = 160  # characters of the "compared with" line (a cluster's error can be long)
+
+
+def _against_line(data: Dict[str, object]) -> str:
+    """What `changes` compared with and why (its ``compared_with``: the commit live in the namespace,
+    else the last successful build, else nothing), as one short line under the first; empty for
+    results written before it existed."""
+    text = data.get("compared_with")
+    if not isinstance(text, str) or not text:
+        return ""
+    text = text if len(text) <= _AGAINST_SHOWN else text[:_AGAINST_SHOWN - 1] + "\u2026"
+    return "\n" + _plain(text)
 
 
 def _live_text(data: Dict[str, object]) -> str:

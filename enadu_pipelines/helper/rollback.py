@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from .deploy import Deployer, Options, add_cluster_arguments, add_switch_arguments, open_cluster, options, run_command
 from .deploy import add_smoke_argument, lossy_delay_note, warn_about_delay
@@ -94,14 +94,15 @@ def run(args: argparse.Namespace) -> int:
         result.update(previous_colour=live, previous_image=state.image(live), colour=previous)
         dep = state.deployments[previous]
         if dep is None:
-            image, source = image_from_history(state, opts.service, live)
+            image, source, commit = image_from_history(state, opts.service, live)
             if not args.manifest:
                 raise UsageProblem(f"{opts.service}-{previous} was deleted: pass --manifest to redeploy {image}")
             from .kube import manifest as manifests
 
             report.log(f"{opts.service}-{previous} was deleted; deploying {image} again, {source}")
+            # the commit the history recorded for that image goes back on the colour (enadu.io/commit)
             redeploy = Options(**{**opts.__dict__, "image": image, "manifest_path": args.manifest,
-                                  "history_reason": reason})
+                                  "history_reason": reason, "commit": commit or ""})
             if not opts.smoke_path:
                 report.log(f"warning: no --smoke-path (ENADU_SMOKE_PATH): {opts.service}-{previous} goes live "
                            "without a smoke test")
@@ -200,9 +201,10 @@ def check_target(state: Any, service: str, live: str, previous: str, *, images: 
                            f"history records as live before {live}; deploy the image you want with deploy --image")
 
 
-def image_from_history(state: Any, service: str, live: str) -> Tuple[str, str]:
-    """The image to redeploy for a deleted colour, from the Service's history annotation, and a
-    phrase saying where it came from.
+def image_from_history(state: Any, service: str, live: str) -> Tuple[str, str, Optional[str]]:
+    """The image to redeploy for a deleted colour, from the Service's history annotation, a
+    phrase saying where it came from, and the commit the history recorded for it (``previous_commit``
+    of the entry that made ``live`` live; None in entries written before commits were recorded).
 
     The annotation is untrusted (whoever may patch the Service can write it): every entry must
     validate (``bluegreen.parse_history``), and the image must come from the repository the live
@@ -229,4 +231,4 @@ def image_from_history(state: Any, service: str, live: str) -> Tuple[str, str]:
     by = f" by {entry['by']}" if entry.get("by") else ""
     build = f" ({entry['build_url']})" if entry.get("build_url") else ""
     return image, (f"the previous image recorded in the Service's {HISTORY} annotation when {live} went live "
-                   f"at {entry['at']}{by}{build}")
+                   f"at {entry['at']}{by}{build}"), entry.get("previous_commit")

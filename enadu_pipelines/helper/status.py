@@ -9,7 +9,9 @@ With ``--output json`` prints one object (besides the fields every command has):
 - ``live``: the colour the Service selects, or null; ``live_since``: when it became live (the newest
   history entry's ``at`` when that entry is for the live colour, else null: switched by other means);
 - ``became_live``: per colour, the newest time it became live by the history, or null;
-- ``colours``: per colour, null without a Deployment, else ``image``, ``replicas``, ``ready``,
+- ``commit``: the commit the live colour was deployed from (its Deployment's ``enadu.io/commit``,
+  which ``changes`` compares with), or null when it names none;
+- ``colours``: per colour, null without a Deployment, else ``image``, ``commit``, ``replicas``, ``ready``,
   ``available``, ``fully_available`` and ``preview``: null, or for an idle colour that runs pods an
   object (kube/promotion.py ``preview_state``) whose ``state`` is ``held`` (a ``deploy --hold``
   preview that ``promote`` may switch to until ``valid_until``), ``hold-expired`` (it may no longer be
@@ -23,7 +25,8 @@ With ``--output json`` prints one object (besides the fields every command has):
   rollback command; ``switched-back``: a deploy that failed after its switch went back), ``image``,
   ``previous_colour``, ``previous_image``, ``by`` (the lock identity: the Jenkins build or the user),
   ``build_url``, ``reason``, ``analysis`` (the analysis after that switch: ``pending`` until its verdict,
-  then ``passed: ...``, ``failed: ...`` or ``not analysed: ...``; null when none was asked for);
+  then ``passed: ...``, ``failed: ...`` or ``not analysed: ...``; null when none was asked for),
+  ``commit`` and ``previous_commit`` (the ``enadu.io/commit`` of the colour made live and of the one before);
 - ``analysis_pending_since``: when the live colour's switch still has its analysis pending (the deploy
   stopped before the verdict; ``deploy`` again analyses it), the switch's time, else null;
 - ``history_left_out``: why entries were left out, one line each;
@@ -46,7 +49,7 @@ from .deploy import add_cluster_arguments, open_cluster, options, run_command
 from .report import Reporter
 
 ENTRY_KEYS = ("at", "colour", "outcome", "image", "previous_colour", "previous_image", "by", "build_url", "reason",
-              "analysis")
+              "analysis", "commit", "previous_commit")
 # How much of each field a text line shows (the history's own bounds are 256, 2000 and 300 characters).
 TEXT_WIDTH = {"image": 120, "by": 60, "build_url": 100, "reason": 120, "analysis": 120}
 
@@ -152,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
                 colours[colour] = None
                 continue
             status = dep.get("status") or {}
-            colours[colour] = {"image": state.image(colour), "replicas": int(dep["spec"].get("replicas") or 0),
+            colours[colour] = {"image": state.image(colour), "commit": state.commit(colour),
+                               "replicas": int(dep["spec"].get("replicas") or 0),
                                "ready": int(status.get("readyReplicas") or 0),
                                "available": int(status.get("availableReplicas") or 0),
                                "fully_available": bg.fully_available(dep),
@@ -176,6 +180,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             since = f" since {view['live_since']}" if view["live_since"] else ""
             report.log(f"service {opts.service}: live colour {state.live or '(none)'}{since}")
+            if state.live:
+                commit = state.commit(state.live)
+                report.log(f"  live commit {commit}" if commit else "  live commit unknown (its Deployment names none: "
+                           "deployed without GIT_COMMIT, or before commits were recorded)")
         pending = analysis_pending_since(view)
         if pending:
             report.log(f"  analysis pending since {pending}: the deploy that switched to {state.live} stopped before "
@@ -217,6 +225,6 @@ def run(args: argparse.Namespace) -> int:
                 "analysis_pending_since": analysis_pending_since(view),
                 "handmade_left_running": {legacy.name: legacy.replicas for legacy in leftovers},
                 "history_left_out": list(state.history_problems), "colour": state.live,
-                "image": state.image(state.live)}
+                "image": state.image(state.live), "commit": state.commit(state.live)}
 
     return run_command("status", args, body)

@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import DeployFailed, HelperError, UsageProblem
 from .client import Conflict, Invalid, Kube
-from .manifest import COLOURS, IMAGE, LABEL, SPEC_HASH, Manifest
+from .manifest import COLOURS, COMMIT, COMMIT_PATTERN, IMAGE, LABEL, SPEC_HASH, Manifest
 from .promotion import ABORTED
 from .watching import Informer
 
@@ -64,9 +64,22 @@ class State:
         containers = dep["spec"]["template"]["spec"].get("containers") or [{}]
         return (dep["metadata"].get("annotations") or {}).get(IMAGE) or containers[0].get("image")
 
+    def commit(self, colour: Optional[str]) -> Optional[str]:
+        """The commit the colour's Deployment was deployed from (its ``enadu.io/commit`` annotation),
+        or None: none recorded, or a value that is not a full commit id (40 hex digits)."""
+        dep = self.deployments.get(colour) if colour else None
+        return commit_of(dep)
+
     def replicas(self, colour: Optional[str]) -> int:
         dep = self.deployments.get(colour) if colour else None
         return int((dep or {}).get("spec", {}).get("replicas") or 0)
+
+
+def commit_of(deployment: Optional[Dict[str, Any]]) -> Optional[str]:
+    """A Deployment's ``enadu.io/commit`` when it is a full commit id, else None (anyone who may patch
+    Deployments can write it: it is checked like every annotation we read back)."""
+    value = ((deployment or {}).get("metadata", {}).get("annotations") or {}).get(COMMIT)
+    return value if isinstance(value, str) and COMMIT_PATTERN.fullmatch(value) else None
 
 
 def read_state(kube: Kube, service_name: str) -> State:
@@ -117,6 +130,10 @@ def _entry_problem(entry: Any) -> Optional[str]:
         return f"colour {_shown(entry.get('colour'))} is not blue or green"
     if entry.get("previous_colour") is not None and entry.get("previous_colour") not in COLOURS:
         return f"previous_colour {_shown(entry.get('previous_colour'))} is not blue, green or null"
+    for key in ("commit", "previous_commit"):
+        value = entry.get(key)
+        if value is not None and not (isinstance(value, str) and COMMIT_PATTERN.fullmatch(value)):
+            return f"{key} {_shown(value)} is not a commit id (40 hex digits) or null"
     for key in ("image", "previous_image"):
         value = entry.get(key)
         if value is not None and imageref.problem(value) is not None:
@@ -512,11 +529,15 @@ def wait_endpoints(kube: Kube, service: str, app: str, colour: str, *, deadline:
 
 
 def ensure_colour(kube: Kube, manifest: Manifest, state: State, colour: str, image: str, replicas: int,
-                  build_url: str, log: Callable[[str], None]) -> Written:
+                  build_url: str, log: Callable[[str], None], commit: str = "") -> Written:
     """Make ``<service>-<colour>`` run ``image`` at ``replicas``, writing only what differs.
 
+    ``commit`` (when known) is recorded as the Deployment's ``enadu.io/commit``: a colour that runs
+    the same pod template but names another commit is replaced (metadata only: no pod restarts), so
+    the annotation always names the commit of the deploy that last wrote the colour.
+
     Returns what the write set (:class:`Written`), for :func:`wait_available` to judge by."""
-    desired = manifest.coloured_deployment(colour, image, replicas, build_url)
+    desired = manifest.coloured_deployment(colour, image, replicas, build_url, commit)
     name = desired["metadata"]["name"]
     current = state.deployments.get(colour)
     for _ in range(5):
@@ -530,7 +551,7 @@ def ensure_colour(kube: Kube, manifest: Manifest, state: State, colour: str, ima
                 current = kube.get_deployment(name)  # created meanwhile (or by our lost request)
                 continue
         same_spec = (current["metadata"].get("annotations") or {}).get(SPEC_HASH) == \
-            desired["metadata"]["annotations"][SPEC_HASH]
+            desired["metadata"]["annotations"][SPEC_HASH] and (not commit or commit_of(current) == commit)
         if same_spec and ABORTED in (current["metadata"].get("annotations") or {}):
             # a deploy takes the kept colour over: its aborted mark goes (a replace below drops it too, as
             # ``desired`` carries only the manifest's annotations), not judged by times from other clocks
@@ -596,7 +617,10 @@ def live_replicas(state: State, colour: Optional[str]) -> int:
 
 HISTORY_KEYS = ("at", "colour", "image", "previous_colour", "previous_image", "build_url", "by", "reason",
                 "migrated_uid",  # the hand-made Deployment's metadata.uid a migration switched away from
-                "analysis")  # the analysis after the switch: ANALYSIS_PENDING until its verdict is recorded
+                "analysis",  # the analysis after the switch: ANALYSIS_PENDING until its verdict is recorded
+                # the enadu.io/commit of the colour made live and of the one before (rollback redeploys a deleted
+                # colour with the previous image and writes its previous_commit back on it)
+                "commit", "previous_commit")
 # A switch made with an analysis after it to come records this; the verdict replaces it ("passed: <line>",
 # "failed: <line>", "not analysed: <why>"). Still there on the live colour's entry: the deploy stopped
 # between its switch and its verdict (Deployer.pending_analysis).
@@ -604,8 +628,11 @@ ANALYSIS_PENDING = "pending"
 
 
 def history_entry(state: State, colour: str, image: str, build_url: str, by: str) -> Dict[str, Any]:
-    return {"at": now_iso(), "colour": colour, "image": image or None, "previous_colour": state.live,
-            "previous_image": state.image(state.live), "build_url": build_url or None, "by": by}
+    entry = {"at": now_iso(), "colour": colour, "image": image or None, "previous_colour": state.live,
+             "previous_image": state.image(state.live), "build_url": build_url or None, "by": by}
+    commits = {"commit": state.commit(colour), "previous_commit": state.commit(state.live)}
+    entry.update({k: v for k, v in commits.items() if v})  # recorded only when known: older entries have neither
+    return entry
 
 
 def _recordable(entry: Dict[str, Any]) -> Dict[str, Any]:

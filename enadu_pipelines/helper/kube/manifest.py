@@ -26,6 +26,11 @@ ANNOTATION_PREFIX = "enadu.io/"
 SPEC_HASH = ANNOTATION_PREFIX + "spec-hash"
 IMAGE = ANNOTATION_PREFIX + "image"
 BUILD_URL = ANNOTATION_PREFIX + "build-url"
+# The commit the colour's image was built from (GIT_COMMIT, 40 hex digits), written with the image when
+# the colour is deployed and kept through scale-to-zero and scale-up: `changes` compares with the
+# commit of the live colour (helper/live.py), which after a rollback is the older one.
+COMMIT = ANNOTATION_PREFIX + "commit"
+COMMIT_PATTERN = re.compile(r"[0-9a-f]{40}")
 # On the manifest's Deployment only (never copied to a colour): the hand-made Deployment this service
 # migrates from, rendered from services.<service>.migrate_from_handmade in enadu.yaml (kube/migration.py)
 MIGRATE_FROM = ANNOTATION_PREFIX + "migrate-from"
@@ -69,7 +74,8 @@ class Manifest:
     def preview_name(self) -> str:
         return self.preview["metadata"]["name"] if self.preview else f"{self.service_name}-preview"
 
-    def coloured_deployment(self, colour: str, image: str, replicas: int, build_url: str) -> Dict[str, Any]:
+    def coloured_deployment(self, colour: str, image: str, replicas: int, build_url: str,
+                            commit: str = "") -> Dict[str, Any]:
         body = copy.deepcopy(self.deployment)
         body.pop("status", None)
         meta = body.setdefault("metadata", {})
@@ -93,6 +99,8 @@ class Manifest:
         annotations[IMAGE] = image
         if build_url:
             annotations[BUILD_URL] = build_url
+        if commit:
+            annotations[COMMIT] = commit
         return body
 
     def coloured_service(self, template: Dict[str, Any], colour: str) -> Dict[str, Any]:
