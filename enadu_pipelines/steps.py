@@ -92,11 +92,11 @@ STEPS: tuple[Step, ...] = (
             Param("repository", "String", "Git URL of the repository.", required=True),
             Param("branch", "String", "Branch to build.", required=True, pattern=r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}"),
             Param("credentialsId", "String", "Jenkins credentials id for the clone.", pattern=CREDENTIALS_PATTERN),
-            Param("commit", "String", "Check out exactly this commit (full SHA-1), not the branch's head: a second"
+            Param("commit", "String", "Check out exactly this commit (its full id), not the branch's head: a second"
                   " workspace of the same build, such as the parallel Test branch's agent, gets the commit the"
                   " Checkout stage recorded (env.GIT_COMMIT) even when the branch has moved on. Such a checkout"
                   " records no change log and no polling, and sets no environment variables.",
-                  pattern=r"[0-9a-f]{40}"),
+                  pattern=r"[0-9a-f]{40}|[0-9a-f]{64}"),
         ),
         returns="The map the checkout step returns (GIT_COMMIT, GIT_PREVIOUS_SUCCESSFUL_COMMIT, ...).",
         example="enaduCheckout(repository: 'https://github.com/enadu/enadu.git', branch: 'be-dev')",
@@ -133,8 +133,9 @@ STEPS: tuple[Step, ...] = (
                   " read); empty: the rendered manifest's.", default="",
                   pattern=r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?"),
             Param("credentialsId", "String", "Secret-file credentials id holding the kubeconfig (enaduDeploy's):"
-                  " read-only use, to get the Service and the live Deployment. Empty: no cluster is asked, and"
-                  " the last successful build is compared with.", default="", pattern=f"({CREDENTIALS_PATTERN})?"),
+                  " read-only use, to get the Service and the live Deployment. Empty: no kubeconfig is bound, so"
+                  " the last successful build is compared with (unless the agent runs in a pod with a mounted"
+                  " service-account token, which the helper then tries, as every command does).", default="", pattern=f"({CREDENTIALS_PATTERN})?"),
         ),
         returns="true when the service must be rebuilt.",
         example="enaduChanges(service: 'backend', paths: ['backend/**', 'common/**'], namespace: 'enadu',"

@@ -147,7 +147,7 @@ def test_without_credentials_or_deploys_it_falls_back_and_says_why(world, repo, 
 
 
 @pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
-def test_a_live_commit_this_clone_lacks_or_that_is_not_an_ancestor_falls_back(world, repo, tmp_path) -> None:
+def test_a_live_commit_this_clone_lacks_falls_back_one_that_is_not_an_ancestor_is_compared(world, repo, tmp_path) -> None:
     stranger = "0123456789abcdef0123456789abcdef01234567"
     deploy(world, "x-1", stranger)
     c = repo.commit({"batch/src/Job.java": "class Job { int c; }\n"}, "C: batch only")
@@ -155,14 +155,19 @@ def test_a_live_commit_this_clone_lacks_or_that_is_not_an_ancestor_falls_back(wo
     assert run.returncode == 10 and run.result["against"] == "previous"
     assert run.result["compared_with"] == (f"compared with the last successful build ({repo.base[:12]}): the commit "
                                            f"live in {d.NAMESPACE} ({stranger[:12]}, blue) is not in this clone")
-    # live on a side branch this commit does not descend from
+    # Live on a side branch this commit does not descend from (a hand deploy of a hotfix): its backend
+    # differs from the pushed commit's, so backend changed, although the push touched only batch/ and the
+    # last successful build's comparison says unchanged (review of issue 16: that fallback left the
+    # hotfix live with "build and deploy skipped").
     repo.git("checkout", "-q", "-b", "side", repo.base)
     side = repo.commit({"backend/src/App.java": "class App { int side; }\n"}, "side")
     repo.git("checkout", "-q", "main")
     deploy(world, "side-2", side)
     run = changes(world, repo, c, repo.base, tmp_path)
-    assert run.returncode == 10 and run.result["against"] == "previous"
-    assert run.result["compared_with"].endswith(f"({side[:12]}, green) is not an ancestor of {c[:12]}")
+    assert run.returncode == 0 and run.result["against"] == "live", run.result
+    assert run.result["compared_with"].endswith(f"({side[:12]}, green), which is not an ancestor of {c[:12]}: "
+                                                "the trees are compared")
+    assert [m["path"] for m in run.result["matched"]] == ["backend/src/App.java"]
 
 
 @pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
@@ -240,3 +245,59 @@ def test_the_deployer_role_is_enough_and_changes_only_reads(world, repo, tmp_pat
     asked = [(r.method, r.path, r.answered) for r in world.requests.all(user_agent=d.USER_AGENT)[before:]]
     assert asked == [("GET", f"/api/v1/namespaces/{d.NAMESPACE}/services/backend", 200),
                      ("GET", f"/apis/apps/v1/namespaces/{d.NAMESPACE}/deployments/backend-blue", 200)]
+
+
+@pytest.mark.parametrize("kubeworld", [FAST], indirect=True)
+def test_a_commit_whose_image_was_changed_by_hand_is_not_used(world, repo, tmp_path) -> None:
+    """`kubectl set image` on the live Deployment leaves its enadu.io/commit naming what no longer runs."""
+    a = repo.commit({"backend/src/App.java": "class App { int a; }\n"}, "A")
+    deploy(world, "a-1", a)
+    # a person's rollout of the live colour: not the helper's, so the helper's invariant does not hold during it
+    world.invariants.remove("backend always serves a fully available colour")
+    patch = json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": d.image("hotfix-9")}])
+    done = world.kubectl("-n", d.NAMESPACE, "patch", "deployment", "backend-blue", "--type=json", "-p", patch)
+    assert done.returncode == 0, done.stderr
+    c = repo.commit({"batch/src/Job.java": "class Job { int c; }\n"}, "C: batch only")
+    run = changes(world, repo, c, a, tmp_path)
+    assert run.result["against"] == "previous", run.result
+    assert run.result["compared_with"] == (
+        f"compared with the last successful build ({a[:12]}): the live Deployment backend-blue in {d.NAMESPACE} "
+        f"runs {d.image('hotfix-9')}, not the image its {COMMIT} was recorded with")
+
+
+def test_a_read_that_hangs_or_answers_garbage_falls_back_in_bounded_time(monkeypatch, tmp_path) -> None:
+    """A server that accepts and never answers (or an exec plugin waiting for a login) and an answer of
+    an unexpected shape: a warning and the fallback, within the bound (review of issue 16: nothing
+    bounded the Changes stage's read, and an AttributeError failed the build)."""
+    import argparse
+
+    from enadu_pipelines.helper import live
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts into the backlog, never reads nor answers: the TLS handshake waits
+    try:
+        config = tmp_path / "kubeconfig"
+        config.write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+            f"clusters: [{{name: k, cluster: {{server: 'https://127.0.0.1:{silent.getsockname()[1]}'}}}}]\n"
+            "contexts: [{name: c, context: {cluster: k, user: u, namespace: enadu}}]\nusers: [{name: u, user: {token: t}}]\n")
+        args = argparse.Namespace(kubeconfig=str(config), context=None, manifest=None, namespace=None, namespace_env=None)
+        started = time.monotonic()
+        with pytest.raises(live.NoLiveCommit) as hung:
+            live.read_live_bounded(args, "backend", lambda line: None, limit=1.5)
+        assert time.monotonic() - started < 5
+        assert (hung.value.reason, hung.value.warning) == ("the cluster did not answer within 1.5 s", True)
+    finally:
+        silent.close()
+
+    def garbled(*_args):
+        return [].get("spec")  # what a proxy's JSON list does to the reader
+
+    monkeypatch.setattr(live, "read_live", garbled)
+    with pytest.raises(live.NoLiveCommit) as odd:
+        live.read_live_bounded(args, "backend", lambda line: None)
+    assert (odd.value.reason, odd.value.warning) == ("the cluster's answer could not be read (AttributeError)", True)
+    monkeypatch.setattr(live, "read_live", lambda *a: (_ for _ in ()).throw(live.UsageProblem("bad flag")))
+    with pytest.raises(live.UsageProblem):  # a flag wrong whatever the cluster is still the user's mistake
+        live.read_live_bounded(args, "backend", lambda line: None)

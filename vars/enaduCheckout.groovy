@@ -116,8 +116,8 @@ private static List<String> checkArguments(Map args) {
     if (commit != null) {
         if (!(commit instanceof CharSequence)) {
             problems << "argument 'commit' must be a String, not ${commit.getClass().simpleName}".toString()
-        } else if (!(commit.toString() ==~ '[0-9a-f]{40}')) {
-            problems << 'argument \'commit\' does not match [0-9a-f]{40}'
+        } else if (!(commit.toString() ==~ '[0-9a-f]{40}|[0-9a-f]{64}')) {
+            problems << 'argument \'commit\' does not match [0-9a-f]{40}|[0-9a-f]{64}'
         }
     }
     return problems

@@ -11,7 +11,7 @@ def call(Map args = [:]) {
 
     // The sha256 of every library resource the helper may read, rendered together with the resources.
     Map<String, String> digests = [
-        'enadu/enadu-helper.pyz': '087eeda3e9dab129649c9795ae810beb66ad8cca4472682543ec512b49fc37c4',
+        'enadu/enadu-helper.pyz': 'cf238203f73e3b3c35096a0b0a3c32de17fcb91b66f1c8e62dc73918644e4881',
         'enadu/k8s/backend.yaml': '2ffb98acace90c4e08b50bf4b4409ce7c25cc6f4f800fc460d5eceaa862f812a',
         'enadu/k8s/batch.yaml': '16c23e4d1f42ce371992aabaeed6f29cd13999fc7d2e53265a211c59c0b7404e',
         'enadu/k8s/frontend.yaml': '7f78fa2e3dd159ad7244beda34f1f47250bed6dc10693e801ff15f0d92adbdfe',

@@ -218,7 +218,7 @@ def detect(repo: str, patterns: Sequence[str], commit: str, previous: str, *,
     about ``commit``.
 
     What ``commit`` is compared with, in order: the commit live in the cluster (``live``, from
-    :func:`live.read_live`) when this clone has it and it is an ancestor of ``commit``; else
+    :func:`live.read_live`) when this clone has it (an ancestor of ``commit`` or not: the trees are compared); else
     ``previous`` (GIT_PREVIOUS_SUCCESSFUL_COMMIT) under the same two conditions; else nothing, and
     everything counts as changed. ``live_why`` says why there is no live commit when ``live`` is None;
     ``compared_with`` says in one line what was used and why the ones before it were not."""
@@ -240,11 +240,13 @@ def detect(repo: str, patterns: Sequence[str], commit: str, previous: str, *,
         base = _resolve(repo, str(live["commit"]))
         if base is None:
             live_why = f"{where} is not in this clone" + (" (shallow clone)" if shallow else "")
-        elif _git(repo, "merge-base", "--is-ancestor", base, head, codes=(0, 1, 128)).returncode != 0:
-            live_why = f"{where} is not an ancestor of {head[:12]}" + (
-                " (or the shallow clone's history does not reach it)" if shallow else "")
         else:
-            return _compare(repo, result, compiled, patterns, base, head, "live", f"compared with {where}")
+            # Not an ancestor (a hand deploy of another branch, a rewritten history, a newer commit live):
+            # the cluster still said what runs, and the last successful build is not it, so the trees are
+            # compared all the same; the pushed commit is what this job deploys.
+            apart = _git(repo, "merge-base", "--is-ancestor", base, head, codes=(0, 1, 128)).returncode != 0
+            return _compare(repo, result, compiled, patterns, base, head, "live", f"compared with {where}" + (
+                f", which is not an ancestor of {head[:12]}: the trees are compared" if apart else ""))
     live_why = live_why or "no live commit"
     if not previous:
         return changed("first-build", "first build (no previous successful commit): everything counts as changed",
@@ -323,13 +325,13 @@ def _decide(args: argparse.Namespace, service: str, log: Callable[[str], None]) 
                         ("GIT_PREVIOUS_SUCCESSFUL_COMMIT (--previous)", args.previous)):
         if value and not _REF.fullmatch(value):
             raise UsageError(f"{name} {value[:60]!r} is not a commit id or ref")
-    from .live import NoLiveCommit, read_live
+    from .live import NoLiveCommit, read_live_bounded
 
     live: Optional[Dict[str, Any]] = None
     live_why, warnings = "no service name (ENADU_SERVICE)", []
     if service:
         try:
-            live = read_live(args, service, log).as_json()
+            live = read_live_bounded(args, service, log).as_json()
         except NoLiveCommit as e:
             live_why = e.reason
             if e.warning:  # a read failure never fails the build: say so, and fall back

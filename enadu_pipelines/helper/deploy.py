@@ -163,7 +163,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", default=env_default("ENADU_MANIFEST"),
                         help="the service's rendered manifest (resources/enadu/k8s/<service>.yaml) [ENADU_MANIFEST]")
     parser.add_argument("--commit", default=env_default("GIT_COMMIT", ""),
-                        help="the commit the image was built from (40 hex digits), recorded on the colour as "
+                        help="the commit the image was built from (40 hex digits, or 64), recorded on the colour as "
                              "enadu.io/commit for `changes`; empty: none recorded [GIT_COMMIT]")
     add_smoke_argument(parser)
     add_switch_arguments(parser, default_old="scale-to-zero")
@@ -255,7 +255,7 @@ def options(args: argparse.Namespace, *, needs_image: bool) -> Options:
     commit = (getattr(args, "commit", None) or "").strip()
     if commit and not COMMIT_PATTERN.fullmatch(commit):
         raise UsageProblem(f"--commit (or GIT_COMMIT): {commit[:60]!r} is not a full commit id (40 lowercase hex "
-                           "digits, as git rev-parse prints it)")
+                           "digits, or 64 in a SHA-256 repository, as git rev-parse prints it)")
     manifest = getattr(args, "manifest", None) or ""
     if needs_image and not manifest:
         raise UsageProblem("--manifest (or ENADU_MANIFEST) is required")

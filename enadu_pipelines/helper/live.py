@@ -11,7 +11,8 @@ The kubeconfig, context and namespace are settled exactly as for ``deploy`` and 
 else the kubeconfig context's, else ``default``). Every way of not knowing is a :class:`NoLiveCommit`
 with a short reason; a cluster that cannot be read is one too, with ``warning`` set, because `changes`
 falls back instead of failing the build. The requests are retried for at most ``READ_DEADLINE``
-seconds (the deploy's own default is 60 s): an unreachable cluster must not hold up every build.
+seconds (the deploy's own default is 60 s) and the whole read is abandoned after ``READ_LIMIT``
+(:func:`read_live_bounded`): an unreachable cluster must not hold up every build.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Callable, Dict, Optional
 from .errors import ClusterError, HelperError, UsageProblem
 
 READ_DEADLINE = 10.0  # seconds the two reads may spend retrying transient failures
+READ_LIMIT = 15.0  # seconds the whole read may take, connecting included (a hung server or exec plugin)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kubeconfig context (default: its current context) [ENADU_KUBE_CONTEXT]")
     parser.add_argument("--manifest", default=env_default("ENADU_MANIFEST"),
                         help="the service's rendered manifest: only its namespace is used [ENADU_MANIFEST]")
+
+
+def read_live_bounded(args: argparse.Namespace, service: str, log: Callable[[str], None],
+                      limit: float = READ_LIMIT) -> Live:
+    """:func:`read_live` bounded in wall time: retries stop at ``READ_DEADLINE``, but one request may
+    wait for its whole read timeout on a server that accepts and never answers, and an exec credential
+    plugin that waits for a person (a device-code login) blocks the kubernetes client with no timeout.
+    The read runs in a daemon thread; past ``limit`` seconds it is abandoned, as is any answer it did not
+    expect (a proxy's JSON of another shape): :class:`NoLiveCommit` with ``warning``, never a failed build.
+    A flag that is wrong whatever the cluster (:class:`UsageProblem`) is still raised."""
+    import threading
+
+    outcome: Dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["live"] = read_live(args, service, log)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread below
+            outcome["error"] = e
+
+    worker = threading.Thread(target=work, name="read-live", daemon=True)
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        raise NoLiveCommit(f"the cluster did not answer within {limit:g} s", warning=True)
+    error = outcome.get("error")
+    if error is None:
+        return outcome["live"]
+    if isinstance(error, (NoLiveCommit, UsageProblem)):
+        raise error
+    if isinstance(error, Exception):
+        raise NoLiveCommit(f"the cluster's answer could not be read ({type(error).__name__})", warning=True) from None
+    raise error  # KeyboardInterrupt, SystemExit
 
 
 def read_live(args: argparse.Namespace, service: str, log: Callable[[str], None]) -> Live:
@@ -117,6 +152,11 @@ def read_live(args: argparse.Namespace, service: str, log: Callable[[str], None]
     from . import imageref
 
     image = annotations.get(IMAGE)
+    containers = (((dep.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or [{}]
+    running = containers[0].get("image") if isinstance(containers[0], dict) else None
+    if image and running and image != running:  # someone changed the image since: the commit says nothing of it
+        raise NoLiveCommit(f"the live Deployment {service}-{colour} in {namespace} runs {str(running)[:100]}, not the"
+                           f" image its {COMMIT} was recorded with", namespace=namespace)
     build_url = annotations.get(BUILD_URL)
     return Live(namespace, colour, commit, image if imageref.problem(image) is None else None,
                 build_url if isinstance(build_url, str) and len(build_url) <= 2000 and build_url.isprintable() else None)

@@ -30,7 +30,7 @@ BUILD_URL = ANNOTATION_PREFIX + "build-url"
 # the colour is deployed and kept through scale-to-zero and scale-up: `changes` compares with the
 # commit of the live colour (helper/live.py), which after a rollback is the older one.
 COMMIT = ANNOTATION_PREFIX + "commit"
-COMMIT_PATTERN = re.compile(r"[0-9a-f]{40}")
+COMMIT_PATTERN = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1, or SHA-256 object ids
 # On the manifest's Deployment only (never copied to a colour): the hand-made Deployment this service
 # migrates from, rendered from services.<service>.migrate_from_handmade in enadu.yaml (kube/migration.py)
 MIGRATE_FROM = ANNOTATION_PREFIX + "migrate-from"
