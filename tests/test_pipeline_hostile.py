@@ -110,7 +110,9 @@ def test_branch_paths_and_commands_arrive_unchanged(runs, rendered):
 
 def test_credential_ids_arrive_unchanged(runs):
     bound = [b["credentialsId"] for e in runs["backend"].steps("withCredentials") for b in e["args"]["bindings"]]
-    assert bound == [CREDENTIAL_IDS["registry"], CREDENTIAL_IDS["kube"], CREDENTIAL_IDS["grafana"], CREDENTIAL_IDS["discord"]]
+    # the kubeconfig twice: Changes reads the live commit with it, Deploy deploys with it
+    assert bound == [CREDENTIAL_IDS["kube"], CREDENTIAL_IDS["registry"], CREDENTIAL_IDS["kube"], CREDENTIAL_IDS["grafana"],
+                     CREDENTIAL_IDS["discord"]]
 
 
 @pytest.mark.parametrize("name", list(DESCRIPTIONS))
