@@ -18,7 +18,7 @@ What the real API server does between decoding a request and writing it:
 from __future__ import annotations
 
 import copy
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from . import validation as V
 from .errors import ApiError
@@ -231,19 +231,24 @@ def _validate_probe(probe: Optional[dict], path: str, liveness_like: bool) -> Li
     return causes
 
 
+def _unique_label(name: Any, path: str, seen: set) -> List[dict]:
+    """A container's or volume's name (validation.go validateContainers / ValidateVolumes): required, a
+    DNS-1123 label, and unique among its siblings (``seen`` collects them)."""
+    if not name:
+        return [_required(path)]
+    causes = [_cause(path, name, m) for m in V.is_dns1123_label(name)]
+    if name in seen:
+        causes.append(V.duplicate(path, name))
+    seen.add(name)
+    return causes
+
+
 def _validate_containers(containers: List[dict], path: str) -> List[dict]:
     causes: List[dict] = []
-    seen = set()
+    seen: set = set()
     for i, c in enumerate(containers):
         p = f"{path}[{i}]"
-        name = c.get("name")
-        if not name:
-            causes.append(_required(f"{p}.name"))
-        else:
-            causes += [_cause(f"{p}.name", name, m) for m in V.is_dns1123_label(name)]
-            if name in seen:
-                causes.append(V.duplicate(f"{p}.name", name))
-        seen.add(name)
+        causes += _unique_label(c.get("name"), f"{p}.name", seen)
         if not c.get("image"):
             causes.append(_required(f"{p}.image"))
         policy = c.get("imagePullPolicy")
@@ -289,17 +294,10 @@ def _validate_volumes(volumes: List[dict], path: str) -> List[dict]:
     labels, unique; exactly one source ("must specify a volume type", "may not specify more than 1 volume
     type"); a persistentVolumeClaim names its claim."""
     causes: List[dict] = []
-    seen = set()
+    seen: set = set()
     for i, vol in enumerate(volumes):
         p = f"{path}[{i}]"
-        name = vol.get("name")
-        if not name:
-            causes.append(_required(f"{p}.name"))
-        else:
-            causes += [_cause(f"{p}.name", name, m) for m in V.is_dns1123_label(name)]
-            if name in seen:
-                causes.append(V.duplicate(f"{p}.name", name))
-            seen.add(name)
+        causes += _unique_label(vol.get("name"), f"{p}.name", seen)
         sources = [k for k in VOLUME_SOURCES if k in vol]
         if not sources:
             causes.append(_required(p, "must specify a volume type"))
